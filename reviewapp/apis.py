@@ -1,0 +1,453 @@
+"""JSON API for the core. Each view parses, calls one service or selector, and serializes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.core.exceptions import RequestDataTooBig
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from pydantic import ValidationError as PydanticValidationError
+from rest_framework import serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from reviewapp import selectors, services
+from reviewapp.errors import ApplicationError, PayloadTooLarge, ValidationFailed
+from reviewapp.ingest_schemas import (
+    ConversationBatchIn,
+    ConversationIn,
+    JudgeScoreBatchIn,
+    attach_raw_messages,
+    errors_from_pydantic,
+)
+from reviewapp.models import Organization
+from reviewapp.principal import Principal
+
+ERROR_RESPONSE = inline_serializer(
+    "Error",
+    fields={
+        "message": serializers.CharField(),
+        "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+    },
+)
+
+
+def principal_of(request: Request) -> Principal:
+    assert isinstance(request.auth, Principal)  # guaranteed by IsOrganizationMember
+    return request.auth
+
+
+def read_json_body(request: Request) -> Any:
+    """Read and decode a JSON body ourselves: enforces the size limit with a 413 (Django's own
+    limit answers 400) and uses orjson, several times faster than DRF's parser on big batches."""
+    content_type = request.META.get("CONTENT_TYPE", "")
+    if not content_type.startswith("application/json"):
+        raise ApplicationError("Send JSON with 'Content-Type: application/json'.", status=415)
+    limit = settings.INGEST_MAX_BODY_BYTES
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        raise PayloadTooLarge(f"Request body is over the {limit}-byte limit; send smaller batches.")
+    try:
+        body = request.body
+    except RequestDataTooBig as exc:
+        raise PayloadTooLarge(f"Request body is over the {limit}-byte limit; send smaller batches.") from exc
+    if len(body) > limit:
+        raise PayloadTooLarge(f"Request body is over the {limit}-byte limit; send smaller batches.")
+    if b"\\u0000" in body:
+        # PostgreSQL cannot store NUL in text or jsonb; say so instead of failing with a 500.
+        raise ValidationFailed("Text may not contain NUL (\\u0000) characters.", errors={"body": ["Contains \\u0000."]})
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed("Malformed JSON.", errors={"body": [str(exc)]}) from exc
+
+
+# --- auth ----------------------------------------------------------------------------------
+
+
+class AuthTokenCreateApi(APIView):
+    """Exchange a username and password for a personal API token."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField()
+        password = serializers.CharField(style={"input_type": "password"})
+        organization = serializers.SlugField(required=False, help_text="Needed when you belong to several.")
+        name = serializers.CharField(required=False, default="", max_length=100)
+
+    class OutputSerializer(serializers.Serializer):
+        token = serializers.CharField(help_text="Shown once. Send as `Authorization: Bearer <token>`.")
+        organization = serializers.CharField()
+        role = serializers.CharField()
+        expires_at = serializers.DateTimeField(allow_null=True)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: OutputSerializer, 400: ERROR_RESPONSE, 401: ERROR_RESPONSE, 403: ERROR_RESPONSE},
+        auth=[],
+        tags=["auth"],
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(
+            request._request, username=data.validated_data["username"], password=data.validated_data["password"]
+        )
+        if user is None:
+            raise ApplicationError("Invalid username or password.", status=401)
+        memberships = list(selectors.membership_list_for_user(user=user))
+        wanted = data.validated_data.get("organization")
+        if wanted:
+            memberships = [m for m in memberships if m.organization.slug == wanted]
+            if not memberships:
+                raise ValidationFailed(
+                    "Unknown organization.", errors={"organization": ["You are not a member of it."]}
+                )
+        if not memberships:
+            raise ApplicationError("You belong to no organization.", status=403)
+        if len(memberships) > 1:
+            slugs = ", ".join(m.organization.slug for m in memberships)
+            raise ValidationFailed(
+                "Name the organization.", errors={"organization": [f"You belong to several: {slugs}."]}
+            )
+        membership = memberships[0]
+        issued = services.personal_token_create(
+            user=user, organization=membership.organization, name=data.validated_data["name"]
+        )
+        out = {
+            "token": issued.raw,
+            "organization": membership.organization.slug,
+            "role": membership.role,
+            "expires_at": issued.record.expires_at,
+        }
+        return Response(self.OutputSerializer(out).data, status=status.HTTP_201_CREATED)
+
+
+class AuthTokenRevokeApi(APIView):
+    """Revoke the personal token this request is made with (log out a script)."""
+
+    @extend_schema(responses={204: None, 400: ERROR_RESPONSE}, tags=["auth"])
+    def delete(self, request: Request) -> Response:
+        principal = principal_of(request)
+        if principal.token is None:
+            raise ValidationFailed("Project API keys are revoked by an admin, not by themselves.")
+        services.personal_token_revoke(token=principal.token)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        organization = serializers.CharField()
+        role = serializers.CharField()
+        username = serializers.CharField(allow_null=True)
+        project = serializers.CharField(allow_null=True)
+
+    @extend_schema(responses={200: OutputSerializer}, tags=["auth"])
+    def get(self, request: Request) -> Response:
+        p = principal_of(request)
+        return Response(
+            self.OutputSerializer(
+                {
+                    "organization": p.organization.slug,
+                    "role": p.role,
+                    "username": p.user.get_username() if p.user else None,
+                    "project": p.project.slug if p.project else None,
+                }
+            ).data
+        )
+
+
+# --- projects and keys -----------------------------------------------------------------------
+
+
+class ProjectListApi(APIView):
+    required_capability = "organization.read"
+
+    class OutputSerializer(serializers.Serializer):
+        slug = serializers.CharField()
+        name = serializers.CharField()
+        description = serializers.CharField()
+        created_at = serializers.DateTimeField()
+
+    @extend_schema(responses={200: OutputSerializer(many=True)}, tags=["projects"])
+    def get(self, request: Request) -> Response:
+        projects = selectors.project_list(organization=principal_of(request).organization)
+        return Response(self.OutputSerializer(projects, many=True).data)
+
+
+class ApiKeyOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    project = serializers.CharField(source="project.slug")
+    prefix = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+
+
+class ApiKeyListCreateApi(APIView):
+    required_capability = "api_keys.manage"
+
+    class InputSerializer(serializers.Serializer):
+        project = serializers.SlugField()
+        name = serializers.CharField(max_length=100)
+
+    class CreatedSerializer(ApiKeyOutputSerializer):
+        key = serializers.CharField(help_text="The raw key. Shown once; store it now.")
+
+    @extend_schema(responses={200: ApiKeyOutputSerializer(many=True)}, tags=["api keys"])
+    def get(self, request: Request) -> Response:
+        keys = selectors.api_key_list(organization=principal_of(request).organization)
+        return Response(ApiKeyOutputSerializer(keys, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: CreatedSerializer, 400: ERROR_RESPONSE}, tags=["api keys"])
+    def post(self, request: Request) -> Response:
+        principal = principal_of(request)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = services.project_resolve(principal=principal, slug=data.validated_data["project"])
+        issued = services.api_key_create(project=project, name=data.validated_data["name"], created_by=principal.user)
+        body = dict(ApiKeyOutputSerializer(issued.record).data, key=issued.raw)
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyRevokeApi(APIView):
+    required_capability = "api_keys.manage"
+
+    @extend_schema(request=None, responses={200: ApiKeyOutputSerializer, 404: ERROR_RESPONSE}, tags=["api keys"])
+    def post(self, request: Request, key_id: int) -> Response:
+        principal = principal_of(request)
+        key = selectors.api_key_get(organization=principal.organization, key_id=key_id)
+        key = services.api_key_revoke(key=key, actor=principal.user)
+        return Response(ApiKeyOutputSerializer(key).data)
+
+
+# --- conversations ---------------------------------------------------------------------------
+
+
+class JudgeScoreOutputSerializer(serializers.Serializer):
+    judge = serializers.CharField()
+    judge_version = serializers.CharField()
+    criterion = serializers.CharField()
+    score = serializers.FloatField(allow_null=True)
+    label = serializers.CharField()
+    confidence = serializers.FloatField(allow_null=True)
+    reasoning = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class FeedbackOutputSerializer(serializers.Serializer):
+    rating = serializers.CharField(allow_null=True)
+    comment = serializers.CharField()
+    user_rephrased = serializers.BooleanField()
+    escalated_by_user = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class ConversationSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.CharField(source="project.slug")
+    external_id = serializers.CharField()
+    occurred_at = serializers.DateTimeField()
+    received_at = serializers.DateTimeField()
+    agent_version = serializers.CharField()
+    end_user_id = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    metadata = serializers.DictField()
+    feedback_rating = serializers.CharField(allow_null=True)
+    user_rephrased = serializers.BooleanField()
+    escalated_by_user = serializers.BooleanField()
+    judge_scores = JudgeScoreOutputSerializer(many=True)
+
+
+class ConversationDetailSerializer(ConversationSummarySerializer):
+    messages = serializers.ListField(child=serializers.DictField())
+    feedback = FeedbackOutputSerializer(many=True)
+
+
+class ConversationCursorPagination(CursorPagination):
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 500
+
+
+class ConversationFilterSerializer(serializers.Serializer):
+    project = serializers.SlugField(required=False)
+    agent_version = serializers.CharField(required=False)
+    tag = serializers.CharField(required=False)
+    external_id = serializers.CharField(required=False)
+    occurred_after = serializers.DateTimeField(required=False, help_text="Inclusive.")
+    occurred_before = serializers.DateTimeField(required=False, help_text="Exclusive.")
+    feedback_rating = serializers.ChoiceField(choices=["up", "down"], required=False)
+    user_rephrased = serializers.BooleanField(required=False, allow_null=True, default=None)
+    judge = serializers.CharField(required=False)
+    criterion = serializers.CharField(required=False)
+    score_min = serializers.FloatField(required=False)
+    score_max = serializers.FloatField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "score_min" in attrs and "score_max" in attrs and attrs["score_min"] > attrs["score_max"]:
+            raise serializers.ValidationError({"score_min": "Must not be above score_max."})
+        return attrs
+
+
+def conversation_filters_from(request: Request, principal: Principal) -> selectors.ConversationFilters:
+    params = ConversationFilterSerializer(data=request.query_params)
+    params.is_valid(raise_exception=True)
+    values = dict(params.validated_data)
+    slug = values.pop("project", None)
+    project = principal.project
+    if project is None and slug:
+        project = selectors.project_get_by_slug(organization=principal.organization, slug=slug)
+        if project is None:
+            raise ValidationFailed("Unknown project.", errors={"project": [f"No project '{slug}' here."]})
+    return selectors.ConversationFilters(project=project, **values)
+
+
+class IngestResultSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["created", "duplicate"])
+
+
+class IngestResponseSerializer(serializers.Serializer):
+    results = IngestResultSerializer(many=True)
+
+
+def _org(request: Request) -> Organization:
+    return principal_of(request).organization
+
+
+class ConversationsApi(APIView):
+    """`GET` lists conversations (cursor-paginated); `POST` ingests one or a batch."""
+
+    required_capability = {"GET": "conversations.read", "POST": "conversations.ingest"}
+
+    @extend_schema(
+        parameters=[ConversationFilterSerializer],
+        responses={200: ConversationSummarySerializer(many=True), 400: ERROR_RESPONSE},
+        tags=["conversations"],
+    )
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        filters = conversation_filters_from(request, principal)
+        qs = selectors.conversation_list(organization=principal.organization, filters=filters)
+        paginator = ConversationCursorPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(ConversationSummarySerializer(page, many=True).data)
+
+    @extend_schema(
+        request=ConversationBatchIn,
+        description=(
+            'Send `{"conversations": [...]}` with up to 1,000 conversations, or one conversation '
+            'object on its own. With a personal token add `"project": "<slug>"`. Re-sending an '
+            "`external_id` is a duplicate (its new judge scores and feedback are added). A bad item "
+            "fails the whole request with 400 naming `conversations[i].field`."
+        ),
+        responses={
+            201: IngestResponseSerializer,
+            400: ERROR_RESPONSE,
+            401: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
+            413: ERROR_RESPONSE,
+        },
+        tags=["conversations"],
+    )
+    def post(self, request: Request) -> Response:
+        principal = principal_of(request)
+        payload = read_json_body(request)
+        if not isinstance(payload, dict):
+            raise ValidationFailed("Send a JSON object.", errors={"body": ["Expected an object."]})
+        slug = payload.get("project") if isinstance(payload.get("project"), str) else None
+        if "conversations" in payload:
+            raw_items = payload.get("conversations")
+            if isinstance(raw_items, list) and len(raw_items) > settings.INGEST_MAX_BATCH:
+                raise ValidationFailed(
+                    "Batch too large.",
+                    errors={
+                        "conversations": [f"At most {settings.INGEST_MAX_BATCH} per request; got {len(raw_items)}."]
+                    },
+                )
+            try:
+                batch = ConversationBatchIn.model_validate(payload)
+            except PydanticValidationError as exc:
+                raise ValidationFailed("Invalid conversations.", errors=errors_from_pydantic(exc)) from exc
+            items = batch.conversations
+            attach_raw_messages(items, raw_items)
+        else:
+            single = {k: v for k, v in payload.items() if k != "project"}
+            try:
+                items = [ConversationIn.model_validate(single)]
+            except PydanticValidationError as exc:
+                raise ValidationFailed("Invalid conversation.", errors=errors_from_pydantic(exc)) from exc
+            attach_raw_messages(items, [single])
+        project = services.project_resolve(principal=principal, slug=slug)
+        results = services.conversations_ingest(project=project, conversations=items, principal=principal)
+        body = {"results": [{"external_id": r.external_id, "id": r.id, "status": r.status} for r in results]}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ConversationDetailApi(APIView):
+    required_capability = "conversations.read"
+
+    @extend_schema(responses={200: ConversationDetailSerializer, 404: ERROR_RESPONSE}, tags=["conversations"])
+    def get(self, request: Request, conversation_id: int) -> Response:
+        principal = principal_of(request)
+        conversation = selectors.conversation_get(
+            organization=principal.organization, conversation_id=conversation_id, project=principal.project
+        )
+        return Response(ConversationDetailSerializer(conversation).data)
+
+
+class JudgeScoreAddApi(APIView):
+    """Add judge scores to stored conversations by `external_id` (judges often run later)."""
+
+    required_capability = "conversations.ingest"
+
+    class ResultSerializer(serializers.Serializer):
+        external_id = serializers.CharField()
+        conversation_id = serializers.IntegerField()
+        judge = serializers.CharField()
+        criterion = serializers.CharField()
+        status = serializers.ChoiceField(choices=["created", "duplicate"])
+
+    @extend_schema(
+        request=JudgeScoreBatchIn,
+        responses={
+            201: inline_serializer("JudgeScoreAddResponse", fields={"results": ResultSerializer(many=True)}),
+            400: OpenApiResponse(ERROR_RESPONSE, description="Invalid score or unknown external_id."),
+            413: ERROR_RESPONSE,
+        },
+        tags=["conversations"],
+    )
+    def post(self, request: Request) -> Response:
+        principal = principal_of(request)
+        payload = read_json_body(request)
+        if isinstance(payload, dict) and "judge_scores" not in payload and "external_id" in payload:
+            payload = {"project": payload.pop("project", None), "judge_scores": [payload]}
+        scores = payload.get("judge_scores") if isinstance(payload, dict) else None
+        if isinstance(scores, list) and len(scores) > settings.INGEST_MAX_BATCH * 10:
+            raise ValidationFailed("Batch too large.", errors={"judge_scores": ["At most 10000 per request."]})
+        try:
+            batch = JudgeScoreBatchIn.model_validate(payload)
+        except PydanticValidationError as exc:
+            raise ValidationFailed("Invalid judge scores.", errors=errors_from_pydantic(exc)) from exc
+        project = services.project_resolve(principal=principal, slug=batch.project)
+        results = services.judge_scores_add(project=project, scores=batch.judge_scores, principal=principal)
+        body = {"results": [self.ResultSerializer(r).data for r in results]}
+        return Response(body, status=status.HTTP_201_CREATED)

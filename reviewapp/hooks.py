@@ -1,0 +1,29 @@
+"""Where the core tells later capabilities that something happened.
+
+The core does not import labeling or escalations; they register a receiver here at app
+start-up instead (explicit function calls, not Django signals, so the call graph stays greppable
+and behaviour never depends on import order at request time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reviewapp.models import Project
+
+ConversationsCreated = Callable[..., None]
+_conversations_created: list[ConversationsCreated] = []
+
+
+def on_conversations_created(receiver: ConversationsCreated) -> ConversationsCreated:
+    if receiver not in _conversations_created:
+        _conversations_created.append(receiver)
+    return receiver
+
+
+def conversations_created(*, project: Project, conversation_ids: list[int]) -> None:
+    """Called inside the ingest transaction; receivers enqueue with transaction.on_commit."""
+    for receiver in _conversations_created:
+        receiver(project=project, conversation_ids=conversation_ids)

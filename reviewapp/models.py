@@ -1,0 +1,242 @@
+"""Core models: tenants, people, keys, conversations and the audit trail.
+
+Models hold fields, constraints and small properties; behaviour lives in services/selectors.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Role(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    APPROVER = "approver", "Approver"
+    ENGINEER = "engineer", "Engineer"
+    ADMIN = "admin", "Admin"
+
+
+class Organization(models.Model):
+    """A tenant. Nothing crosses from one organization to another."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Project(models.Model):
+    """One agent deployment (a use case) inside an organization."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="projects")
+    slug = models.SlugField(max_length=64)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["organization_id", "slug"]
+        constraints = [models.UniqueConstraint(fields=["organization", "slug"], name="project_slug_unique_per_org")]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}/{self.slug}"
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["organization_id", "user_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="membership_unique_per_org"),
+            models.CheckConstraint(condition=Q(role__in=[r.value for r in Role]), name="membership_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.organization_id}:{self.role}"
+
+
+class ApiKey(models.Model):
+    """A project key for an agent. Only a SHA-256 of the secret is stored; the raw key is shown
+    once. Keys are revoked, never deleted, so lineage (`Conversation.ingested_by_key`) holds."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, help_text="First characters of the key, for recognising it.")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class PersonalToken(models.Model):
+    """A person's API token, bound to one organization: it acts with the user's role there,
+    read from the membership on every request so a role change or removal applies at once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="personal_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} ({self.prefix}…)"
+
+
+class FeedbackRating(models.TextChoices):
+    UP = "up", "Thumbs up"
+    DOWN = "down", "Thumbs down"
+
+
+class Conversation(models.Model):
+    """One production exchange (a trace) between an end user and the agent.
+
+    Feedback columns are a denormalised summary of `Feedback` rows, kept so sampling and list
+    filters need no join: the latest rating, and whether any signal ever said the user
+    rephrased or asked for a human.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="conversations")
+    external_id = models.CharField(max_length=255)
+    messages = models.JSONField(default=list)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    received_at = models.DateTimeField(default=timezone.now)
+    agent_version = models.CharField(max_length=100, blank=True, default="")
+    end_user_id = models.CharField(max_length=255, blank=True, default="")
+    tags = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    feedback_rating = models.CharField(max_length=8, choices=FeedbackRating.choices, null=True, blank=True)  # noqa: DJ001 - NULL is 'no rating'
+    user_rephrased = models.BooleanField(default=False)
+    escalated_by_user = models.BooleanField(default=False)
+    ingested_by_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    ingested_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "external_id"], name="conversation_external_id_unique")
+        ]
+        indexes = [
+            models.Index(fields=["organization", "-id"], name="conv_org_id_desc"),
+            models.Index(fields=["project", "occurred_at"], name="conv_project_occurred"),
+            models.Index(fields=["project", "agent_version"], name="conv_project_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}:{self.external_id}"
+
+
+class ConversationTag(models.Model):
+    """One row per (conversation, tag): tag filters use an index on every database, where a
+    JSON containment lookup would be PostgreSQL-only."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="tag_rows")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    tag = models.CharField(max_length=100)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["conversation", "tag"], name="conversation_tag_unique")]
+        indexes = [models.Index(fields=["project", "tag"], name="conv_tag_project_tag")]
+
+
+class JudgeScore(models.Model):
+    """An automated judge's verdict on one criterion. The same (judge, version, criterion) sent
+    twice is one score: re-sending is idempotent, a new judge version is a new score."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="judge_scores")
+    judge = models.CharField(max_length=100)
+    judge_version = models.CharField(max_length=100, blank=True, default="")
+    criterion = models.CharField(max_length=100)
+    score = models.FloatField(null=True, blank=True)
+    label = models.CharField(max_length=100, blank=True, default="")
+    confidence = models.FloatField(null=True, blank=True)
+    reasoning = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "judge", "judge_version", "criterion"], name="judge_score_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True) | (Q(confidence__gte=0) & Q(confidence__lte=1)),
+                name="judge_score_confidence_0_1",
+            ),
+        ]
+        indexes = [models.Index(fields=["judge", "criterion", "score"], name="judge_score_lookup")]
+
+
+class Feedback(models.Model):
+    """End-user feedback on a conversation. `fingerprint` (a hash of the content) makes a
+    re-sent identical feedback a no-op while new feedback is added."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="feedback")
+    rating = models.CharField(max_length=8, choices=FeedbackRating.choices, null=True, blank=True)  # noqa: DJ001 - NULL is 'no rating'
+    comment = models.TextField(blank=True, default="")
+    user_rephrased = models.BooleanField(default=False)
+    escalated_by_user = models.BooleanField(default=False)
+    fingerprint = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["conversation", "fingerprint"], name="feedback_unique")]
+
+
+class AuditEvent(models.Model):
+    """Append-only audit trail: who did what to which object, and with which credential.
+    Later capabilities (decisions, labels, exports) write here too, so lineage is one table."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="audit_events")
+    kind = models.CharField(max_length=64)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    subject_type = models.CharField(max_length=64, blank=True, default="")
+    subject_id = models.CharField(max_length=64, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="audit_org_created")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject_type}:{self.subject_id}"

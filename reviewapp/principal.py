@@ -1,0 +1,60 @@
+"""Who is calling: a person acting in one organization, or an agent's project key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+    from reviewapp.models import ApiKey, Organization, PersonalToken, Project
+
+AGENT = "agent"
+
+# What each role may do. Capabilities are checked in one place (permissions.py); later apps add
+# theirs here so the role matrix stays readable in one table.
+CAPABILITIES: dict[str, frozenset[str]] = {
+    AGENT: frozenset({"conversations.ingest", "conversations.read"}),
+    "annotator": frozenset({"organization.read"}),
+    "approver": frozenset({"organization.read"}),
+    "engineer": frozenset({"organization.read", "conversations.ingest", "conversations.read"}),
+    "admin": frozenset({"organization.read", "conversations.ingest", "conversations.read", "api_keys.manage"}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    organization: Organization
+    role: str
+    user: AbstractBaseUser | None = None
+    api_key: ApiKey | None = None
+    token: PersonalToken | None = None
+    project: Project | None = field(default=None)
+
+    def can(self, capability: str) -> bool:
+        return capability in CAPABILITIES.get(self.role, frozenset())
+
+    @property
+    def is_agent(self) -> bool:
+        return self.api_key is not None
+
+
+class AgentUser:
+    """Stands in for `request.user` when an agent calls with a project key. It is not a Django
+    user and owns no session; it exists so DRF and throttles see an authenticated caller."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    pk = None
+    id = None
+
+    def __init__(self, api_key: ApiKey):
+        self.api_key = api_key
+        self.username = f"key:{api_key.prefix}"
+
+    def __str__(self) -> str:
+        return self.username

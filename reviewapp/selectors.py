@@ -1,0 +1,173 @@
+"""Reads, tenant first. Missing and forbidden look the same: another tenant's id is a 404."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.utils import timezone
+
+from reviewapp.errors import NotFound
+from reviewapp.models import (
+    ApiKey,
+    AuditEvent,
+    Conversation,
+    ConversationTag,
+    Feedback,
+    JudgeScore,
+    Membership,
+    Organization,
+    PersonalToken,
+    Project,
+)
+from reviewapp.principal import AGENT, Principal
+from reviewapp.tokens import PERSONAL_TOKEN_PREFIX, PROJECT_KEY_PREFIX, token_hash
+
+User = get_user_model()
+
+
+def principal_from_token(*, raw: str) -> Principal | None:
+    """Resolve a bearer token in one query. Revoked or expired credentials, inactive users and
+    lost memberships all resolve to None, so revocation takes effect on the next request."""
+    digest = token_hash(raw)
+    if raw.startswith(PROJECT_KEY_PREFIX):
+        key = (
+            ApiKey.objects.select_related("organization", "project")
+            .filter(token_hash=digest, revoked_at__isnull=True)
+            .first()
+        )
+        if key is None:
+            return None
+        return Principal(organization=key.organization, role=AGENT, api_key=key, project=key.project)
+    if raw.startswith(PERSONAL_TOKEN_PREFIX):
+        token = (
+            PersonalToken.objects.select_related("user", "organization")
+            .filter(token_hash=digest, revoked_at__isnull=True, user__is_active=True)
+            .first()
+        )
+        if token is None or (token.expires_at is not None and token.expires_at <= timezone.now()):
+            return None
+        membership = Membership.objects.filter(user_id=token.user_id, organization_id=token.organization_id).first()
+        if membership is None:
+            return None
+        return Principal(organization=token.organization, role=membership.role, user=token.user, token=token)
+    return None
+
+
+def membership_list_for_user(*, user: object) -> QuerySet[Membership]:
+    return Membership.objects.filter(user=user).select_related("organization").order_by("organization__slug")
+
+
+def membership_get(*, user: object, organization: Organization) -> Membership | None:
+    return Membership.objects.filter(user=user, organization=organization).first()
+
+
+def membership_list(*, organization: Organization) -> QuerySet[Membership]:
+    return Membership.objects.filter(organization=organization).select_related("user").order_by("user__username")
+
+
+def project_list(*, organization: Organization) -> QuerySet[Project]:
+    return Project.objects.filter(organization=organization).order_by("slug")
+
+
+def project_get_by_slug(*, organization: Organization, slug: str) -> Project | None:
+    return Project.objects.filter(organization=organization, slug=slug).first()
+
+
+def api_key_list(*, organization: Organization) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(organization=organization).select_related("project", "created_by")
+
+
+def api_key_get(*, organization: Organization, key_id: int) -> ApiKey:
+    key = ApiKey.objects.filter(organization=organization, pk=key_id).select_related("project").first()
+    if key is None:
+        raise NotFound("API key not found.")
+    return key
+
+
+@dataclass(frozen=True)
+class ConversationFilters:
+    project: Project | None = None
+    agent_version: str | None = None
+    tag: str | None = None
+    occurred_after: dt.datetime | None = None
+    occurred_before: dt.datetime | None = None
+    feedback_rating: str | None = None
+    user_rephrased: bool | None = None
+    external_id: str | None = None
+    judge: str | None = None
+    criterion: str | None = None
+    score_min: float | None = None
+    score_max: float | None = None
+
+
+def conversation_list(
+    *, organization: Organization, filters: ConversationFilters | None = None
+) -> QuerySet[Conversation]:
+    f = filters or ConversationFilters()
+    qs = Conversation.objects.filter(organization=organization)
+    if f.project is not None:
+        qs = qs.filter(project=f.project)
+    if f.agent_version:
+        qs = qs.filter(agent_version=f.agent_version)
+    if f.external_id:
+        qs = qs.filter(external_id=f.external_id)
+    if f.tag:
+        qs = qs.filter(Exists(ConversationTag.objects.filter(conversation=OuterRef("pk"), tag=f.tag)))
+    if f.occurred_after:
+        qs = qs.filter(occurred_at__gte=f.occurred_after)
+    if f.occurred_before:
+        qs = qs.filter(occurred_at__lt=f.occurred_before)
+    if f.feedback_rating:
+        qs = qs.filter(feedback_rating=f.feedback_rating)
+    if f.user_rephrased is not None:
+        qs = qs.filter(user_rephrased=f.user_rephrased)
+    if f.judge or f.criterion or f.score_min is not None or f.score_max is not None:
+        scores = JudgeScore.objects.filter(conversation=OuterRef("pk"))
+        if f.judge:
+            scores = scores.filter(judge=f.judge)
+        if f.criterion:
+            scores = scores.filter(criterion=f.criterion)
+        if f.score_min is not None:
+            scores = scores.filter(score__gte=f.score_min)
+        if f.score_max is not None:
+            scores = scores.filter(score__lte=f.score_max)
+        qs = qs.filter(Exists(scores))
+    return qs.select_related("project").prefetch_related(
+        Prefetch("judge_scores", queryset=JudgeScore.objects.order_by("id"))
+    )
+
+
+def conversation_get(
+    *, organization: Organization, conversation_id: int, project: Project | None = None
+) -> Conversation:
+    qs = Conversation.objects.filter(organization=organization, pk=conversation_id)
+    if project is not None:
+        qs = qs.filter(project=project)
+    conversation = (
+        qs.select_related("project")
+        .prefetch_related(
+            Prefetch("judge_scores", queryset=JudgeScore.objects.order_by("id")),
+            Prefetch("feedback", queryset=Feedback.objects.order_by("id")),
+        )
+        .first()
+    )
+    if conversation is None:
+        raise NotFound("Conversation not found.")
+    return conversation
+
+
+def organization_stats(*, organization: Organization) -> dict[str, int]:
+    base = Conversation.objects.filter(organization=organization)
+    return {
+        "conversations": base.count(),
+        "thumbs_down": base.filter(feedback_rating="down").count(),
+        "rephrased": base.filter(user_rephrased=True).count(),
+        "projects": Project.objects.filter(organization=organization).count(),
+    }
+
+
+def audit_event_list(*, organization: Organization, limit: int = 50) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(organization=organization).select_related("actor_user", "actor_api_key")[:limit]

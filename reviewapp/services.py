@@ -1,0 +1,481 @@
+"""Writes for the core: tenants, people, credentials, conversation ingestion, audit events.
+
+Every function here is keyword-only and owns its transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from reviewapp.errors import Conflict, NotFound, ValidationFailed
+from reviewapp.ingest_schemas import (
+    ConversationIn,
+    FeedbackIn,
+    JudgeScoreForConversationIn,
+    JudgeScoreIn,
+)
+from reviewapp.models import (
+    ApiKey,
+    AuditEvent,
+    Conversation,
+    ConversationTag,
+    Feedback,
+    JudgeScore,
+    Membership,
+    Organization,
+    PersonalToken,
+    Project,
+    Role,
+)
+from reviewapp.principal import Principal
+from reviewapp.tokens import (
+    PERSONAL_TOKEN_PREFIX,
+    PROJECT_KEY_PREFIX,
+    token_display_prefix,
+    token_generate,
+    token_hash,
+)
+
+logger = logging.getLogger(__name__)
+User = get_user_model()
+
+# SQLite's default limit on bound parameters is 32,766; 500 ids per IN keeps every backend safe.
+_IN_CHUNK = 500
+# Two requests racing on the same new external_id: the loser's insert hits the unique index and
+# is retried; the second pass sees the winner's row as a duplicate. More than a few retries
+# would mean something other than a race is wrong.
+_INGEST_ATTEMPTS = 3
+
+
+def audit_event_record(
+    *,
+    organization: Organization,
+    kind: str,
+    principal: Principal | None = None,
+    user: AbstractBaseUser | None = None,
+    subject: Any = None,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    actor_user = user or (principal.user if principal else None)
+    return AuditEvent.objects.create(
+        organization=organization,
+        kind=kind,
+        actor_user=actor_user if getattr(actor_user, "pk", None) else None,
+        actor_api_key=principal.api_key if principal else None,
+        subject_type=subject._meta.label_lower if subject is not None else "",
+        subject_id=str(subject.pk) if subject is not None else "",
+        data=data or {},
+    )
+
+
+# --- tenants and people -------------------------------------------------------------------
+
+
+def organization_create(*, slug: str, name: str = "") -> Organization:
+    organization, _ = Organization.objects.get_or_create(slug=slug, defaults={"name": name or slug})
+    return organization
+
+
+def project_create(*, organization: Organization, slug: str, name: str = "", description: str = "") -> Project:
+    project, _ = Project.objects.get_or_create(
+        organization=organization, slug=slug, defaults={"name": name or slug, "description": description}
+    )
+    return project
+
+
+def membership_add(
+    *,
+    organization: Organization,
+    username: str,
+    role: str,
+    password: str | None = None,
+    email: str = "",
+    actor: AbstractBaseUser | None = None,
+) -> Membership:
+    """Create the user if missing, then give them `role` in `organization` (changing it if they
+    were already a member). A given password is set; an existing password is otherwise kept."""
+    if role not in Role.values:
+        raise ValidationFailed("Unknown role.", errors={"role": [f"Choose one of: {', '.join(Role.values)}."]})
+    with transaction.atomic():
+        user, created = User.objects.get_or_create(username=username, defaults={"email": email})
+        if password:
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        elif created:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        membership, _ = Membership.objects.update_or_create(
+            user=user, organization=organization, defaults={"role": role}
+        )
+        audit_event_record(
+            organization=organization,
+            kind="membership.set",
+            user=actor,
+            subject=membership,
+            data={"username": username, "role": role},
+        )
+    return membership
+
+
+# --- credentials -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    """A freshly created key or token with its raw value: the only time it is ever visible."""
+
+    raw: str
+    record: ApiKey | PersonalToken
+
+
+def api_key_create(*, project: Project, name: str, created_by: AbstractBaseUser | None = None) -> IssuedCredential:
+    raw = token_generate(PROJECT_KEY_PREFIX)
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            organization_id=project.organization_id,
+            project=project,
+            name=name,
+            prefix=token_display_prefix(raw),
+            token_hash=token_hash(raw),
+            created_by=created_by if getattr(created_by, "pk", None) else None,
+        )
+        audit_event_record(
+            organization=project.organization,
+            kind="api_key.created",
+            user=created_by,
+            subject=key,
+            data={"project": project.slug, "name": name, "prefix": key.prefix},
+        )
+    return IssuedCredential(raw=raw, record=key)
+
+
+def api_key_revoke(*, key: ApiKey, actor: AbstractBaseUser | None = None) -> ApiKey:
+    with transaction.atomic():
+        # Compare-and-set: revoking twice is harmless and records one event.
+        changed = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        key.refresh_from_db(fields=["revoked_at"])
+        if changed:
+            audit_event_record(
+                organization=key.organization,
+                kind="api_key.revoked",
+                user=actor,
+                subject=key,
+                data={"prefix": key.prefix},
+            )
+    return key
+
+
+def personal_token_create(*, user: AbstractBaseUser, organization: Organization, name: str = "") -> IssuedCredential:
+    raw = token_generate(PERSONAL_TOKEN_PREFIX)
+    ttl_days = getattr(settings, "PERSONAL_TOKEN_TTL_DAYS", 90)
+    token = PersonalToken.objects.create(
+        user=user,
+        organization=organization,
+        name=name,
+        prefix=token_display_prefix(raw),
+        token_hash=token_hash(raw),
+        expires_at=timezone.now() + dt.timedelta(days=ttl_days) if ttl_days else None,
+    )
+    return IssuedCredential(raw=raw, record=token)
+
+
+def personal_token_revoke(*, token: PersonalToken) -> None:
+    PersonalToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def credential_touch(*, principal: Principal) -> None:
+    """Record use at most once per API_KEY_TOUCH_SECONDS per credential: the conditional UPDATE
+    writes nothing when the stamp is fresh, so busy agents do not serialise on their key row."""
+    now = timezone.now()
+    stale_before = now - dt.timedelta(seconds=settings.API_KEY_TOUCH_SECONDS)
+    record = principal.api_key or principal.token
+    if record is None:
+        return
+    if record.last_used_at is not None and record.last_used_at > stale_before:
+        return
+    from django.db.models import Q
+
+    type(record).objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale_before), pk=record.pk).update(
+        last_used_at=now
+    )
+    record.last_used_at = now
+
+
+# --- ingestion --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    external_id: str
+    id: int
+    status: str  # "created" | "duplicate"
+
+
+def _chunks(values: list[Any], size: int = _IN_CHUNK) -> Iterable[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _feedback_fingerprint(feedback: FeedbackIn) -> str:
+    return hashlib.sha256(orjson.dumps(feedback.model_dump(), option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _judge_score_row(conversation_id: int, score: JudgeScoreIn, now: dt.datetime) -> JudgeScore:
+    return JudgeScore(
+        conversation_id=conversation_id,
+        judge=score.judge,
+        judge_version=score.judge_version,
+        criterion=score.criterion,
+        score=score.score,
+        label=score.label,
+        confidence=score.confidence,
+        reasoning=score.reasoning,
+        created_at=now,
+    )
+
+
+def conversations_ingest(
+    *, project: Project, conversations: list[ConversationIn], principal: Principal | None = None
+) -> list[IngestResult]:
+    """Store a batch all-or-nothing and answer one result per input, in input order.
+
+    An external_id already stored (or repeated inside the batch) is a duplicate: no second row,
+    but judge scores and feedback it carries are added. Queries are per batch, never per row:
+    one duplicate check per 500 ids, one bulk insert per table.
+    """
+    for attempt in range(_INGEST_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                results, created_ids = _conversations_ingest_once(
+                    project=project, conversations=conversations, principal=principal
+                )
+                if created_ids:
+                    _on_conversations_created(project=project, conversation_ids=created_ids)
+                return results
+        except IntegrityError:
+            if attempt == _INGEST_ATTEMPTS - 1:
+                raise
+            logger.info("ingest race on project %s; retrying as duplicates", project.pk)
+    raise AssertionError("unreachable")
+
+
+def _on_conversations_created(*, project: Project, conversation_ids: list[int]) -> None:
+    """Hand new conversations to whoever consumes them (sampling), after commit."""
+    from reviewapp import hooks
+
+    hooks.conversations_created(project=project, conversation_ids=conversation_ids)
+
+
+def _conversations_ingest_once(
+    *, project: Project, conversations: list[ConversationIn], principal: Principal | None
+) -> tuple[list[IngestResult], list[int]]:
+    now = timezone.now()
+    first_index: dict[str, int] = {}
+    for index, item in enumerate(conversations):
+        first_index.setdefault(item.external_id, index)
+
+    existing: dict[str, int] = {}
+    for chunk in _chunks(list(first_index)):
+        existing.update(
+            Conversation.objects.filter(project=project, external_id__in=chunk).values_list("external_id", "id")
+        )
+
+    api_key = principal.api_key if principal else None
+    user = principal.user if principal and principal.user is not None else None
+    new_rows: list[Conversation] = []
+    for external_id, index in first_index.items():
+        if external_id in existing:
+            continue
+        item = conversations[index]
+        feedback = item.feedback
+        new_rows.append(
+            Conversation(
+                organization_id=project.organization_id,
+                project_id=project.pk,
+                external_id=external_id,
+                messages=item.messages_json(),
+                occurred_at=item.occurred_at or now,
+                received_at=now,
+                agent_version=item.agent_version,
+                end_user_id=item.end_user_id,
+                tags=item.tags,
+                metadata=item.metadata,
+                feedback_rating=feedback.rating if feedback else None,
+                user_rephrased=bool(feedback and feedback.user_rephrased),
+                escalated_by_user=bool(feedback and feedback.escalated_by_user),
+                ingested_by_key=api_key,
+                ingested_by_user=user,
+            )
+        )
+    Conversation.objects.bulk_create(new_rows, batch_size=1000)
+    ids = dict(existing)
+    created_ids: list[int] = []
+    for row in new_rows:
+        ids[row.external_id] = row.pk
+        created_ids.append(row.pk)
+
+    tag_rows = [
+        ConversationTag(conversation_id=row.pk, project_id=project.pk, tag=tag) for row in new_rows for tag in row.tags
+    ]
+    ConversationTag.objects.bulk_create(tag_rows, batch_size=2000)
+
+    score_rows: list[JudgeScore] = []
+    feedback_rows: list[Feedback] = []
+    # Feedback on a conversation that already exists (or repeats in this batch) must also move
+    # the denormalised summary columns.
+    summary_updates: dict[int, dict[str, Any]] = {}
+    results: list[IngestResult] = []
+    for index, item in enumerate(conversations):
+        conversation_id = ids[item.external_id]
+        is_new = first_index[item.external_id] == index and item.external_id not in existing
+        results.append(IngestResult(item.external_id, conversation_id, "created" if is_new else "duplicate"))
+        score_rows.extend(_judge_score_row(conversation_id, s, now) for s in item.judge_scores)
+        if item.feedback is not None:
+            feedback_rows.append(
+                Feedback(
+                    conversation_id=conversation_id,
+                    rating=item.feedback.rating,
+                    comment=item.feedback.comment,
+                    user_rephrased=item.feedback.user_rephrased,
+                    escalated_by_user=item.feedback.escalated_by_user,
+                    fingerprint=_feedback_fingerprint(item.feedback),
+                    created_at=now,
+                )
+            )
+            if not is_new:
+                update = summary_updates.setdefault(conversation_id, {})
+                if item.feedback.rating:
+                    update["feedback_rating"] = item.feedback.rating
+                if item.feedback.user_rephrased:
+                    update["user_rephrased"] = True
+                if item.feedback.escalated_by_user:
+                    update["escalated_by_user"] = True
+
+    # ignore_conflicts: a re-sent identical score or feedback is already stored, not an error.
+    JudgeScore.objects.bulk_create(score_rows, batch_size=2000, ignore_conflicts=True)
+    Feedback.objects.bulk_create(feedback_rows, batch_size=1000, ignore_conflicts=True)
+    for conversation_id, update in summary_updates.items():
+        if update:
+            Conversation.objects.filter(pk=conversation_id).update(**update)
+
+    audit_event_record(
+        organization=project.organization,
+        kind="conversations.ingested",
+        principal=principal,
+        subject=project,
+        data={"created": len(created_ids), "duplicate": len(results) - len(created_ids)},
+    )
+    return results, created_ids
+
+
+@dataclass(frozen=True)
+class JudgeScoreResult:
+    external_id: str
+    conversation_id: int
+    judge: str
+    criterion: str
+    status: str  # "created" | "duplicate"
+
+
+def judge_scores_add(
+    *, project: Project, scores: list[JudgeScoreForConversationIn], principal: Principal | None = None
+) -> list[JudgeScoreResult]:
+    """Attach judge scores to conversations already stored, by external_id. Unknown ids fail the
+    whole request (400 naming each index) so a client never half-applies a batch."""
+    external_ids = list(dict.fromkeys(s.external_id for s in scores))
+    ids: dict[str, int] = {}
+    for chunk in _chunks(external_ids):
+        ids.update(Conversation.objects.filter(project=project, external_id__in=chunk).values_list("external_id", "id"))
+    missing = {
+        f"judge_scores[{index}].external_id": [f"No conversation with this external_id in project '{project.slug}'."]
+        for index, s in enumerate(scores)
+        if s.external_id not in ids
+    }
+    if missing:
+        raise ValidationFailed("Some judge scores name unknown conversations.", errors=missing)
+
+    now = timezone.now()
+    with transaction.atomic():
+        seen: set[tuple[int, str, str, str]] = set()
+        for chunk in _chunks(list(ids.values())):
+            seen.update(
+                JudgeScore.objects.filter(conversation_id__in=chunk).values_list(
+                    "conversation_id", "judge", "judge_version", "criterion"
+                )
+            )
+        rows: list[JudgeScore] = []
+        results: list[JudgeScoreResult] = []
+        for s in scores:
+            conversation_id = ids[s.external_id]
+            key = (conversation_id, s.judge, s.judge_version, s.criterion)
+            status = "duplicate" if key in seen else "created"
+            seen.add(key)
+            if status == "created":
+                rows.append(_judge_score_row(conversation_id, s, now))
+            results.append(JudgeScoreResult(s.external_id, conversation_id, s.judge, s.criterion, status))
+        JudgeScore.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
+        audit_event_record(
+            organization=project.organization,
+            kind="judge_scores.added",
+            principal=principal,
+            subject=project,
+            data={"created": len(rows), "duplicate": len(results) - len(rows)},
+        )
+    return results
+
+
+def project_resolve(*, principal: Principal, slug: str | None, field: str = "project") -> Project:
+    """The project a write goes to: a project key implies its own; a person names one."""
+    from reviewapp.selectors import project_get_by_slug
+
+    if principal.project is not None:
+        if slug and slug != principal.project.slug:
+            raise ValidationFailed(
+                "This API key belongs to another project.",
+                errors={field: [f"This key writes to project '{principal.project.slug}' only."]},
+            )
+        return principal.project
+    if not slug:
+        raise ValidationFailed("Name the project.", errors={field: ["This field is required with a personal token."]})
+    project = project_get_by_slug(organization=principal.organization, slug=slug)
+    if project is None:
+        raise ValidationFailed("Unknown project.", errors={field: [f"No project '{slug}' in this organization."]})
+    return project
+
+
+__all__ = [
+    "Conflict",
+    "IngestResult",
+    "IssuedCredential",
+    "JudgeScoreResult",
+    "NotFound",
+    "api_key_create",
+    "api_key_revoke",
+    "conversations_ingest",
+    "credential_touch",
+    "judge_scores_add",
+    "membership_add",
+    "organization_create",
+    "personal_token_create",
+    "personal_token_revoke",
+    "project_create",
+    "project_resolve",
+]
+
+
+def personal_tokens_expire() -> int:
+    """Mark tokens past their expiry as revoked; returns how many."""
+    now = timezone.now()
+    return PersonalToken.objects.filter(revoked_at__isnull=True, expires_at__lte=now).update(revoked_at=now)

@@ -1,0 +1,178 @@
+"""Browser pages for the core. They call the same selectors and services as the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from reviewapp import selectors, services
+from reviewapp.errors import NotFound
+from reviewapp.middleware import SESSION_KEY
+from reviewapp.principal import CAPABILITIES
+from reviewapp.transcript import first_user_text, transcript_turns
+
+View = Callable[..., HttpResponse]
+
+
+def member_required(capability: str | None = None) -> Callable[[View], View]:
+    """Signed in, a member of the current organization, and (optionally) holding a capability."""
+
+    def decorator(view: View) -> View:
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            membership = request.membership  # type: ignore[attr-defined]
+            if not membership:
+                return render(request, "reviewapp/no_membership.html", status=403)
+            if capability and capability not in CAPABILITIES.get(membership.role, frozenset()):
+                return HttpResponseForbidden("Your role may not open this page.")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+@member_required()
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    membership = request.membership  # type: ignore[attr-defined]
+    context: dict[str, Any] = {"role": membership.role}
+    if "conversations.read" in CAPABILITIES.get(membership.role, frozenset()):
+        context["stats"] = selectors.organization_stats(organization=membership.organization)
+        recent = selectors.conversation_list(organization=membership.organization)[:10]
+        context["recent"] = [(c, first_user_text(c.messages)) for c in recent]
+        context["projects"] = selectors.project_list(organization=membership.organization)
+    if membership.role == "admin":
+        context["members"] = selectors.membership_list(organization=membership.organization)
+        context["events"] = selectors.audit_event_list(organization=membership.organization, limit=10)
+    context["memberships"] = selectors.membership_list_for_user(user=request.user)
+    return render(request, "reviewapp/home.html", context)
+
+
+@login_required
+@require_POST
+def organization_switch(request: HttpRequest) -> HttpResponse:
+    slug = request.POST.get("organization", "")
+    for membership in selectors.membership_list_for_user(user=request.user):
+        if membership.organization.slug == slug:
+            request.session[SESSION_KEY] = membership.organization_id
+            return redirect("home")
+    raise Http404("No such organization.")
+
+
+class ConversationFilterForm(forms.Form):
+    project = forms.CharField(required=False)
+    agent_version = forms.CharField(required=False)
+    tag = forms.CharField(required=False)
+    feedback_rating = forms.ChoiceField(
+        required=False, choices=[("", "any feedback"), ("down", "thumbs down"), ("up", "thumbs up")]
+    )
+    rephrased = forms.BooleanField(required=False, label="user rephrased")
+    judge = forms.CharField(required=False)
+    criterion = forms.CharField(required=False)
+    score_max = forms.FloatField(required=False, label="score ≤")
+    occurred_after = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    before_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+
+PAGE_SIZE = 50
+
+
+@member_required("conversations.read")
+@require_GET
+def conversation_list(request: HttpRequest) -> HttpResponse:
+    organization = request.membership.organization  # type: ignore[attr-defined]
+    form = ConversationFilterForm(request.GET or None)
+    values = form.cleaned_data if form.is_valid() else {}
+    project = None
+    if values.get("project"):
+        project = selectors.project_get_by_slug(organization=organization, slug=values["project"])
+    after = values.get("occurred_after")
+    filters = selectors.ConversationFilters(
+        project=project,
+        agent_version=values.get("agent_version") or None,
+        tag=values.get("tag") or None,
+        feedback_rating=values.get("feedback_rating") or None,
+        user_rephrased=True if values.get("rephrased") else None,
+        judge=values.get("judge") or None,
+        criterion=values.get("criterion") or None,
+        score_max=values.get("score_max"),
+        occurred_after=dt.datetime.combine(after, dt.time.min, tzinfo=dt.UTC) if after else None,
+    )
+    qs = selectors.conversation_list(organization=organization, filters=filters)
+    if values.get("before_id"):
+        qs = qs.filter(pk__lt=values["before_id"])
+    rows = list(qs[: PAGE_SIZE + 1])
+    has_more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    next_query = None
+    if has_more:
+        params = request.GET.copy()
+        params["before_id"] = str(rows[-1].pk)
+        next_query = params.urlencode()
+    context = {
+        "form": form,
+        "rows": [(c, first_user_text(c.messages)) for c in rows],
+        "next_query": next_query,
+        "projects": selectors.project_list(organization=organization),
+    }
+    template = "reviewapp/_conversation_rows.html" if request.htmx else "reviewapp/conversation_list.html"  # type: ignore[attr-defined]
+    return render(request, template, context)
+
+
+@member_required("conversations.read")
+@require_GET
+def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    organization = request.membership.organization  # type: ignore[attr-defined]
+    try:
+        conversation = selectors.conversation_get(organization=organization, conversation_id=conversation_id)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    return render(
+        request,
+        "reviewapp/conversation_detail.html",
+        {"conversation": conversation, "turns": transcript_turns(conversation.messages)},
+    )
+
+
+class ApiKeyCreateForm(forms.Form):
+    project = forms.ChoiceField()
+    name = forms.CharField(max_length=100)
+
+
+@member_required("api_keys.manage")
+@require_http_methods(["GET", "POST"])
+def api_key_list(request: HttpRequest) -> HttpResponse:
+    organization = request.membership.organization  # type: ignore[attr-defined]
+    projects = list(selectors.project_list(organization=organization))
+    form = ApiKeyCreateForm(request.POST or None)
+    form.fields["project"].choices = [(p.slug, p.name) for p in projects]
+    issued = None
+    if request.method == "POST" and form.is_valid():
+        project = next(p for p in projects if p.slug == form.cleaned_data["project"])
+        issued = services.api_key_create(project=project, name=form.cleaned_data["name"], created_by=request.user)
+        form = ApiKeyCreateForm()
+        form.fields["project"].choices = [(p.slug, p.name) for p in projects]
+    keys = selectors.api_key_list(organization=organization)
+    return render(request, "reviewapp/api_keys.html", {"form": form, "keys": keys, "issued": issued})
+
+
+@member_required("api_keys.manage")
+@require_POST
+def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
+    organization = request.membership.organization  # type: ignore[attr-defined]
+    try:
+        key = selectors.api_key_get(organization=organization, key_id=key_id)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+    services.api_key_revoke(key=key, actor=request.user)
+    return redirect("api-key-list")
