@@ -20,18 +20,18 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 migrate: venv
-	mkdir -p var
+	mkdir -p var/staticfiles
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
 
 seed: migrate
-	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo
+	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo $(SEED_ARGS)
 
 run: seed
 	DEBUG=$${DEBUG:-1} $(PY) manage.py serve $(HOST):$(PORT)
 
 test: venv
-	mkdir -p var
-	DEBUG=1 $(PY) -m pytest $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup) $(PYTEST_ARGS)
+	mkdir -p var/staticfiles
+	$(PY) -m pytest $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup) $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

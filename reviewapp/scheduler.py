@@ -45,11 +45,11 @@ class InProcessScheduler(threading.Thread):
                 ran.append(entry["name"])
             except Exception:
                 logger.exception("scheduled job %s failed", entry["name"])
-            finally:
-                close_old_connections()
         return ran
 
     def run(self) -> None:
         while not self.stop_event.is_set():
             self.run_pending()
+            # This thread holds its own connection; drop it when stale, as a request would.
+            close_old_connections()
             time.sleep(self.tick_seconds)

@@ -112,3 +112,6 @@ def other_agent_client(other_project) -> APIClient:
 @pytest.fixture
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+pytest_plugins = ["tests.celery_worker"]

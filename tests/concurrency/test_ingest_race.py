@@ -1,0 +1,68 @@
+"""Concurrent duplicate submissions on PostgreSQL: exactly one row per external_id."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from reviewapp import services
+from reviewapp.models import Conversation, JudgeScore
+from tests.factories import ProjectFactory, conversation_payload
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+THREADS = 8
+
+
+def _post_in_threads(raw_key: str, body: dict) -> list:
+    barrier = threading.Barrier(THREADS)
+    responses: list = [None] * THREADS
+
+    def worker(slot: int) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+        try:
+            barrier.wait(timeout=10)
+            responses[slot] = client.post("/api/v1/conversations", body, format="json")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return responses
+
+
+def test_concurrent_duplicate_batches_leave_exactly_one_row_per_external_id():
+    project = ProjectFactory()
+    raw = services.api_key_create(project=project, name="race").raw
+    body = {"conversations": [conversation_payload(f"race-{i}") for i in range(20)]}
+
+    responses = _post_in_threads(raw, body)
+
+    assert [r.status_code for r in responses] == [201] * THREADS
+    assert Conversation.objects.filter(project=project).count() == 20
+    # Every thread answers with the same ids, and each external_id was created exactly once.
+    ids = {tuple(item["id"] for item in r.json()["results"]) for r in responses}
+    assert len(ids) == 1
+    created = [item for r in responses for item in r.json()["results"] if item["status"] == "created"]
+    assert sorted(item["external_id"] for item in created) == sorted(f"race-{i}" for i in range(20))
+    # The judge score each copy carried is stored once, not once per thread.
+    assert JudgeScore.objects.filter(conversation__project=project).count() == 20
+
+
+def test_concurrent_single_conversation_submissions_create_one_row():
+    project = ProjectFactory()
+    raw = services.api_key_create(project=project, name="race").raw
+
+    responses = _post_in_threads(raw, conversation_payload("only-one"))
+
+    assert [r.status_code for r in responses] == [201] * THREADS
+    statuses = sorted(r.json()["results"][0]["status"] for r in responses)
+    assert statuses == ["created"] + ["duplicate"] * (THREADS - 1)
+    assert Conversation.objects.filter(project=project, external_id="only-one").count() == 1
