@@ -14,12 +14,15 @@ AGENT = "agent"
 
 # What each role may do. Capabilities are checked in one place (permissions.py); later apps add
 # theirs here so the role matrix stays readable in one table.
+_PEOPLE = {"organization.read"}
+_LABELERS = _PEOPLE | {"labeling.work"}
+_ENGINEERS = _LABELERS | {"conversations.ingest", "conversations.read", "labeling.manage"}
 CAPABILITIES: dict[str, frozenset[str]] = {
     AGENT: frozenset({"conversations.ingest", "conversations.read"}),
-    "annotator": frozenset({"organization.read"}),
-    "approver": frozenset({"organization.read"}),
-    "engineer": frozenset({"organization.read", "conversations.ingest", "conversations.read"}),
-    "admin": frozenset({"organization.read", "conversations.ingest", "conversations.read", "api_keys.manage"}),
+    "annotator": frozenset(_LABELERS),
+    "approver": frozenset(_PEOPLE),
+    "engineer": frozenset(_ENGINEERS),
+    "admin": frozenset(_ENGINEERS | {"api_keys.manage"}),
 }
 
 

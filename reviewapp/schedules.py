@@ -12,4 +12,16 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "reviewapp.tasks.personal_tokens_expire",
         "schedule": timedelta(hours=24),
     },
+    # Claims return expired leases on their way, but a queue nobody is claiming from would
+    # keep stale leases (and wrong "in progress" counts) until someone comes back.
+    "labeling-leases-expire": {
+        "task": "labeling.tasks.leases_expire",
+        "schedule": timedelta(minutes=1),
+    },
+    # Backfills re-enqueue themselves step by step; this restarts any chain a crash or deploy
+    # dropped, and runs the backfill of queues created while the worker was down.
+    "labeling-backfills-resume": {
+        "task": "labeling.tasks.backfills_resume",
+        "schedule": timedelta(minutes=5),
+    },
 }

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "reviewapp.apps.ReviewappConfig",
+    "labeling.apps.LabelingConfig",
 ]
 
 MIDDLEWARE = [

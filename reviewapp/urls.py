@@ -16,6 +16,7 @@ api_v1 = [
     path("conversations", apis.ConversationsApi.as_view(), name="conversations"),
     path("conversations/<int:conversation_id>", apis.ConversationDetailApi.as_view(), name="conversation-detail"),
     path("judge-scores", apis.JudgeScoreAddApi.as_view(), name="judge-scores"),
+    path("", include("labeling.urls_api")),
 ]
 
 urlpatterns = [

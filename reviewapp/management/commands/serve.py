@@ -26,7 +26,7 @@ class Command(RunserverCommand):
             InProcessScheduler(BEAT_SCHEDULE).start()
             self.stdout.write("Background jobs run in-process (REDIS_URL is not set).")
         if Organization.objects.filter(slug=DEMO_ORG).exists() and os.environ.get("REVIEWAPP_QUIET") != "1":
-            self.stdout.write("Demo logins (password for each: %s):" % DEMO_PASSWORD)
+            self.stdout.write(f"Demo logins (password for each: {DEMO_PASSWORD}):")
             for username, role in DEMO_USERS:
                 self.stdout.write(f"  {username:<10} {role}")
         super().inner_run(*args, **options)

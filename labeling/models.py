@@ -1,0 +1,253 @@
+"""Rubrics, queues, items, claims (assignments), labels, review and the item event trail."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class LabelSchema(models.Model):
+    """A rubric. Its content lives in immutable versions; editing adds a version."""
+
+    organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey("reviewapp.Project", on_delete=models.CASCADE, related_name="label_schemas")
+    name = models.CharField(max_length=200)
+    latest_version = models.ForeignKey(
+        "LabelSchemaVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LabelSchemaVersion(models.Model):
+    schema = models.ForeignKey(LabelSchema, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    instructions = models.TextField(blank=True, default="")
+    questions = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["schema_id", "version"]
+        constraints = [models.UniqueConstraint(fields=["schema", "version"], name="schema_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.schema_id} v{self.version}"
+
+
+class SkipPolicy(models.TextChoices):
+    OTHERS = "others", "Goes to someone else"
+    SAME_PERSON_LATER = "same_person_later", "Comes back to the same person later"
+    DROP = "drop", "Dropped from the queue"
+
+
+class Queue(models.Model):
+    organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey("reviewapp.Project", on_delete=models.CASCADE, related_name="queues")
+    schema = models.ForeignKey(LabelSchema, on_delete=models.PROTECT, related_name="queues")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    annotations_per_item = models.PositiveSmallIntegerField(default=1)
+    # Disagreeing labels may pull in up to this many extra annotators before going to review.
+    max_extra_annotations = models.PositiveSmallIntegerField(default=0)
+    priority = models.IntegerField(default=0)
+    lease_seconds = models.PositiveIntegerField(default=600)
+    # Who may work it: named users if any are listed, else members with this role. Engineers
+    # and admins may always work a queue of their organization.
+    assignee_role = models.CharField(max_length=16, default="annotator")
+    assignees = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    show_judge_scores = models.BooleanField(default=False)
+    skip_policy = models.CharField(max_length=24, choices=SkipPolicy.choices, default=SkipPolicy.OTHERS)
+    sampling = models.JSONField(default=list, blank=True)
+    max_per_day = models.PositiveIntegerField(null=True, blank=True)
+    backfill_days = models.PositiveIntegerField(default=30)
+    # Backfill progress: conversations up to this id have been considered; NULL = to do.
+    backfill_cursor = models.BigIntegerField(null=True, blank=True)
+    backfill_done_at = models.DateTimeField(null=True, blank=True)
+    gold_rate = models.FloatField(default=0.0)
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-priority", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(annotations_per_item__gte=1), name="queue_overlap_positive"),
+            models.CheckConstraint(condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="queue_gold_rate_0_1"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ItemStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    NEEDS_REVIEW = "needs_review", "Needs review"
+    COMPLETED = "completed", "Completed"
+    DROPPED = "dropped", "Dropped"
+
+
+class QueueItem(models.Model):
+    """One conversation in one queue.
+
+    `labels_done` and `leased_count` are the slot accounting the claim relies on: an item is
+    claimable while labels_done + leased_count < labels_needed. Keeping them on this row (not
+    only counting assignment rows) matters on PostgreSQL: a claimer that skipped past a locked
+    row and comes back to it re-checks *this row's* columns, so two leases can never be handed
+    out for one remaining slot.
+    """
+
+    organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="items")
+    conversation = models.ForeignKey("reviewapp.Conversation", on_delete=models.CASCADE, related_name="queue_items")
+    status = models.CharField(max_length=16, choices=ItemStatus.choices, default=ItemStatus.OPEN)
+    priority = models.IntegerField(default=0)
+    labels_needed = models.PositiveSmallIntegerField(default=1)
+    labels_done = models.PositiveSmallIntegerField(default=0)
+    leased_count = models.PositiveSmallIntegerField(default=0)
+    extra_annotations = models.PositiveSmallIntegerField(default=0)
+    # Why and how likely it was sampled, so calibration can weight labels without bias.
+    source = models.CharField(max_length=16, default="rule")  # rule | backfill | manual | gold
+    sampling_rule = models.CharField(max_length=100, blank=True, default="")
+    sampling_strategy = models.CharField(max_length=32, blank=True, default="")
+    inclusion_probability = models.FloatField(null=True, blank=True)
+    stratum = models.CharField(max_length=100, blank=True, default="")
+    sample_hash = models.FloatField(null=True, blank=True)
+    is_gold = models.BooleanField(default=False)
+    gold_answers = models.JSONField(null=True, blank=True)
+    final_answers = models.JSONField(null=True, blank=True)
+    final_source = models.CharField(max_length=16, blank=True, default="")  # agreement | review | single
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "conversation"], name="queue_item_once_per_queue"),
+        ]
+        indexes = [
+            # The claim path: open items of a queue in priority order. Partial, so completed
+            # items (most of a mature queue) cost nothing to skip.
+            models.Index(fields=["queue", "-priority", "id"], condition=Q(status="open"), name="queue_item_claim"),
+            models.Index(fields=["queue", "status"], name="queue_item_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.pk} in queue {self.queue_id}"
+
+    @property
+    def slots_free(self) -> int:
+        return max(0, self.labels_needed - self.labels_done - self.leased_count)
+
+
+class AssignmentStatus(models.TextChoices):
+    ACTIVE = "active", "Leased"
+    SUBMITTED = "submitted", "Labeled"
+    SKIPPED = "skipped", "Skipped"
+    EXPIRED = "expired", "Lease expired"
+
+
+class Assignment(models.Model):
+    """A person's claim on an item. One per (item, user), enforced by the database: nobody gets
+    the same item twice. The lease is `lease_expires_at`; the draft survives leaving the page."""
+
+    organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="assignments")
+    item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="assignments")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=16, choices=AssignmentStatus.choices, default=AssignmentStatus.ACTIVE)
+    leased_at = models.DateTimeField(default=timezone.now)
+    lease_expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    draft_answers = models.JSONField(default=dict, blank=True)
+    skip_reason = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "user"], name="assignment_once_per_person")]
+        indexes = [
+            models.Index(
+                fields=["queue", "lease_expires_at"], condition=Q(status="active"), name="assignment_live_leases"
+            ),
+            models.Index(fields=["user", "status"], name="assignment_user_status"),
+        ]
+
+
+class Label(models.Model):
+    """One person's answers on one item, against the schema version they were made with."""
+
+    organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="labels")
+    item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="labels")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    schema_version = models.ForeignKey(LabelSchemaVersion, on_delete=models.PROTECT, related_name="+")
+    answers = models.JSONField(default=dict)
+    client_token = models.CharField(max_length=100, blank=True, default="")
+    time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["item", "user"], name="label_once_per_person")]
+        indexes = [models.Index(fields=["queue", "user"], name="label_queue_user")]
+
+
+class ItemComment(models.Model):
+    item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="comments")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class ItemEvent(models.Model):
+    """Append-only history of an item: sampled, labeled, skipped, lease expired, escalated to an
+    extra annotator, sent to review, completed, reviewed. Skips live here, never as labels."""
+
+    organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
+    item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="events")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=32)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["item", "id"], name="item_event_item")]
+
+
+class SamplingCounter(models.Model):
+    """Per queue, budget key and UTC day: how many conversations passed the rate (`candidates`)
+    and how many the budget let in (`admitted`). admitted/candidates is the budget's thinning,
+    so a label's true inclusion probability is rate * admitted / candidates for its stratum-day."""
+
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=120)
+    day = models.DateField()
+    candidates = models.PositiveIntegerField(default=0)
+    admitted = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["queue", "key", "day"], name="sampling_counter_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.queue_id}:{self.key}:{self.day}"

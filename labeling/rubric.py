@@ -1,0 +1,181 @@
+"""Rubric questions and answer validation. Pure: no ORM, so it is tested without a database."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+QUESTION_TYPES = ("single_choice", "multi_choice", "rating", "boolean", "text", "turn")
+TEXT_MAX = 10_000
+
+Key = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+Option = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class Question(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: Key
+    type: Literal["single_choice", "multi_choice", "rating", "boolean", "text", "turn"]
+    label: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    help: Annotated[str, StringConstraints(max_length=2000)] = ""
+    required: bool = True
+    options: list[Option] = Field(default_factory=list, max_length=50)
+    min: int | None = None
+    max: int | None = None
+    # For `turn`: which roles may be pointed at (default: assistant turns).
+    roles: list[Literal["system", "developer", "user", "assistant", "tool"]] = Field(default_factory=list)
+    judge_criterion: Annotated[str, StringConstraints(max_length=100)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Question:
+        if self.type in ("single_choice", "multi_choice"):
+            if len(self.options) < 2:
+                raise ValueError("choice questions need at least two options")
+            if len(set(self.options)) != len(self.options):
+                raise ValueError("options must be unique")
+        elif self.options:
+            raise ValueError(f"{self.type} questions take no options")
+        if self.type == "rating":
+            if self.min is None or self.max is None:
+                raise ValueError("rating questions need min and max")
+            if self.min >= self.max:
+                raise ValueError("min must be below max")
+            if self.max - self.min > 100:
+                raise ValueError("a rating scale has at most 101 points")
+        elif self.min is not None or self.max is not None:
+            raise ValueError("only rating questions take min and max")
+        if self.type == "turn" and not self.roles:
+            self.roles = ["assistant"]
+        return self
+
+    @property
+    def level(self) -> str:
+        """Measurement level for agreement: ratings are ordinal, the rest nominal."""
+        return "ordinal" if self.type == "rating" else "nominal"
+
+    @property
+    def comparable(self) -> bool:
+        """Free text is not compared for agreement; every other type is."""
+        return self.type != "text"
+
+    def categories(self) -> list[Any] | None:
+        if self.type in ("single_choice",):
+            return list(self.options)
+        if self.type == "rating":
+            return list(range(self.min or 0, (self.max or 0) + 1))
+        if self.type == "boolean":
+            return [False, True]
+        return None
+
+
+class Rubric(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    instructions: Annotated[str, StringConstraints(max_length=50_000)] = ""
+    questions: list[Question] = Field(min_length=1, max_length=50)
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> Rubric:
+        keys = [q.key for q in self.questions]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"question keys must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+def questions_from_json(data: list[dict[str, Any]]) -> list[Question]:
+    return [Question.model_validate(q) for q in data]
+
+
+def answers_validate(
+    questions: list[Question], answers: Any, *, turn_roles: list[str] | None = None, partial: bool = False
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Check answers against a schema version. Returns (clean answers, errors by field path).
+
+    `turn_roles` is the role of each message of the conversation, to check `turn` answers.
+    With `partial` (drafts), missing required answers are not errors.
+    """
+    if not isinstance(answers, dict):
+        return {}, {"answers": ["Send an object of answers keyed by question key."]}
+    errors: dict[str, list[str]] = {}
+    clean: dict[str, Any] = {}
+    known = {q.key for q in questions}
+    for key in answers:
+        if key not in known:
+            errors[f"answers.{key}"] = ["No such question in this schema version."]
+    for q in questions:
+        path = f"answers.{q.key}"
+        value = answers.get(q.key)
+        if value is None or value == "" or value == []:
+            if q.required and not partial:
+                errors[path] = ["This question is required."]
+            continue
+        problem = _check(q, value, turn_roles)
+        if problem:
+            errors[path] = [problem]
+        else:
+            clean[q.key] = sorted(value, key=q.options.index) if q.type == "multi_choice" else value
+    return clean, errors
+
+
+def _check(q: Question, value: Any, turn_roles: list[str] | None) -> str | None:
+    if q.type == "single_choice":
+        if not isinstance(value, str) or value not in q.options:
+            return f"Choose one of: {', '.join(q.options)}."
+    elif q.type == "multi_choice":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return "Send a list of options."
+        unknown = [v for v in value if v not in q.options]
+        if unknown:
+            return f"Unknown options: {', '.join(unknown)}."
+        if len(set(value)) != len(value):
+            return "Options repeat."
+    elif q.type == "rating":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"Send a whole number from {q.min} to {q.max}."
+        if not (q.min or 0) <= value <= (q.max or 0):
+            return f"Must be from {q.min} to {q.max}."
+    elif q.type == "boolean":
+        if not isinstance(value, bool):
+            return "Send true or false."
+    elif q.type == "text":
+        if not isinstance(value, str):
+            return "Send text."
+        if len(value) > TEXT_MAX:
+            return f"At most {TEXT_MAX} characters."
+    elif q.type == "turn":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "Send the index of a message of the transcript."
+        if turn_roles is not None:
+            if not 0 <= value < len(turn_roles):
+                return f"No message {value}; the transcript has {len(turn_roles)}."
+            if q.roles and turn_roles[value] not in q.roles:
+                return f"Message {value} is a {turn_roles[value]} turn; pick a {' or '.join(q.roles)} turn."
+    return None
+
+
+def answers_agree(questions: list[Question], label_answers: list[dict[str, Any]]) -> bool:
+    """Do all labels give the same answer on every comparable question?"""
+    for q in questions:
+        if not q.comparable:
+            continue
+        values = [_normalise(a.get(q.key)) for a in label_answers]
+        if len(set(values)) > 1:
+            return False
+    return True
+
+
+def _normalise(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def rubric_errors(exc: ValidationError) -> dict[str, list[str]]:
+    from reviewapp.ingest_schemas import errors_from_pydantic
+
+    return errors_from_pydantic(exc)
+
+
+__all__ = ["QUESTION_TYPES", "Question", "Rubric", "answers_agree", "answers_validate", "questions_from_json"]

@@ -1,0 +1,193 @@
+"""Sampling rules: parsing and the decision for one conversation. Pure (no ORM).
+
+Decisions are deterministic: a hash of (queue id, external_id) gives each conversation a fixed
+number u in [0, 1); a rule with rate r samples it when u < r. Every rule of a queue uses the same
+u, so "any matching rule samples" happens exactly when u < max(rate of matching rules): that
+maximum is the conversation's inclusion probability, recorded for unbiased weighting later.
+Re-sending or re-evaluating a conversation can never change the outcome.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+_HASH_SCALE = float(16**15)
+
+
+class RuleCondition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_version: str | list[str] | None = None
+    tags_any: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    feedback_rating: Literal["up", "down"] | None = None
+    user_rephrased: bool | None = None
+    escalated_by_user: bool | None = None
+    judge: str | None = None
+    criterion: str | None = None
+    score_below: float | None = None
+    confidence_below: float | None = Field(default=None, ge=0, le=1)
+
+    @property
+    def uses_judge(self) -> bool:
+        return any(v is not None for v in (self.judge, self.criterion, self.score_below, self.confidence_below))
+
+
+class SamplingRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: Annotated[str, StringConstraints(max_length=80)] | None = None
+    rate: float = Field(ge=0, le=1)
+    condition: RuleCondition | None = Field(default=None, alias="if")
+    max_per_day: int | None = Field(default=None, ge=1)
+
+    def strategy(self) -> str:
+        c = self.condition
+        if c is None:
+            return "uniform"
+        if c.score_below is not None or c.confidence_below is not None:
+            return "uncertainty"
+        if c.feedback_rating or c.user_rephrased or c.escalated_by_user:
+            return "signal"
+        return "filter"
+
+    def label(self, index: int) -> str:
+        return self.name or f"rule{index}"
+
+
+@dataclass(frozen=True)
+class JudgeFact:
+    judge: str
+    criterion: str
+    score: float | None
+    confidence: float | None
+
+
+@dataclass(frozen=True)
+class ConversationFacts:
+    id: int
+    external_id: str
+    agent_version: str = ""
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    feedback_rating: str | None = None
+    user_rephrased: bool = False
+    escalated_by_user: bool = False
+    judge_scores: tuple[JudgeFact, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    index: int
+    rule: SamplingRule
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A conversation that passed the rate of at least one matching rule."""
+
+    conversation_id: int
+    u: float
+    inclusion_probability: float
+    passing: tuple[RuleMatch, ...]  # rules it passed, highest rate first
+    stratum: str
+
+
+def sample_hash(queue_id: int, external_id: str) -> float:
+    digest = hashlib.sha256(f"{queue_id}:{external_id}".encode()).hexdigest()
+    return int(digest[:15], 16) / _HASH_SCALE
+
+
+def condition_matches(c: RuleCondition | None, f: ConversationFacts) -> bool:
+    if c is None:
+        return True
+    if c.agent_version is not None:
+        versions = [c.agent_version] if isinstance(c.agent_version, str) else c.agent_version
+        if f.agent_version not in versions:
+            return False
+    if c.tags_any is not None and not set(c.tags_any) & set(f.tags):
+        return False
+    if c.metadata is not None and any(f.metadata.get(k) != v for k, v in c.metadata.items()):
+        return False
+    if c.feedback_rating is not None and f.feedback_rating != c.feedback_rating:
+        return False
+    if c.user_rephrased is not None and f.user_rephrased != c.user_rephrased:
+        return False
+    if c.escalated_by_user is not None and f.escalated_by_user != c.escalated_by_user:
+        return False
+    if c.uses_judge:
+        return any(_judge_matches(c, s) for s in f.judge_scores)
+    return True
+
+
+def _judge_matches(c: RuleCondition, s: JudgeFact) -> bool:
+    if c.judge is not None and s.judge != c.judge:
+        return False
+    if c.criterion is not None and s.criterion != c.criterion:
+        return False
+    if c.score_below is not None and (s.score is None or not s.score < c.score_below):
+        return False
+    return not (c.confidence_below is not None and (s.confidence is None or not s.confidence < c.confidence_below))
+
+
+def stratum_of(rule: SamplingRule, index: int, facts: ConversationFacts) -> str:
+    c = rule.condition
+    if c is not None and c.tags_any:
+        for tag in c.tags_any:
+            if tag in facts.tags:
+                return f"tag:{tag}"[:100]
+    return rule.label(index)[:100]
+
+
+def candidate_for(queue_id: int, rules: list[SamplingRule], facts: ConversationFacts) -> Candidate | None:
+    matching = [RuleMatch(i, r) for i, r in enumerate(rules) if condition_matches(r.condition, facts)]
+    if not matching:
+        return None
+    u = sample_hash(queue_id, facts.external_id)
+    passing = sorted((m for m in matching if u < m.rule.rate), key=lambda m: (-m.rule.rate, m.index))
+    if not passing:
+        return None
+    top = passing[0]
+    return Candidate(
+        conversation_id=facts.id,
+        u=u,
+        inclusion_probability=max(m.rule.rate for m in matching),
+        passing=tuple(passing),
+        stratum=stratum_of(top.rule, top.index, facts),
+    )
+
+
+def pacing_allowance(limit: int, now: dt.datetime) -> int:
+    """How much of a daily budget may be used by `now` (UTC): the budget accrues evenly over
+    the day, plus one hour's worth up front, so a morning burst cannot spend the whole day's
+    budget and evening traffic is sampled too."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    elapsed = (now - midnight).total_seconds() / 86_400
+    burst = max(1, math.ceil(limit / 24))
+    return min(limit, math.ceil(limit * elapsed) + burst)
+
+
+def rules_parse(data: Any) -> list[SamplingRule]:
+    if data in (None, ""):
+        return []
+    return [SamplingRule.model_validate(r) for r in data]
+
+
+__all__ = [
+    "Candidate",
+    "ConversationFacts",
+    "JudgeFact",
+    "RuleCondition",
+    "SamplingRule",
+    "candidate_for",
+    "condition_matches",
+    "pacing_allowance",
+    "rules_parse",
+    "sample_hash",
+]

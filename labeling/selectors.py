@@ -1,0 +1,243 @@
+"""Reads for labeling, organization first: another tenant's ids are simply not found."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from labeling import rubric
+from labeling.models import (
+    Assignment,
+    AssignmentStatus,
+    ItemStatus,
+    Label,
+    LabelSchema,
+    Queue,
+    QueueItem,
+)
+from reviewapp.errors import NotFound
+from reviewapp.models import Organization, Role
+
+if TYPE_CHECKING:
+    from labeling.agreement import QuestionRatings
+
+MANAGER_ROLES = {Role.ENGINEER, Role.ADMIN}
+
+
+def project_has_sampling_queues(*, project_id: int) -> bool:
+    return Queue.objects.filter(project_id=project_id, is_active=True).exclude(sampling=[]).exists()
+
+
+def label_schema_list(*, organization: Organization) -> QuerySet[LabelSchema]:
+    return LabelSchema.objects.filter(organization=organization).select_related("project", "latest_version")
+
+
+def label_schema_get(*, organization: Organization, schema_id: int) -> LabelSchema:
+    schema = label_schema_list(organization=organization).filter(pk=schema_id).first()
+    if schema is None:
+        raise NotFound("Label schema not found.")
+    return schema
+
+
+def queue_can_work(*, queue: Queue, user: AbstractBaseUser, role: str) -> bool:
+    """Engineers and admins may work any queue of their organization; others need to be named
+    on the queue, or (when nobody is named) hold its assignee role."""
+    if role in MANAGER_ROLES:
+        return True
+    named = list(queue.assignees.values_list("pk", flat=True))
+    if named:
+        return user.pk in named
+    return role == queue.assignee_role
+
+
+def queue_list(*, organization: Organization) -> QuerySet[Queue]:
+    return Queue.objects.filter(organization=organization).select_related("project", "schema")
+
+
+def queue_list_for_worker(*, organization: Organization, user: AbstractBaseUser, role: str) -> list[Queue]:
+    queues = queue_list(organization=organization).filter(is_active=True).prefetch_related("assignees")
+    return [q for q in queues if queue_can_work(queue=q, user=user, role=role)]
+
+
+def queue_get(*, organization: Organization, queue_id: int) -> Queue:
+    queue = queue_list(organization=organization).filter(pk=queue_id).first()
+    if queue is None:
+        raise NotFound("Queue not found.")
+    return queue
+
+
+def queue_get_for_worker(*, organization: Organization, queue_id: int, user: AbstractBaseUser, role: str) -> Queue:
+    """A queue the caller may work. One they may not work looks missing (404), like another
+    tenant's, so queue ids leak nothing."""
+    queue = queue_get(organization=organization, queue_id=queue_id)
+    if not queue_can_work(queue=queue, user=user, role=role):
+        raise NotFound("Queue not found.")
+    return queue
+
+
+def queue_counts(*, queue: Queue) -> dict[str, int]:
+    now = timezone.now()
+    live = Assignment.objects.filter(item=OuterRef("pk"), status=AssignmentStatus.ACTIVE, lease_expires_at__gt=now)
+    row = (
+        QueueItem.objects.filter(queue=queue, is_gold=False)
+        .annotate(leased=Exists(live))
+        .aggregate(
+            pending=Count("pk", filter=Q(status=ItemStatus.OPEN, labels_done=0, leased=False)),
+            in_progress=Count("pk", filter=Q(status=ItemStatus.OPEN) & (Q(labels_done__gt=0) | Q(leased=True))),
+            needs_review=Count("pk", filter=Q(status=ItemStatus.NEEDS_REVIEW)),
+            completed=Count("pk", filter=Q(status=ItemStatus.COMPLETED)),
+            dropped=Count("pk", filter=Q(status=ItemStatus.DROPPED)),
+            total=Count("pk"),
+        )
+    )
+    return {k: int(v or 0) for k, v in row.items()}
+
+
+def user_queue_progress(*, queue: Queue, user: AbstractBaseUser) -> dict[str, int]:
+    row = Assignment.objects.filter(queue=queue, user=user).aggregate(
+        done=Count("pk", filter=Q(status=AssignmentStatus.SUBMITTED)),
+        skipped=Count("pk", filter=Q(status=AssignmentStatus.SKIPPED)),
+        leased=Count("pk", filter=Q(status=AssignmentStatus.ACTIVE, lease_expires_at__gt=timezone.now())),
+    )
+    return {k: int(v or 0) for k, v in row.items()}
+
+
+def item_get(*, organization: Organization, item_id: int) -> QueueItem:
+    item = (
+        QueueItem.objects.filter(organization=organization, pk=item_id)
+        .select_related(
+            "queue", "queue__schema", "queue__schema__latest_version", "conversation", "conversation__project"
+        )
+        .first()
+    )
+    if item is None:
+        raise NotFound("Item not found.")
+    return item
+
+
+def item_get_for_worker(*, organization: Organization, item_id: int, user: AbstractBaseUser, role: str) -> QueueItem:
+    item = item_get(organization=organization, item_id=item_id)
+    if not queue_can_work(queue=item.queue, user=user, role=role):
+        raise NotFound("Item not found.")
+    return item
+
+
+def assignment_for(*, item: QueueItem, user: AbstractBaseUser) -> Assignment | None:
+    return Assignment.objects.filter(item=item, user=user).first()
+
+
+def label_for(*, item: QueueItem, user: AbstractBaseUser) -> Label | None:
+    return Label.objects.filter(item=item, user=user).first()
+
+
+def item_labels(*, item: QueueItem) -> QuerySet[Label]:
+    return Label.objects.filter(item=item).select_related("user", "schema_version").order_by("id")
+
+
+def review_items(*, queue: Queue, limit: int = 50) -> QuerySet[QueueItem]:
+    return QueueItem.objects.filter(queue=queue, status=ItemStatus.NEEDS_REVIEW).select_related("conversation")[:limit]
+
+
+def queue_questions(*, queue: Queue) -> list[rubric.Question]:
+    version = queue.schema.latest_version
+    return rubric.questions_from_json(version.questions if version else [])
+
+
+def agreement_inputs(*, queue: Queue) -> list[QuestionRatings]:
+    """Labels of items with two or more labels, keyed by item (never by text), per question."""
+    from labeling.agreement import QuestionRatings
+
+    questions = [q for q in queue_questions(queue=queue) if q.comparable]
+    multi = QueueItem.objects.filter(queue=queue, labels_done__gte=2, is_gold=False).values("pk")
+    ratings: dict[str, dict[int, dict[int, Any]]] = {q.key: defaultdict(dict) for q in questions}
+    for item_id, user_id, answers in Label.objects.filter(queue=queue, item_id__in=multi).values_list(
+        "item_id", "user_id", "answers"
+    ):
+        for q in questions:
+            value = (answers or {}).get(q.key)
+            if value is None:
+                continue
+            ratings[q.key][item_id][user_id] = tuple(value) if isinstance(value, list) else value
+    return [
+        QuestionRatings(key=q.key, level=q.level, ratings=dict(ratings[q.key]), categories=q.categories())
+        for q in questions
+    ]
+
+
+def queue_agreement(*, queue: Queue, bootstrap: int = 200) -> dict[str, Any]:
+    # Imported here: scikit-learn and statsmodels take a second to import, and only this
+    # read needs them.
+    from labeling import agreement
+
+    return agreement.agreement_report(agreement_inputs(queue=queue), bootstrap=bootstrap, seed=queue.pk)
+
+
+def confusion_table(*, queue: Queue, question_key: str) -> dict[str, Any]:
+    """For items with exactly two labels: how often annotator answer A met answer B."""
+    inputs = {q.key: q for q in agreement_inputs(queue=queue)}
+    q = inputs.get(question_key)
+    if q is None:
+        return {"categories": [], "rows": []}
+    categories = [c for c in (q.categories or [])] or sorted(
+        {v for r in q.ratings.values() for v in r.values()}, key=str
+    )
+    index = {c: i for i, c in enumerate(categories)}
+    table = [[0] * len(categories) for _ in categories]
+    for votes in q.ratings.values():
+        if len(votes) != 2:
+            continue
+        a, b = (votes[k] for k in sorted(votes))
+        if a in index and b in index:
+            table[index[a]][index[b]] += 1
+    return {"categories": categories, "rows": table}
+
+
+def annotator_stats(*, queue: Queue) -> list[dict[str, Any]]:
+    """Per assignee: done, skipped, leased, throughput (labels per active hour), median seconds
+    per item, agreement with others, gold accuracy."""
+    now = timezone.now()
+    per_user: dict[int, dict[str, Any]] = {}
+    for user_id, username, status, expires in Assignment.objects.filter(queue=queue).values_list(
+        "user_id", "user__username", "status", "lease_expires_at"
+    ):
+        row = per_user.setdefault(
+            user_id, {"user_id": user_id, "username": username, "done": 0, "skipped": 0, "leased": 0}
+        )
+        if status == AssignmentStatus.SUBMITTED:
+            row["done"] += 1
+        elif status == AssignmentStatus.SKIPPED:
+            row["skipped"] += 1
+        elif status == AssignmentStatus.ACTIVE and expires > now:
+            row["leased"] += 1
+    times: dict[int, list[int]] = defaultdict(list)
+    spans: dict[int, list] = defaultdict(list)
+    gold_hits: dict[int, list[bool]] = defaultdict(list)
+    questions = [q for q in queue_questions(queue=queue) if q.comparable]
+    for user_id, spent, created, answers, is_gold, gold in Label.objects.filter(queue=queue).values_list(
+        "user_id", "time_spent_ms", "created_at", "answers", "item__is_gold", "item__gold_answers"
+    ):
+        if spent is not None:
+            times[user_id].append(spent)
+        spans[user_id].append(created)
+        if is_gold and gold:
+            gold_hits[user_id].append(rubric.answers_agree(questions, [answers or {}, gold]))
+    from labeling import agreement
+
+    agree = agreement.annotator_agreement_with_others(agreement_inputs(queue=queue))
+    out = []
+    for user_id, row in per_user.items():
+        stamps = sorted(spans.get(user_id, []))
+        hours = (stamps[-1] - stamps[0]).total_seconds() / 3600 if len(stamps) > 1 else 0
+        row["median_seconds"] = round(statistics.median(times[user_id]) / 1000, 1) if times.get(user_id) else None
+        row["labels_per_hour"] = round(len(stamps) / hours, 1) if hours > 0 else None
+        row["agreement_with_others"] = agree.get(user_id)
+        hits = gold_hits.get(user_id, [])
+        row["gold_accuracy"] = round(sum(hits) / len(hits), 3) if hits else None
+        row["gold_items"] = len(hits)
+        out.append(row)
+    return sorted(out, key=lambda r: r["username"])

@@ -1,0 +1,707 @@
+"""Writes for labeling: rubrics, queues, sampling, claims, labels, skips, review, drafts.
+
+Each public function is keyword-only and owns its transaction. Claims and label submissions
+are one short transaction each.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from labeling import lock_objects, rubric, sampling
+from labeling.models import (
+    Assignment,
+    AssignmentStatus,
+    ItemComment,
+    ItemEvent,
+    ItemStatus,
+    Label,
+    LabelSchema,
+    LabelSchemaVersion,
+    Queue,
+    QueueItem,
+    SamplingCounter,
+    SkipPolicy,
+)
+from reviewapp.errors import Conflict, ValidationFailed
+from reviewapp.models import Conversation, JudgeScore, Project
+
+logger = logging.getLogger(__name__)
+
+BACKFILL_CHUNK = 2000
+# Expired leases a claim returns to the pool on its way; the beat sweeper does the rest.
+EXPIRE_ON_CLAIM = 50
+_CLAIM_ATTEMPTS = 3
+# What _resolve may change on an item; its callers save these while holding the item's lock.
+RESOLVE_FIELDS = [
+    "status",
+    "final_answers",
+    "final_source",
+    "completed_at",
+    "labels_needed",
+    "extra_annotations",
+    "leased_count",
+]
+
+
+# --- rubrics ---------------------------------------------------------------------------------
+
+
+def label_schema_create(*, project: Project, rubric_in: rubric.Rubric, user: AbstractBaseUser | None) -> LabelSchema:
+    with transaction.atomic():
+        schema = LabelSchema.objects.create(
+            organization_id=project.organization_id, project=project, name=rubric_in.name
+        )
+        version = LabelSchemaVersion.objects.create(
+            schema=schema,
+            version=1,
+            instructions=rubric_in.instructions,
+            questions=[q.model_dump(exclude_none=True) for q in rubric_in.questions],
+            created_by=_user(user),
+        )
+        schema.latest_version = version
+        schema.save(update_fields=["latest_version"])
+    return schema
+
+
+def label_schema_version_create(
+    *, schema: LabelSchema, rubric_in: rubric.Rubric, user: AbstractBaseUser | None
+) -> LabelSchemaVersion:
+    """Editing a rubric adds a version; labels keep pointing at the version they were made with."""
+    with transaction.atomic():
+        locked = LabelSchema.objects.select_for_update().get(pk=schema.pk)
+        number = (locked.versions.aggregate(n=Max("version"))["n"] or 0) + 1
+        version = LabelSchemaVersion.objects.create(
+            schema=locked,
+            version=number,
+            instructions=rubric_in.instructions,
+            questions=[q.model_dump(exclude_none=True) for q in rubric_in.questions],
+            created_by=_user(user),
+        )
+        locked.name = rubric_in.name
+        locked.latest_version = version
+        locked.save(update_fields=["name", "latest_version"])
+    schema.refresh_from_db()
+    return version
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    schema: LabelSchema
+    description: str = ""
+    annotations_per_item: int = 1
+    max_extra_annotations: int = 0
+    priority: int = 0
+    lease_seconds: int = 600
+    assignee_role: str = "annotator"
+    assignee_ids: tuple[int, ...] = ()
+    show_judge_scores: bool = False
+    skip_policy: str = SkipPolicy.OTHERS
+    sampling: tuple[dict[str, Any], ...] = ()
+    max_per_day: int | None = None
+    backfill_days: int = 30
+    gold_rate: float = 0.0
+
+
+def queue_create(*, project: Project, spec: QueueSpec, user: AbstractBaseUser | None) -> Queue:
+    rules = sampling.rules_parse(list(spec.sampling))  # validated by the caller; parse again to be sure
+    with transaction.atomic():
+        queue = Queue.objects.create(
+            organization_id=project.organization_id,
+            project=project,
+            schema=spec.schema,
+            name=spec.name,
+            description=spec.description,
+            annotations_per_item=spec.annotations_per_item,
+            max_extra_annotations=spec.max_extra_annotations,
+            priority=spec.priority,
+            lease_seconds=spec.lease_seconds,
+            assignee_role=spec.assignee_role,
+            show_judge_scores=spec.show_judge_scores,
+            skip_policy=spec.skip_policy,
+            sampling=[r.model_dump(by_alias=True, exclude_none=True) for r in rules],
+            max_per_day=spec.max_per_day,
+            backfill_days=spec.backfill_days,
+            backfill_done_at=None if rules else timezone.now(),
+            gold_rate=spec.gold_rate,
+            created_by=_user(user),
+        )
+        if spec.assignee_ids:
+            queue.assignees.set(spec.assignee_ids)
+        if rules:
+            _enqueue_backfill(queue.pk)
+    return queue
+
+
+def queue_sampling_update(*, queue: Queue, rules: list[dict[str, Any]], max_per_day: int | None) -> Queue:
+    """Replace a queue's sampling rules and backfill again under the new rules (items already
+    sampled stay: a conversation is never in a queue twice)."""
+    parsed = sampling.rules_parse(rules)
+    with transaction.atomic():
+        Queue.objects.filter(pk=queue.pk).update(
+            sampling=[r.model_dump(by_alias=True, exclude_none=True) for r in parsed],
+            max_per_day=max_per_day,
+            backfill_cursor=None,
+            backfill_done_at=None if parsed else timezone.now(),
+        )
+        if parsed:
+            _enqueue_backfill(queue.pk)
+    queue.refresh_from_db()
+    return queue
+
+
+def _enqueue_backfill(queue_id: int) -> None:
+    from labeling.tasks import queue_backfill
+
+    transaction.on_commit(lambda: queue_backfill.delay(queue_id))
+
+
+# --- sampling --------------------------------------------------------------------------------
+
+
+def _facts_for(conversation_ids: list[int]) -> list[sampling.ConversationFacts]:
+    rows = list(
+        Conversation.objects.filter(pk__in=conversation_ids)
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "external_id",
+            "agent_version",
+            "tags",
+            "metadata",
+            "feedback_rating",
+            "user_rephrased",
+            "escalated_by_user",
+        )
+    )
+    scores: dict[int, list[sampling.JudgeFact]] = {}
+    for cid, judge, criterion, score, confidence in JudgeScore.objects.filter(
+        conversation_id__in=conversation_ids
+    ).values_list("conversation_id", "judge", "criterion", "score", "confidence"):
+        scores.setdefault(cid, []).append(sampling.JudgeFact(judge, criterion, score, confidence))
+    return [
+        sampling.ConversationFacts(
+            id=pk,
+            external_id=ext,
+            agent_version=version or "",
+            tags=tuple(tags or ()),
+            metadata=metadata if isinstance(metadata, dict) else {},
+            feedback_rating=rating,
+            user_rephrased=rephrased,
+            escalated_by_user=escalated,
+            judge_scores=tuple(scores.get(pk, ())),
+        )
+        for pk, ext, version, tags, metadata, rating, rephrased, escalated in rows
+    ]
+
+
+def conversations_sample(*, project_id: int, conversation_ids: list[int], source: str = "rule") -> int:
+    """Run every active queue's sampling rules over these conversations; returns items added."""
+    queues = list(Queue.objects.filter(project_id=project_id, is_active=True).exclude(sampling=[]))
+    if not queues or not conversation_ids:
+        return 0
+    facts = _facts_for(conversation_ids)
+    added = 0
+    for queue in queues:
+        added += _queue_sample(queue=queue, facts=facts, source=source)
+    return added
+
+
+def _queue_sample(*, queue: Queue, facts: list[sampling.ConversationFacts], source: str) -> int:
+    rules = sampling.rules_parse(queue.sampling)
+    candidates = [c for f in facts if (c := sampling.candidate_for(queue.pk, rules, f)) is not None]
+    if not candidates:
+        return 0
+    now = timezone.now()
+    # Priority sampling on the hash: when a budget is short, the lowest hashes win, so which
+    # conversations get in never depends on arrival order within a batch.
+    candidates.sort(key=lambda c: c.u)
+    with transaction.atomic():
+        existing = set(
+            QueueItem.objects.filter(
+                queue=queue, conversation_id__in=[c.conversation_id for c in candidates]
+            ).values_list("conversation_id", flat=True)
+        )
+        fresh = [c for c in candidates if c.conversation_id not in existing]
+        admitted = _apply_budgets(queue=queue, rules=rules, candidates=fresh, now=now)
+        items = [
+            QueueItem(
+                organization_id=queue.organization_id,
+                queue=queue,
+                conversation_id=c.conversation_id,
+                priority=queue.priority,
+                labels_needed=queue.annotations_per_item,
+                source=source,
+                sampling_rule=rule.label(index),
+                sampling_strategy=rule.strategy(),
+                inclusion_probability=c.inclusion_probability,
+                stratum=c.stratum,
+                sample_hash=c.u,
+                created_at=now,
+            )
+            for c, index, rule in admitted
+        ]
+        # ignore_conflicts: a manual add or a concurrent task may have put one in already.
+        QueueItem.objects.bulk_create(items, batch_size=1000, ignore_conflicts=True)
+    return len(items)
+
+
+def _apply_budgets(
+    *, queue: Queue, rules: list[sampling.SamplingRule], candidates: list[sampling.Candidate], now: dt.datetime
+) -> list[tuple[sampling.Candidate, int, sampling.SamplingRule]]:
+    """Admit candidates within per-rule and per-queue daily budgets, paced over the UTC day.
+    Counters are locked rows, so parallel sampling tasks never overspend a budget."""
+    day = now.date()
+    limited_keys = {f"rule:{m.index}" for c in candidates for m in c.passing if m.rule.max_per_day}
+    if queue.max_per_day:
+        limited_keys.add("queue")
+    counters: dict[str, SamplingCounter] = {}
+    if limited_keys:
+        for key in sorted(limited_keys):  # fixed order: no deadlock between two samplers
+            SamplingCounter.objects.get_or_create(queue=queue, key=key, day=day)
+        for counter in SamplingCounter.objects.select_for_update().filter(queue=queue, key__in=limited_keys, day=day):
+            counters[counter.key] = counter
+    room = {
+        key: max(0, sampling.pacing_allowance(_limit_for(key, queue, rules), now) - counter.admitted)
+        for key, counter in counters.items()
+    }
+    admitted: list[tuple[sampling.Candidate, int, sampling.SamplingRule]] = []
+    for c in candidates:
+        for key in {f"rule:{m.index}" for m in c.passing if m.rule.max_per_day} | (
+            {"queue"} if queue.max_per_day else set()
+        ):
+            counters[key].candidates += 1
+        if queue.max_per_day and room["queue"] <= 0:
+            continue
+        for m in c.passing:
+            key = f"rule:{m.index}"
+            if m.rule.max_per_day and room[key] <= 0:
+                continue
+            if m.rule.max_per_day:
+                room[key] -= 1
+                counters[key].admitted += 1
+            if queue.max_per_day:
+                room["queue"] -= 1
+                counters["queue"].admitted += 1
+            admitted.append((c, m.index, m.rule))
+            break
+    for counter in counters.values():
+        counter.save(update_fields=["candidates", "admitted"])
+    return admitted
+
+
+def _limit_for(key: str, queue: Queue, rules: list[sampling.SamplingRule]) -> int:
+    if key == "queue":
+        return int(queue.max_per_day or 0)
+    return int(rules[int(key.split(":", 1)[1])].max_per_day or 0)
+
+
+def queue_backfill_step(*, queue_id: int, chunk: int = BACKFILL_CHUNK) -> tuple[int, bool]:
+    """Sample the next chunk of older conversations for a queue (newest first, within its
+    backfill window). Returns (items added, whether more remain)."""
+    queue = Queue.objects.filter(pk=queue_id, is_active=True, backfill_done_at__isnull=True).first()
+    if queue is None:
+        return 0, False
+    since = timezone.now() - dt.timedelta(days=queue.backfill_days)
+    qs = Conversation.objects.filter(project_id=queue.project_id, occurred_at__gte=since)
+    if queue.backfill_cursor is not None:
+        qs = qs.filter(pk__lt=queue.backfill_cursor)
+    ids = list(qs.order_by("-pk").values_list("pk", flat=True)[:chunk])
+    added = _queue_sample(queue=queue, facts=_facts_for(ids), source="backfill") if ids else 0
+    more = len(ids) == chunk
+    Queue.objects.filter(pk=queue.pk).update(
+        backfill_cursor=ids[-1] if ids else queue.backfill_cursor,
+        backfill_done_at=None if more else timezone.now(),
+    )
+    return added, more
+
+
+def queues_with_pending_backfill() -> list[int]:
+    return list(Queue.objects.filter(is_active=True, backfill_done_at__isnull=True).values_list("pk", flat=True))
+
+
+@dataclass(frozen=True)
+class ItemAddResult:
+    conversation_id: int
+    item_id: int
+    status: str  # created | duplicate
+
+
+def queue_items_add(
+    *, queue: Queue, conversation_ids: list[int], user: AbstractBaseUser | None, source: str = "manual"
+) -> list[ItemAddResult]:
+    """Add conversations by hand. A conversation already in the queue is a duplicate, whichever
+    way it got there."""
+    with transaction.atomic():
+        existing = dict(
+            QueueItem.objects.filter(queue=queue, conversation_id__in=conversation_ids).values_list(
+                "conversation_id", "pk"
+            )
+        )
+        new = [cid for cid in dict.fromkeys(conversation_ids) if cid not in existing]
+        now = timezone.now()
+        QueueItem.objects.bulk_create(
+            [
+                QueueItem(
+                    organization_id=queue.organization_id,
+                    queue=queue,
+                    conversation_id=cid,
+                    priority=queue.priority,
+                    labels_needed=queue.annotations_per_item,
+                    source=source,
+                    sampling_strategy="manual",
+                    created_at=now,
+                )
+                for cid in new
+            ],
+            ignore_conflicts=True,
+        )
+        ids = dict(QueueItem.objects.filter(queue=queue, conversation_id__in=new).values_list("conversation_id", "pk"))
+        ItemEvent.objects.bulk_create(
+            [
+                ItemEvent(
+                    organization_id=queue.organization_id,
+                    item_id=ids[cid],
+                    user=_user(user),
+                    kind="added",
+                    data={"source": source},
+                )
+                for cid in new
+                if cid in ids
+            ]
+        )
+    created = set(new)
+    results = []
+    seen: set[int] = set()
+    for cid in conversation_ids:
+        status = "created" if cid in created and cid not in seen else "duplicate"
+        seen.add(cid)
+        results.append(ItemAddResult(cid, existing.get(cid) or ids[cid], status))
+    return results
+
+
+# --- claims ----------------------------------------------------------------------------------
+
+
+def leases_expire(*, queue_id: int | None, limit: int = EXPIRE_ON_CLAIM, now: dt.datetime | None = None) -> int:
+    """Return expired leases to the pool. Safe to run from any number of places at once."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        rows = lock_objects.expired_leases_lock(queue_id=queue_id, now=now, limit=limit)
+        if not rows:
+            return 0
+        Assignment.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+            status=AssignmentStatus.EXPIRED, finished_at=now
+        )
+        for _pk, item_id in rows:  # sorted by item id: a fixed lock order
+            QueueItem.objects.filter(pk=item_id, leased_count__gt=0).update(leased_count=F("leased_count") - 1)
+        org_of = dict(QueueItem.objects.filter(pk__in=[i for _, i in rows]).values_list("pk", "organization_id"))
+        ItemEvent.objects.bulk_create(
+            [
+                ItemEvent(
+                    organization_id=org_of[item_id], item_id=item_id, kind="lease_expired", data={"assignment": pk}
+                )
+                for pk, item_id in rows
+            ]
+        )
+    return len(rows)
+
+
+def item_claim(
+    *, queue: Queue, user: AbstractBaseUser, exclude_item_id: int | None = None, now: dt.datetime | None = None
+) -> Assignment | None:
+    """Give `user` an item of `queue` and lease it for queue.lease_seconds.
+
+    A person who already holds a live lease in this queue gets that one back (a reload must not
+    hoard items); with `exclude_item_id` (the browser prefetching the next item) they get a
+    second one. Never the same item twice, never more live leases than labels still needed.
+    """
+    for attempt in range(_CLAIM_ATTEMPTS):
+        try:
+            return _item_claim_once(queue=queue, user=user, exclude_item_id=exclude_item_id, now=now or timezone.now())
+        except IntegrityError:
+            # The same person claiming from two tabs at once: the (item, user) constraint
+            # stopped the second lease. Try again; the loser gets a different item.
+            if attempt == _CLAIM_ATTEMPTS - 1:
+                raise
+    return None
+
+
+def _item_claim_once(
+    *, queue: Queue, user: AbstractBaseUser, exclude_item_id: int | None, now: dt.datetime
+) -> Assignment | None:
+    leases_expire(queue_id=queue.pk, now=now)
+    with transaction.atomic():
+        held = Assignment.objects.filter(
+            queue=queue, user=user, status=AssignmentStatus.ACTIVE, lease_expires_at__gt=now
+        ).exclude(item_id=exclude_item_id)
+        existing = held.select_related("item").order_by("leased_at", "pk").first()
+        if existing is not None:
+            return existing
+        lease_until = now + dt.timedelta(seconds=queue.lease_seconds)
+        item = lock_objects.claimable_item_lock(queue=queue, user_id=user.pk)
+        reclaimed = False
+        if item is None and queue.skip_policy == SkipPolicy.SAME_PERSON_LATER:
+            item = lock_objects.claimable_item_lock(queue=queue, user_id=user.pk, skipped_by_user=True)
+            reclaimed = item is not None
+        if item is None:
+            return None
+        QueueItem.objects.filter(pk=item.pk).update(leased_count=F("leased_count") + 1)
+        if reclaimed:
+            assignment = Assignment.objects.get(item=item, user=user)
+            assignment.status = AssignmentStatus.ACTIVE
+            assignment.leased_at = now
+            assignment.lease_expires_at = lease_until
+            assignment.finished_at = None
+            assignment.save(update_fields=["status", "leased_at", "lease_expires_at", "finished_at"])
+        else:
+            assignment = Assignment.objects.create(
+                organization_id=queue.organization_id,
+                queue=queue,
+                item=item,
+                user=user,
+                leased_at=now,
+                lease_expires_at=lease_until,
+            )
+        item.leased_count += 1
+        assignment.item = item
+        return assignment
+
+
+def draft_save(*, item: QueueItem, user: AbstractBaseUser, answers: dict[str, Any]) -> Assignment:
+    """Keep a half-filled form on the person's assignment, unvalidated, so it survives leaving
+    the page. Only the holder of the item has a draft."""
+    assignment = Assignment.objects.filter(item=item, user=user).first()
+    if assignment is None:
+        raise Conflict("Claim this item before saving a draft.")
+    Assignment.objects.filter(pk=assignment.pk).update(draft_answers=answers)
+    assignment.draft_answers = answers
+    return assignment
+
+
+# --- labels ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelOutcome:
+    label: Label
+    created: bool
+    item_status: str
+
+
+def label_submit(
+    *,
+    item: QueueItem,
+    user: AbstractBaseUser,
+    answers: Any,
+    client_token: str = "",
+    schema_version_id: int | None = None,
+    time_spent_ms: int | None = None,
+) -> LabelOutcome:
+    """Record `user`'s answers on `item` (or edit their earlier label until the item is final).
+
+    Replaying the same `client_token` returns the stored label unchanged. A lost lease is fine
+    while the item still needs labels; once it is complete the late label is refused (409).
+    """
+    with transaction.atomic():
+        item = lock_objects.item_lock(item_id=item.pk)
+        queue = item.queue
+        version = _schema_version(queue=queue, version_id=schema_version_id)
+        existing = Label.objects.filter(item=item, user=user).first()
+        if existing is not None and client_token and existing.client_token == client_token:
+            return LabelOutcome(existing, False, item.status)
+        questions = rubric.questions_from_json(version.questions)
+        clean, errors = rubric.answers_validate(questions, answers, turn_roles=_turn_roles(item.conversation_id))
+        if errors:
+            raise ValidationFailed("Some answers do not fit the rubric.", errors=errors)
+        now = timezone.now()
+
+        if existing is not None:
+            if item.status in (ItemStatus.COMPLETED, ItemStatus.DROPPED):
+                raise Conflict("This item is final; its labels can no longer be edited.")
+            existing.answers = clean
+            existing.schema_version = version
+            existing.client_token = client_token or existing.client_token
+            existing.updated_at = now
+            existing.save(update_fields=["answers", "schema_version", "client_token", "updated_at"])
+            _event(item, user, "label_edited", {"label": existing.pk})
+            if item.labels_done >= item.labels_needed or item.status == ItemStatus.NEEDS_REVIEW:
+                _resolve(item, now)
+                item.save(update_fields=RESOLVE_FIELDS)
+            return LabelOutcome(existing, False, item.status)
+
+        assignment = Assignment.objects.select_for_update().filter(item=item, user=user).first()
+        if assignment is None or assignment.status == AssignmentStatus.SKIPPED:
+            raise Conflict("You do not hold this item; claim it first.")
+        if item.status != ItemStatus.OPEN:
+            raise Conflict("Your lease ran out and the item is already complete; your label was not needed.")
+        label = Label.objects.create(
+            organization_id=item.organization_id,
+            queue=queue,
+            item=item,
+            user=user,
+            schema_version=version,
+            answers=clean,
+            client_token=client_token,
+            time_spent_ms=time_spent_ms if time_spent_ms is not None else _elapsed_ms(assignment.leased_at, now),
+            created_at=now,
+            updated_at=now,
+        )
+        if assignment.status == AssignmentStatus.ACTIVE:
+            item.leased_count = max(0, item.leased_count - 1)
+        assignment.status = AssignmentStatus.SUBMITTED
+        assignment.finished_at = now
+        assignment.draft_answers = {}
+        assignment.save(update_fields=["status", "finished_at", "draft_answers"])
+        item.labels_done += 1
+        _event(item, user, "labeled", {"label": label.pk})
+        if item.labels_done >= item.labels_needed and not item.is_gold:
+            _resolve(item, now)
+        item.save(update_fields=["labels_done", *RESOLVE_FIELDS])
+        return LabelOutcome(label, True, item.status)
+
+
+def _resolve(item: QueueItem, now: dt.datetime) -> None:
+    """All labels are in: agree → completed with that answer; disagree → one more annotator if
+    the queue allows, else review. Mutates `item` (the caller saves it, holding its lock)."""
+    labels = list(item.labels.select_related("schema_version").order_by("id"))
+    if not labels:
+        return
+    questions = rubric.questions_from_json(labels[-1].schema_version.questions)
+    answers = [lab.answers for lab in labels]
+    if len(labels) == 1 or rubric.answers_agree(questions, answers):
+        item.status = ItemStatus.COMPLETED
+        item.final_answers = dict(answers[0])
+        item.final_source = "single" if len(labels) == 1 else "agreement"
+        item.completed_at = now
+        _release_other_leases(item, now)
+        _event(item, None, "completed", {"source": item.final_source})
+    elif item.extra_annotations < item.queue.max_extra_annotations and item.status == ItemStatus.OPEN:
+        item.labels_needed += 1
+        item.extra_annotations += 1
+        _event(item, None, "extra_annotator", {"labels_needed": item.labels_needed})
+    else:
+        item.status = ItemStatus.NEEDS_REVIEW
+        _release_other_leases(item, now)
+        _event(item, None, "needs_review", {"labels": len(labels)})
+
+
+def _release_other_leases(item: QueueItem, now: dt.datetime) -> None:
+    Assignment.objects.filter(item=item, status=AssignmentStatus.ACTIVE).update(
+        status=AssignmentStatus.EXPIRED, finished_at=now
+    )
+    item.leased_count = 0
+
+
+def item_skip(*, item: QueueItem, user: AbstractBaseUser, reason: str = "") -> Assignment:
+    """A skip is an event and frees the slot; it is never a label. What happens next follows
+    the queue's skip policy."""
+    with transaction.atomic():
+        item = lock_objects.item_lock(item_id=item.pk)
+        assignment = Assignment.objects.select_for_update().filter(item=item, user=user).first()
+        if assignment is None or assignment.status != AssignmentStatus.ACTIVE:
+            raise Conflict("You do not hold this item.")
+        now = timezone.now()
+        assignment.status = AssignmentStatus.SKIPPED
+        assignment.finished_at = now
+        assignment.skip_reason = reason[:500]
+        assignment.save(update_fields=["status", "finished_at", "skip_reason"])
+        item.leased_count = max(0, item.leased_count - 1)
+        fields = ["leased_count"]
+        if item.queue.skip_policy == SkipPolicy.DROP and item.labels_done == 0:
+            item.status = ItemStatus.DROPPED
+            fields.append("status")
+        item.save(update_fields=fields)
+        _event(item, user, "skipped", {"reason": reason[:500], "policy": item.queue.skip_policy})
+    return assignment
+
+
+def item_review(*, item: QueueItem, user: AbstractBaseUser, answers: Any) -> QueueItem:
+    """A reviewer records the final answer (for disputed items, or to overrule agreement)."""
+    with transaction.atomic():
+        item = lock_objects.item_lock(item_id=item.pk)
+        if item.status == ItemStatus.DROPPED:
+            raise Conflict("This item was dropped from the queue.")
+        version = _schema_version(queue=item.queue, version_id=None)
+        clean, errors = rubric.answers_validate(
+            rubric.questions_from_json(version.questions), answers, turn_roles=_turn_roles(item.conversation_id)
+        )
+        if errors:
+            raise ValidationFailed("Some answers do not fit the rubric.", errors=errors)
+        now = timezone.now()
+        previous = item.status
+        item.status = ItemStatus.COMPLETED
+        item.final_answers = clean
+        item.final_source = "review"
+        item.reviewed_by = user
+        item.reviewed_at = now
+        item.completed_at = now
+        _release_other_leases(item, now)
+        item.save(
+            update_fields=[
+                "status",
+                "final_answers",
+                "final_source",
+                "reviewed_by",
+                "reviewed_at",
+                "completed_at",
+                "leased_count",
+            ]
+        )
+        _event(item, user, "reviewed", {"previous_status": previous, "answers": clean})
+    return item
+
+
+def item_comment_add(*, item: QueueItem, user: AbstractBaseUser, body: str) -> ItemComment:
+    body = (body or "").strip()
+    if not body:
+        raise ValidationFailed("Write something.", errors={"body": ["This field may not be blank."]})
+    if len(body) > 10_000:
+        raise ValidationFailed("Too long.", errors={"body": ["At most 10000 characters."]})
+    return ItemComment.objects.create(item=item, user=user, body=body)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _schema_version(*, queue: Queue, version_id: int | None) -> LabelSchemaVersion:
+    if version_id is None:
+        version = LabelSchemaVersion.objects.filter(pk=queue.schema.latest_version_id).first()
+    else:
+        version = LabelSchemaVersion.objects.filter(pk=version_id, schema_id=queue.schema_id).first()
+        if version is None:
+            raise ValidationFailed(
+                "Unknown schema version.", errors={"schema_version": ["Not a version of this queue's schema."]}
+            )
+    if version is None:
+        raise Conflict("This queue's schema has no version.")
+    return version
+
+
+def _turn_roles(conversation_id: int) -> list[str]:
+    messages = Conversation.objects.filter(pk=conversation_id).values_list("messages", flat=True).first() or []
+    return [str(m.get("role", "")) if isinstance(m, dict) else "" for m in messages]
+
+
+def _elapsed_ms(start: dt.datetime, end: dt.datetime) -> int:
+    return max(0, int((end - start).total_seconds() * 1000))
+
+
+def _event(item: QueueItem, user: AbstractBaseUser | None, kind: str, data: dict[str, Any]) -> None:
+    ItemEvent.objects.create(organization_id=item.organization_id, item=item, user=_user(user), kind=kind, data=data)
+
+
+def _user(user: AbstractBaseUser | None) -> AbstractBaseUser | None:
+    return user if user is not None and getattr(user, "pk", None) else None
