@@ -1,0 +1,64 @@
+"""`manage.py seed_demo`: the demo tenants, their people and a few thousand conversations."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from reviewapp.demo import (
+    DEMO_ORG,
+    DEMO_PASSWORD,
+    DEMO_URL,
+    DEMO_USERS,
+    RETAIL_ORG,
+    RETAIL_USERS,
+    demo_seed,
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the demo organizations (Demo Airline with 4 users, Demo Retail) and synthetic conversations. "
+        "Deterministic for a seed; running it again adds nothing that is already there."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--seed", type=int, default=7, help="Random seed for the generated content (default 7).")
+        parser.add_argument(
+            "--conversations", type=int, default=3000, help="Demo Airline conversations (default 3000)."
+        )
+        parser.add_argument(
+            "--retail-conversations", type=int, default=200, help="Demo Retail conversations (default 200)."
+        )
+
+    def handle(
+        self,
+        *args: object,
+        seed: int,
+        conversations: int,
+        retail_conversations: int,
+        verbosity: int = 1,
+        **options: object,
+    ) -> None:
+        if conversations < 0 or retail_conversations < 0:
+            raise CommandError("Conversation counts cannot be negative.")
+        if verbosity:
+            self.stdout.write(f"Seeding demo data (seed {seed})...")
+        result = demo_seed(
+            seed=seed,
+            conversations=conversations,
+            retail_conversations_count=retail_conversations,
+            progress=self.stdout.write if verbosity else None,
+        )
+        for warning in result.warnings:
+            self.stderr.write(self.style.WARNING(warning))
+        summary = ", ".join(f"{p.label} {p.created} new ({p.skipped} already there)" for p in result.projects)
+        self.stdout.write(f"Done in {result.seconds:.1f}s: {summary}.")
+        self.stdout.write(f"Demo logins for organization '{DEMO_ORG}':")
+        retail_roles = dict(RETAIL_USERS)
+        for username, role in DEMO_USERS:
+            notes = [f"{retail_roles[username]} in '{RETAIL_ORG}' too"] if username in retail_roles else []
+            if username == "admin":
+                notes.append("staff for /admin/")
+            extra = f"  ({'; '.join(notes)})" if notes else ""
+            self.stdout.write(f"  {username:<10} role {role:<10} password {DEMO_PASSWORD}{extra}")
+        self.stdout.write(f"Open {DEMO_URL}")
