@@ -94,6 +94,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if "DATABASE_URL" not in os.environ:
+    # The embedded default: its file lives in var/, which a fresh clone does not have yet.
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default serves one developer: WAL lets the in-process jobs read while a
     # request writes, and a busy timeout turns short lock waits into waits, not errors.
@@ -149,7 +152,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["reviewapp.permissions.IsOrganizationMember"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "reviewapp.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "reviewapp.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_RATES": {"auth": os.environ.get("AUTH_THROTTLE_RATE", "20/min")},
@@ -163,6 +166,9 @@ SPECTACULAR_SETTINGS = {
         "<token>`: a project API key (agents) or a personal token from `/api/v1/auth/token`."
     ),
     "VERSION": "1.0.0",
+    # The ingest contract is described by its pydantic models, whose JSON Schema (2020-12:
+    # `"type": "null"` for optional fields) is valid OpenAPI 3.1 but not 3.0.
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI and Redoc come from the sidecar package: the docs work with no network.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -201,5 +207,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # Eager tasks would log every run in-process; keep the dev console for what matters.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "celery.app.trace": {"level": "WARNING"}},
 }

@@ -49,6 +49,14 @@ class Command(BaseCommand):
             retail_conversations_count=retail_conversations,
             progress=self.stdout.write if verbosity else None,
         )
+        # Labeling's demo queues sample the demo traffic through their backfill.
+        from labeling.demo import labeling_demo_seed
+        from reviewapp.models import Project
+
+        support = Project.objects.get(organization__slug=DEMO_ORG, slug="support")
+        for queue in labeling_demo_seed(project=support):
+            if verbosity:
+                self.stdout.write(f"Labeling queue '{queue.name}': {queue.items.count()} items")
         for warning in result.warnings:
             self.stderr.write(self.style.WARNING(warning))
         summary = ", ".join(f"{p.label} {p.created} new ({p.skipped} already there)" for p in result.projects)
