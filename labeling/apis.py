@@ -360,6 +360,68 @@ class QueueItemsAddApi(APIView):
         return Response({"results": [self.ResultSerializer(r).data for r in results]}, status=status.HTTP_201_CREATED)
 
 
+class QueueGoldAddApi(APIView):
+    """Add gold checks (conversations with known answers) to a queue; they are served unmarked
+    at the queue's `gold_rate` to measure each annotator's accuracy."""
+
+    required_capability = "labeling.manage"
+
+    class GoldSerializer(serializers.Serializer):
+        conversation_id = serializers.IntegerField(required=False)
+        external_id = serializers.CharField(required=False)
+        answers = serializers.DictField()
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if not attrs.get("conversation_id") and not attrs.get("external_id"):
+                raise serializers.ValidationError({"conversation_id": "Send conversation_id or external_id."})
+            return attrs
+
+    class InputSerializer(serializers.Serializer):
+        items = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=1000)
+
+    @extend_schema(
+        request=inline_serializer("GoldAdd", fields={"items": GoldSerializer(many=True)}),
+        responses={
+            201: inline_serializer("GoldAdded", fields={"results": QueueItemsAddApi.ResultSerializer(many=True)}),
+            400: ERROR_RESPONSE,
+        },
+        tags=["labeling"],
+    )
+    def post(self, request: Request, queue_id: int) -> Response:
+        from reviewapp.models import Conversation
+
+        p = principal_of(request)
+        queue = selectors.queue_get(organization=p.organization, queue_id=queue_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rows = []
+        errors: dict[str, list[str]] = {}
+        for index, raw in enumerate(data.validated_data["items"]):
+            one = self.GoldSerializer(data=raw)
+            if not one.is_valid():
+                for field, messages in one.errors.items():
+                    errors[f"items[{index}].{field}"] = [str(m) for m in messages]
+                continue
+            v = one.validated_data
+            qs = Conversation.objects.filter(project=queue.project)
+            qs = (
+                qs.filter(pk=v["conversation_id"])
+                if v.get("conversation_id")
+                else qs.filter(external_id=v["external_id"])
+            )
+            cid = qs.values_list("pk", flat=True).first()
+            if cid is None:
+                errors[f"items[{index}].conversation_id"] = ["No such conversation in this queue's project."]
+                continue
+            rows.append(services.GoldItemIn(cid, v["answers"]))
+        if errors:
+            raise ValidationFailed("Some gold items are invalid.", errors=errors)
+        results = services.gold_items_add(queue=queue, items=rows, user=p.user)
+        return Response(
+            {"results": [QueueItemsAddApi.ResultSerializer(r).data for r in results]}, status=status.HTTP_201_CREATED
+        )
+
+
 # --- claims and labels -----------------------------------------------------------------------
 
 

@@ -12,13 +12,15 @@ def item_lock(*, item_id: int) -> QueueItem:
     return QueueItem.objects.select_for_update(of=("self",)).select_related("queue").get(pk=item_id)
 
 
-def claimable_item_lock(*, queue: Queue, user_id: int, skipped_by_user: bool = False) -> QueueItem | None:
+def claimable_item_lock(
+    *, queue: Queue, user_id: int, skipped_by_user: bool = False, gold: bool = False
+) -> QueueItem | None:
     """Lock the next item this person may take: open, a label slot free, and never handed to
     them before (or, with `skipped_by_user`, only items they skipped earlier). One indexed
     statement; SKIP LOCKED lets concurrent claimers pass each other instead of queueing."""
     mine = Assignment.objects.filter(item=OuterRef("pk"), user_id=user_id)
     qs = QueueItem.objects.filter(
-        queue=queue, status=ItemStatus.OPEN, labels_needed__gt=F("labels_done") + F("leased_count")
+        queue=queue, status=ItemStatus.OPEN, is_gold=gold, labels_needed__gt=F("labels_done") + F("leased_count")
     )
     if skipped_by_user:
         qs = qs.filter(Exists(mine.filter(status=AssignmentStatus.SKIPPED)))

@@ -14,6 +14,7 @@ urlpatterns = [
     path("queues/<int:queue_id>", apis.QueueDetailApi.as_view(), name="queue-detail"),
     path("queues/<int:queue_id>/sampling", apis.QueueSamplingUpdateApi.as_view(), name="queue-sampling"),
     path("queues/<int:queue_id>/items", apis.QueueItemsAddApi.as_view(), name="queue-items"),
+    path("queues/<int:queue_id>/gold", apis.QueueGoldAddApi.as_view(), name="queue-gold"),
     path("queues/<int:queue_id>/claim", apis.QueueClaimApi.as_view(), name="queue-claim"),
     path("queues/<int:queue_id>/review", apis.QueueReviewListApi.as_view(), name="queue-review"),
     path("queues/<int:queue_id>/agreement", apis.QueueAgreementApi.as_view(), name="queue-agreement"),

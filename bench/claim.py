@@ -1,0 +1,272 @@
+"""Claim latency with a million pending items: annotators claiming and labeling over HTTP.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/reviewapp_bench .venv/bin/python bench/claim.py
+
+One run: migrate, provision a tenant, a rubric and a queue, bulk-load `--items` conversations
+and pending items with SQL (generate_series: seconds, not minutes), start gunicorn on a free
+loopback port, then let `--annotators` threads each loop claim → label through the real API for
+`--seconds`, with `--think-ms` of pause between label and next claim (people read before they
+click; 0 measures saturation). Prints claim and label latency percentiles, throughput, and
+checks that no item was handed to two people (overlap 1). Bounded in time and count; cleans up
+its tenant on the way out unless `--keep-data`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+ORG = "bench-claim"
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewapp.settings")
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
+    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def load(items: int, annotators: int) -> tuple[int, list[str]]:
+    from django.core.management import call_command
+    from django.db import connection
+
+    from labeling import rubric, services
+    from reviewapp import services as core
+    from reviewapp.models import Organization
+
+    call_command("migrate", verbosity=0)
+    Organization.objects.filter(slug=ORG).delete()
+    org = core.organization_create(slug=ORG, name="Claim bench")
+    project = core.project_create(organization=org, slug="support")
+    schema = services.label_schema_create(
+        project=project,
+        rubric_in=rubric.Rubric.model_validate(
+            {
+                "name": "Bench rubric",
+                "questions": [
+                    {"key": "quality", "type": "single_choice", "label": "Right?", "options": ["good", "bad"]},
+                    {"key": "helpfulness", "type": "rating", "label": "Helpful?", "min": 1, "max": 5},
+                ],
+            }
+        ),
+        user=None,
+    )
+    queue = services.queue_create(
+        project=project, spec=services.QueueSpec(name="Bench queue", schema=schema), user=None
+    )
+    started = time.perf_counter()
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO reviewapp_conversation (organization_id, project_id, external_id, messages, occurred_at,
+                received_at, agent_version, end_user_id, tags, metadata, feedback_rating, user_rephrased,
+                escalated_by_user)
+            SELECT %s, %s, 'bench-' || g,
+                   jsonb_build_array(
+                     jsonb_build_object('role', 'user', 'content', 'Where is my refund for booking ' || g || '?'),
+                     jsonb_build_object('role', 'assistant',
+                                        'content', 'Your refund of $' || (g %% 900) || ' was issued.')),
+                   now() - (g || ' seconds')::interval, now(), 'v2', 'user-' || (g %% 5000), '["refund"]'::jsonb,
+                   '{}'::jsonb, NULL, false, false
+            FROM generate_series(1, %s) AS g
+            """,
+            [org.pk, project.pk, items],
+        )
+        cur.execute(
+            """
+            INSERT INTO labeling_queueitem (organization_id, queue_id, conversation_id, status, priority,
+                labels_needed, labels_done, leased_count, extra_annotations, source, sampling_rule,
+                sampling_strategy, stratum, is_gold, final_source, created_at)
+            SELECT %s, %s, id, 'open', 0, 1, 0, 0, 0, 'manual', '', 'manual', '', false, '', now()
+            FROM reviewapp_conversation WHERE project_id = %s
+            """,
+            [org.pk, queue.pk, project.pk],
+        )
+        cur.execute("ANALYZE reviewapp_conversation; ANALYZE labeling_queueitem; ANALYZE labeling_assignment")
+    print(f"loaded {items:,} conversations and items in {time.perf_counter() - started:.1f}s", flush=True)
+    tokens = []
+    for i in range(annotators):
+        membership = core.membership_add(organization=org, username=f"bench-annotator-{i}", role="annotator")
+        tokens.append(core.personal_token_create(user=membership.user, organization=org).raw)
+    return queue.pk, tokens
+
+
+def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen:
+    env = dict(os.environ, DEBUG="0", LOG_LEVEL="WARNING")
+    proc = subprocess.Popen(
+        [
+            str(VENV_BIN / "gunicorn"),
+            "reviewapp.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--worker-class",
+            "gthread",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    raise SystemExit("gunicorn did not start")
+
+
+def run(port: int, queue_id: int, tokens: list[str], seconds: float, think_ms: int) -> dict:
+    claims: list[float] = []
+    labels: list[float] = []
+    handed: list[int] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+    barrier = threading.Barrier(len(tokens))
+
+    def annotator(token: str) -> None:
+        my_claims, my_labels, my_items = [], [], []
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as c:
+            barrier.wait()
+            for _ in range(100_000):  # bounded; the clock stops us first
+                if time.monotonic() >= stop:
+                    break
+                t0 = time.perf_counter()
+                r = c.post(f"/api/v1/queues/{queue_id}/claim")
+                my_claims.append((time.perf_counter() - t0) * 1000)
+                if r.status_code == 204:
+                    break
+                if r.status_code != 200:
+                    errors.append(f"claim {r.status_code}: {r.text[:200]}")
+                    break
+                item = r.json()["id"]
+                my_items.append(item)
+                t0 = time.perf_counter()
+                r = c.post(f"/api/v1/items/{item}/labels", json={"answers": {"quality": "good", "helpfulness": 4}})
+                my_labels.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 201:
+                    errors.append(f"label {r.status_code}: {r.text[:200]}")
+                    break
+                if think_ms:
+                    time.sleep(think_ms / 1000)
+        with lock:
+            claims.extend(my_claims)
+            labels.extend(my_labels)
+            handed.extend(my_items)
+
+    threads = [threading.Thread(target=annotator, args=(t,)) for t in tokens]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=seconds + 60)
+    elapsed = time.perf_counter() - started
+    return {"claims": claims, "labels": labels, "handed": handed, "errors": errors, "elapsed": elapsed}
+
+
+def check_no_double_handing(queue_id: int) -> tuple[int, int]:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM (SELECT item_id FROM labeling_label WHERE queue_id = %s"
+            " GROUP BY item_id HAVING count(*) > 1) x",
+            [queue_id],
+        )
+        doubled = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM labeling_label WHERE queue_id = %s", [queue_id])
+        total = cur.fetchone()[0]
+    return doubled, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--annotators", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--think-ms", type=int, default=250, help="pause between a label and the next claim")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--keep-data", action="store_true")
+    args = parser.parse_args()
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        raise SystemExit("bench/claim.py measures PostgreSQL: set DATABASE_URL=postgresql://...")
+    setup_django()
+    queue_id, tokens = load(args.items, args.annotators)
+    port = free_port()
+    proc = start_gunicorn(port, args.workers, args.threads)
+    try:
+        result = run(port, queue_id, tokens, args.seconds, args.think_ms)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    doubled, total = check_no_double_handing(queue_id)
+    c, lab = result["claims"], result["labels"]
+    print(
+        f"annotators={args.annotators} items={args.items:,} think={args.think_ms}ms "
+        f"gunicorn={args.workers}x{args.threads} gthread seconds={result['elapsed']:.1f}"
+    )
+    print(
+        f"claims: n={len(c)} p50={percentile(c, 50):.1f}ms p95={percentile(c, 95):.1f}ms "
+        f"p99={percentile(c, 99):.1f}ms max={max(c, default=float('nan')):.1f}ms "
+        f"mean={statistics.fmean(c) if c else 0:.1f}ms"
+    )
+    print(
+        f"labels: n={len(lab)} p50={percentile(lab, 50):.1f}ms p95={percentile(lab, 95):.1f}ms "
+        f"p99={percentile(lab, 99):.1f}ms"
+    )
+    print(
+        f"throughput: {len(lab) / result['elapsed']:.0f} labeled items/s; labels stored {total}; "
+        f"items handed to two people: {doubled}; errors: {len(result['errors'])}"
+    )
+    for e in result["errors"][:5]:
+        print("  error:", e)
+    verdict = "PASS" if c and percentile(c, 99) < 25 and doubled == 0 and not result["errors"] else "MISS"
+    print(f"SUMMARY claim_p99_ms={percentile(c, 99):.1f} target<25 double_handed={doubled} -> {verdict}")
+    if not args.keep_data:
+        from reviewapp.models import Organization
+
+        Organization.objects.filter(slug=ORG).delete()
+
+
+if __name__ == "__main__":
+    main()
