@@ -451,7 +451,11 @@ def _item_claim_once(
         if existing is not None:
             return existing
         lease_until = now + dt.timedelta(seconds=queue.lease_seconds)
-        item = lock_objects.claimable_item_lock(queue=queue, user_id=user.pk)
+        item = None
+        if queue.gold_rate > 0 and _gold_turn(queue=queue, user=user):
+            item = lock_objects.claimable_item_lock(queue=queue, user_id=user.pk, gold=True)
+        if item is None:
+            item = lock_objects.claimable_item_lock(queue=queue, user_id=user.pk)
         reclaimed = False
         if item is None and queue.skip_policy == SkipPolicy.SAME_PERSON_LATER:
             item = lock_objects.claimable_item_lock(queue=queue, user_id=user.pk, skipped_by_user=True)
@@ -478,6 +482,73 @@ def _item_claim_once(
         item.leased_count += 1
         assignment.item = item
         return assignment
+
+
+def _gold_turn(*, queue: Queue, user: AbstractBaseUser) -> bool:
+    """Whether this claim should be a gold check: a hash of (queue, person, how many items they
+    have had) against the queue's gold rate, so gold items are spread through each person's
+    work at that rate and are indistinguishable from normal items."""
+    seen = Assignment.objects.filter(queue=queue, user=user).count()
+    return sampling.sample_hash(queue.pk, f"gold:{user.pk}:{seen}") < queue.gold_rate
+
+
+# Gold items are labeled once by everyone who meets them; they never complete.
+GOLD_LABELS_NEEDED = 32_000
+
+
+@dataclass(frozen=True)
+class GoldItemIn:
+    conversation_id: int
+    answers: dict[str, Any]
+
+
+def gold_items_add(*, queue: Queue, items: list[GoldItemIn], user: AbstractBaseUser | None) -> list[ItemAddResult]:
+    """Add gold checks: conversations with known answers, mixed into the queue unmarked at its
+    gold rate to measure each annotator's accuracy. Answers are validated against the rubric."""
+    version = _schema_version(queue=queue, version_id=None)
+    questions = rubric.questions_from_json(version.questions)
+    errors: dict[str, list[str]] = {}
+    cleaned: list[dict[str, Any]] = []
+    for index, gold in enumerate(items):
+        clean, problems = rubric.answers_validate(questions, gold.answers, turn_roles=_turn_roles(gold.conversation_id))
+        cleaned.append(clean)
+        for path, messages in problems.items():
+            errors[f"items[{index}].{path}"] = messages
+    if errors:
+        raise ValidationFailed("Some gold answers do not fit the rubric.", errors=errors)
+    with transaction.atomic():
+        existing = dict(
+            QueueItem.objects.filter(queue=queue, conversation_id__in=[g.conversation_id for g in items]).values_list(
+                "conversation_id", "pk"
+            )
+        )
+        rows = [
+            QueueItem(
+                organization_id=queue.organization_id,
+                queue=queue,
+                conversation_id=g.conversation_id,
+                priority=queue.priority,
+                labels_needed=GOLD_LABELS_NEEDED,
+                source="gold",
+                sampling_strategy="gold",
+                is_gold=True,
+                gold_answers=clean,
+            )
+            for g, clean in zip(items, cleaned, strict=True)
+            if g.conversation_id not in existing
+        ]
+        QueueItem.objects.bulk_create(rows, ignore_conflicts=True)
+        ids = dict(
+            QueueItem.objects.filter(queue=queue, conversation_id__in=[g.conversation_id for g in items]).values_list(
+                "conversation_id", "pk"
+            )
+        )
+    return [
+        ItemAddResult(
+            g.conversation_id, ids[g.conversation_id], "duplicate" if g.conversation_id in existing else "created"
+        )
+        for g in items
+    ]
 
 
 def draft_save(*, item: QueueItem, user: AbstractBaseUser, answers: dict[str, Any]) -> Assignment:

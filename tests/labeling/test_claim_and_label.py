@@ -197,3 +197,42 @@ def test_manual_add_never_puts_a_conversation_in_a_queue_twice(project):
     assert [r.status for r in first] == ["created", "duplicate"]
     assert [r.status for r in second] == ["duplicate"]
     assert QueueItem.objects.filter(queue=queue).count() == 1
+
+
+def test_gold_items_are_mixed_in_at_the_gold_rate_and_score_annotator_accuracy(project, annotators):
+    from labeling import selectors
+
+    queue = make_queue(project, gold_rate=1.0)
+    _items(queue, 2)
+    gold_conversations = [ConversationFactory(project=project) for _ in range(2)]
+    services.gold_items_add(
+        queue=queue,
+        items=[services.GoldItemIn(c.pk, {"quality": "good"}) for c in gold_conversations],
+        user=None,
+    )
+    user = annotators[0]
+
+    served = []
+    for answer in ["good", "bad"]:  # every claim is a gold turn at rate 1.0 while gold items remain
+        assignment = services.item_claim(queue=queue, user=user)
+        served.append(assignment.item.is_gold)
+        services.label_submit(item=assignment.item, user=user, answers={"quality": answer})
+    normal = services.item_claim(queue=queue, user=user)
+
+    assert served == [True, True]
+    assert normal.item.is_gold is False
+    [row] = selectors.annotator_stats(queue=queue)
+    assert (row["gold_items"], row["gold_accuracy"]) == (2, 0.5)
+    assert selectors.queue_counts(queue=queue)["total"] == 2  # gold checks are not queue work
+    assert QueueItem.objects.filter(is_gold=True, status=ItemStatus.OPEN).count() == 2
+
+
+def test_gold_answers_are_validated_against_the_rubric(project):
+    queue = make_queue(project, gold_rate=0.1)
+    conversation = ConversationFactory(project=project)
+
+    with pytest.raises(ValidationFailed) as exc:
+        services.gold_items_add(queue=queue, items=[services.GoldItemIn(conversation.pk, {"quality": "?"})], user=None)
+
+    assert list(exc.value.errors) == ["items[0].answers.quality"]
+    assert QueueItem.objects.count() == 0
