@@ -1555,7 +1555,7 @@ def _member_ensure(*, organization: Organization, username: str, role: str, pass
 
 
 def _demo_admin_make_staff(*, username: str) -> list[str]:
-    """Staff with every reviewapp model permission, so /admin/ works, scoped by the admin's
+    """Staff with every reviewapp and labeling model permission, so /admin/ works, scoped by the admin's
     organization memberships. Not a superuser: a superuser would see every tenant.
 
     There is no service for staff flags; this is demo set-up on a user the seeder just made."""
@@ -1563,7 +1563,7 @@ def _demo_admin_make_staff(*, username: str) -> list[str]:
     if not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="reviewapp"))
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label__in=["reviewapp", "labeling"]))
     if user.is_superuser:
         return [f"User '{username}' already existed as a superuser and was left so: it sees every tenant."]
     return []
