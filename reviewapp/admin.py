@@ -37,6 +37,18 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
             return qs
         return qs.filter(**{f"{self.organization_path}__in": admin_organization_ids(request)})
 
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # Choices are scoped like the rows: otherwise a staff org admin could move a project into
+        # another organization, or add themselves to one as its admin.
+        if not request.user.is_superuser:
+            ids = admin_organization_ids(request)
+            related = db_field.related_model
+            if related is Organization:
+                kwargs["queryset"] = Organization.objects.filter(pk__in=ids)
+            elif related in (Project, ApiKey, Conversation):
+                kwargs["queryset"] = related._default_manager.filter(organization__in=ids)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
 
 @admin.register(Organization)
 class OrganizationAdmin(OrganizationScopedAdmin):
