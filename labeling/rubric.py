@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 QUESTION_TYPES = ("single_choice", "multi_choice", "rating", "boolean", "text", "turn")
 TEXT_MAX = 10_000
@@ -21,31 +30,53 @@ class Question(BaseModel):
     label: Annotated[str, StringConstraints(min_length=1, max_length=500)]
     help: Annotated[str, StringConstraints(max_length=2000)] = ""
     required: bool = True
-    options: list[Option] = Field(default_factory=list, max_length=50)
-    min: int | None = None
-    max: int | None = None
+    # validate_default: the checks below must also run when the field is left out, so that
+    # "a rating without max" is reported on `max`, the field a client has to fix.
+    options: list[Option] = Field(default_factory=list, max_length=50, validate_default=True)
+    min: int | None = Field(default=None, validate_default=True)
+    max: int | None = Field(default=None, validate_default=True)
     # For `turn`: which roles may be pointed at (default: assistant turns).
     roles: list[Literal["system", "developer", "user", "assistant", "tool"]] = Field(default_factory=list)
     judge_criterion: Annotated[str, StringConstraints(max_length=100)] | None = None
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Question:
-        if self.type in ("single_choice", "multi_choice"):
-            if len(self.options) < 2:
+    # Field validators (not one model validator) so each error is reported on its own field:
+    # `questions[0].options`, not `questions[0]`. `info.data` holds the fields declared above
+    # the one being checked that were valid; with an invalid `type` these checks stand aside.
+    @field_validator("options")
+    @classmethod
+    def _options_fit_type(cls, options: list[str], info: ValidationInfo) -> list[str]:
+        qtype = info.data.get("type")
+        if qtype in ("single_choice", "multi_choice"):
+            if len(options) < 2:
                 raise ValueError("choice questions need at least two options")
-            if len(set(self.options)) != len(self.options):
+            if len(set(options)) != len(options):
                 raise ValueError("options must be unique")
-        elif self.options:
-            raise ValueError(f"{self.type} questions take no options")
-        if self.type == "rating":
-            if self.min is None or self.max is None:
-                raise ValueError("rating questions need min and max")
-            if self.min >= self.max:
+        elif options and qtype is not None:
+            raise ValueError(f"{qtype} questions take no options")
+        return options
+
+    @field_validator("min", "max")
+    @classmethod
+    def _bounds_fit_type(cls, value: int | None, info: ValidationInfo) -> int | None:
+        qtype = info.data.get("type")
+        if qtype is None:
+            return value
+        if qtype != "rating":
+            if value is not None:
+                raise ValueError("only rating questions take min and max")
+            return value
+        if value is None:
+            raise ValueError("rating questions need min and max")
+        low = info.data.get("min")
+        if info.field_name == "max" and low is not None:
+            if low >= value:
                 raise ValueError("min must be below max")
-            if self.max - self.min > 100:
+            if value - low > 100:
                 raise ValueError("a rating scale has at most 101 points")
-        elif self.min is not None or self.max is not None:
-            raise ValueError("only rating questions take min and max")
+        return value
+
+    @model_validator(mode="after")
+    def _default_roles(self) -> Question:
         if self.type == "turn" and not self.roles:
             self.roles = ["assistant"]
         return self
@@ -77,13 +108,14 @@ class Rubric(BaseModel):
     instructions: Annotated[str, StringConstraints(max_length=50_000)] = ""
     questions: list[Question] = Field(min_length=1, max_length=50)
 
-    @model_validator(mode="after")
-    def _unique_keys(self) -> Rubric:
-        keys = [q.key for q in self.questions]
+    @field_validator("questions")
+    @classmethod
+    def _unique_keys(cls, questions: list[Question]) -> list[Question]:
+        keys = [q.key for q in questions]
         dupes = sorted({k for k in keys if keys.count(k) > 1})
         if dupes:
             raise ValueError(f"question keys must be unique; repeated: {', '.join(dupes)}")
-        return self
+        return questions
 
 
 def questions_from_json(data: list[dict[str, Any]]) -> list[Question]:

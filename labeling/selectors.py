@@ -49,7 +49,9 @@ def queue_can_work(*, queue: Queue, user: AbstractBaseUser, role: str) -> bool:
     on the queue, or (when nobody is named) hold its assignee role."""
     if role in MANAGER_ROLES:
         return True
-    named = list(queue.assignees.values_list("pk", flat=True))
+    # .all(), not values_list(): it uses queue_list_for_worker's prefetch, so listing queues
+    # costs the same few queries however many queues there are.
+    named = [u.pk for u in queue.assignees.all()]
     if named:
         return user.pk in named
     return role == queue.assignee_role
@@ -241,3 +243,13 @@ def annotator_stats(*, queue: Queue) -> list[dict[str, Any]]:
         row["gold_items"] = len(hits)
         out.append(row)
     return sorted(out, key=lambda r: r["username"])
+
+
+def label_list_for_user(*, organization: Organization, user: AbstractBaseUser, queue_ids: list[int]) -> QuerySet[Label]:
+    """A person's own labels in these queues, most recently changed first (their "my work"
+    page). Filtered by queue and user, so it runs on the label_queue_user index."""
+    return (
+        Label.objects.filter(organization=organization, user=user, queue_id__in=queue_ids)
+        .select_related("queue", "item", "item__conversation")
+        .order_by("-updated_at", "-pk")
+    )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from labeling import rubric, services
-from labeling.models import LabelSchema, Queue
+from labeling.models import LabelSchema, Queue, QueueItem
 from reviewapp.models import Project
+from tests.factories import ConversationFactory
 
 QUESTIONS: list[dict[str, Any]] = [
     {
@@ -22,7 +23,9 @@ QUESTIONS: list[dict[str, Any]] = [
 ]
 
 
-def make_schema(project: Project, questions: list[dict[str, Any]] | None = None, name: str = "Support quality") -> LabelSchema:
+def make_schema(
+    project: Project, questions: list[dict[str, Any]] | None = None, name: str = "Support quality"
+) -> LabelSchema:
     return services.label_schema_create(
         project=project,
         rubric_in=rubric.Rubric.model_validate(
@@ -36,3 +39,10 @@ def make_queue(project: Project, schema: LabelSchema | None = None, **spec: Any)
     schema = schema or make_schema(project)
     spec.setdefault("name", "Support QA")
     return services.queue_create(project=project, spec=services.QueueSpec(schema=schema, **spec), user=None)
+
+
+def add_items(queue: Queue, n: int, **conversation_fields: Any) -> list[QueueItem]:
+    """n fresh conversations of the queue's project, added to it by hand; items in id order."""
+    conversations = [ConversationFactory(project=queue.project, **conversation_fields) for _ in range(n)]
+    services.queue_items_add(queue=queue, conversation_ids=[c.pk for c in conversations], user=None)
+    return list(QueueItem.objects.filter(queue=queue).order_by("id"))

@@ -110,7 +110,10 @@ def test_ingest_samples_into_queues_on_commit_and_records_why(project, django_ca
     item = QueueItem.objects.get(queue=queue)
     assert item.conversation.external_id == "a"
     assert (item.source, item.sampling_rule, item.sampling_strategy, item.inclusion_probability) == (
-        "rule", "down", "signal", 1.0,
+        "rule",
+        "down",
+        "signal",
+        1.0,
     )
 
 
@@ -119,12 +122,16 @@ def test_resending_a_conversation_never_samples_it_twice(project, django_capture
     for _ in range(2):
         with django_capture_on_commit_callbacks(execute=True):
             _ingest(project, [conversation_payload("same")])
-    services.conversations_sample(project_id=project.pk, conversation_ids=list(project.conversations.values_list("pk", flat=True)))
+    services.conversations_sample(
+        project_id=project.pk, conversation_ids=list(project.conversations.values_list("pk", flat=True))
+    )
 
     assert QueueItem.objects.filter(queue=queue).count() == 1
 
 
-def test_daily_budget_admits_at_most_the_paced_allowance_lowest_hashes_first(project, django_capture_on_commit_callbacks):
+def test_daily_budget_admits_at_most_the_paced_allowance_lowest_hashes_first(
+    project, django_capture_on_commit_callbacks
+):
     queue = make_queue(project, sampling=({"rate": 1.0},), max_per_day=24, backfill_days=0)
     with django_capture_on_commit_callbacks(execute=True):
         _ingest(project, [conversation_payload(f"c{i}") for i in range(50)])
@@ -142,8 +149,10 @@ def test_daily_budget_admits_at_most_the_paced_allowance_lowest_hashes_first(pro
 def test_per_rule_quota_caps_only_that_rule(project, django_capture_on_commit_callbacks):
     queue = make_queue(
         project,
-        sampling=({"rate": 1.0, "if": {"tags_any": ["refund"]}, "max_per_day": 1, "name": "refunds"},
-                  {"rate": 1.0, "if": {"tags_any": ["booking"]}}),
+        sampling=(
+            {"rate": 1.0, "if": {"tags_any": ["refund"]}, "max_per_day": 1, "name": "refunds"},
+            {"rate": 1.0, "if": {"tags_any": ["booking"]}},
+        ),
         backfill_days=0,
     )
     with django_capture_on_commit_callbacks(execute=True):

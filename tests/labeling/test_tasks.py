@@ -1,0 +1,153 @@
+"""labeling.tasks: in-process (eager) runs of each task, and one run on a real Celery worker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import time
+
+import pytest
+from django.utils import timezone
+
+from labeling import services, tasks
+from labeling.models import Assignment, AssignmentStatus, ItemEvent, Queue, QueueItem
+from reviewapp import services as core_services
+from reviewapp.ingest_schemas import ConversationIn
+from tests.factories import conversation_payload
+from tests.labeling.factories import add_items, make_queue
+
+
+def _ingest(project, payloads) -> list[int]:
+    results = core_services.conversations_ingest(
+        project=project, conversations=[ConversationIn.model_validate(p) for p in payloads]
+    )
+    return [r.id for r in results]
+
+
+def test_conversations_sample_adds_the_sampled_ones_once(project):
+    queue = make_queue(project, sampling=({"rate": 1.0, "if": {"tags_any": ["refund"]}},), backfill_days=0)
+    other = make_queue(project, name="Bookings", sampling=({"rate": 1.0, "if": {"tags_any": ["booking"]}},))
+    ids = _ingest(
+        project, [conversation_payload("r1"), conversation_payload("r2"), conversation_payload("b1", tags=["booking"])]
+    )
+
+    first = tasks.conversations_sample.delay(project.pk, ids).get()
+    again = tasks.conversations_sample.delay(project.pk, ids).get()  # a redelivered task
+
+    assert (first, again) == (3, 0)
+    assert sorted(QueueItem.objects.filter(queue=queue).values_list("conversation__external_id", flat=True)) == [
+        "r1",
+        "r2",
+    ]
+    assert list(QueueItem.objects.filter(queue=other).values_list("conversation__external_id", flat=True)) == ["b1"]
+
+
+def test_conversations_sample_ignores_queues_without_rules_and_inactive_ones(project):
+    manual = make_queue(project)
+    paused = make_queue(project, name="Paused", sampling=({"rate": 1.0},), backfill_days=0)
+    Queue.objects.filter(pk=paused.pk).update(is_active=False)
+    ids = _ingest(project, [conversation_payload("c1")])
+
+    assert tasks.conversations_sample.delay(project.pk, ids).get() == 0
+    assert QueueItem.objects.filter(queue__in=[manual, paused]).count() == 0
+
+
+def test_queue_backfill_chains_itself_until_the_window_is_done(
+    project, monkeypatch, django_capture_on_commit_callbacks
+):
+    _ingest(project, [conversation_payload(f"old{i}", occurred_at=None) for i in range(5)])
+    steps = []
+    step = services.queue_backfill_step
+
+    def small_step(*, queue_id):
+        result = step(queue_id=queue_id, chunk=2)
+        steps.append(result)
+        return result
+
+    monkeypatch.setattr(services, "queue_backfill_step", small_step)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        queue = make_queue(project, sampling=({"rate": 1.0},))
+
+    # queue_create enqueued the first step on commit; each step enqueued the next on commit.
+    assert steps == [(2, True), (2, True), (1, False)]
+    assert len(callbacks) == 3
+    assert QueueItem.objects.filter(queue=queue, source="backfill").count() == 5
+    queue.refresh_from_db()
+    assert queue.backfill_done_at is not None
+
+
+def test_queue_backfill_of_a_finished_or_missing_queue_does_nothing(project):
+    queue = make_queue(project)  # no rules: born finished
+
+    assert tasks.queue_backfill.delay(queue.pk).get() == 0
+    assert tasks.queue_backfill.delay(999_999).get() == 0
+
+
+def test_backfills_resume_restarts_a_lost_backfill_chain(project):
+    _ingest(project, [conversation_payload(f"old{i}", occurred_at=None) for i in range(3)])
+    lost = make_queue(project, sampling=({"rate": 1.0},))  # its on-commit task never ran
+    make_queue(project, name="Manual")  # nothing to backfill
+
+    assert tasks.backfills_resume.delay().get() == 1
+
+    assert QueueItem.objects.filter(queue=lost, source="backfill").count() == 3
+    lost.refresh_from_db()
+    assert lost.backfill_done_at is not None
+    assert tasks.backfills_resume.delay().get() == 0
+
+
+def test_leases_expire_returns_expired_leases_to_the_pool(project, member):
+    queue = make_queue(project)
+    stale, live = add_items(queue, 2)
+    first, second = member("annotator"), member("annotator")
+    services.item_claim(queue=queue, user=first)
+    services.item_claim(queue=queue, user=second)
+    Assignment.objects.filter(item=stale).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+
+    assert tasks.leases_expire.delay().get() == 1
+
+    assert dict(Assignment.objects.values_list("item_id", "status")) == {
+        stale.pk: AssignmentStatus.EXPIRED,
+        live.pk: AssignmentStatus.ACTIVE,
+    }
+    assert dict(QueueItem.objects.values_list("pk", "leased_count")) == {stale.pk: 0, live.pk: 1}
+    assert list(ItemEvent.objects.filter(kind="lease_expired").values_list("item_id", flat=True)) == [stale.pk]
+    assert tasks.leases_expire.delay().get() == 0
+
+
+def _wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.2):
+    """Poll until predicate() is truthy or the timeout passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+@pytest.mark.celery_worker
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_ingested_conversations_are_sampled_by_a_real_worker(real_celery, project):
+    queue = make_queue(project, sampling=({"rate": 1.0, "if": {"feedback_rating": "down"}, "name": "down"},))
+    # The queue's (empty) backfill runs on the worker too; wait for it so the items below can
+    # only have come from sampling on ingest.
+    backfilled = functools.partial(Queue.objects.filter(pk=queue.pk, backfill_done_at__isnull=False).exists)
+    assert _wait_for(backfilled), "the worker never finished the queue's backfill"
+
+    _ingest(
+        project,
+        [conversation_payload(f"down{i}", feedback={"rating": "down"}) for i in range(3)]
+        + [conversation_payload("up", feedback={"rating": "up"})],
+    )
+
+    sampled = _wait_for(lambda: QueueItem.objects.filter(queue=queue).count() == 3)
+    assert sampled, f"the worker sampled {QueueItem.objects.filter(queue=queue).count()} of 3 in 30 s"
+    assert sorted(
+        QueueItem.objects.filter(queue=queue).values_list("conversation__external_id", "source", "sampling_rule")
+    ) == [
+        ("down0", "rule", "down"),
+        ("down1", "rule", "down"),
+        ("down2", "rule", "down"),
+    ]
