@@ -203,7 +203,10 @@ class QueueListCreateApi(APIView):
         max_extra_annotations = serializers.IntegerField(min_value=0, max_value=5, default=0)
         priority = serializers.IntegerField(default=0)
         lease_seconds = serializers.IntegerField(min_value=30, max_value=86_400, default=600)
-        assignee_role = serializers.ChoiceField(choices=Role.values, default=Role.ANNOTATOR)
+        # Approvers do not label (they decide agent actions), so they are no queue audience.
+        assignee_role = serializers.ChoiceField(
+            choices=[Role.ANNOTATOR, Role.ENGINEER, Role.ADMIN], default=Role.ANNOTATOR
+        )
         assignees = serializers.ListField(child=serializers.CharField(), required=False, default=list)
         show_judge_scores = serializers.BooleanField(default=False)
         skip_policy = serializers.ChoiceField(choices=SkipPolicy.values, default=SkipPolicy.OTHERS)
@@ -606,7 +609,9 @@ class ItemCommentApi(APIView):
         item = selectors.item_get_for_worker(organization=p.organization, item_id=item_id, user=p.user, role=p.role)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        comment = services.item_comment_add(item=item, user=p.user, body=data.validated_data["body"])
+        comment = services.item_comment_add(
+            item=item, user=p.user, body=data.validated_data["body"], is_reviewer=p.can("labeling.manage")
+        )
         return Response({"id": comment.pk, "body": comment.body}, status=status.HTTP_201_CREATED)
 
 

@@ -554,9 +554,9 @@ def gold_items_add(*, queue: Queue, items: list[GoldItemIn], user: AbstractBaseU
 def draft_save(*, item: QueueItem, user: AbstractBaseUser, answers: dict[str, Any]) -> Assignment:
     """Keep a half-filled form on the person's assignment, unvalidated, so it survives leaving
     the page. Only the holder of the item has a draft."""
-    assignment = Assignment.objects.filter(item=item, user=user).first()
+    assignment = Assignment.objects.filter(item=item, user=user, status=AssignmentStatus.ACTIVE).first()
     if assignment is None:
-        raise Conflict("Claim this item before saving a draft.")
+        raise Conflict("Drafts are kept while you hold the item; claim it first.")
     Assignment.objects.filter(pk=assignment.pk).update(draft_answers=answers)
     assignment.draft_answers = answers
     return assignment
@@ -600,8 +600,10 @@ def label_submit(
         now = timezone.now()
 
         if existing is not None:
-            if item.status in (ItemStatus.COMPLETED, ItemStatus.DROPPED):
-                raise Conflict("This item is final; its labels can no longer be edited.")
+            # Editing is allowed until a reviewer has ruled: a completed-by-agreement item is
+            # re-resolved with the edited label (and may reopen as a dispute).
+            if item.status == ItemStatus.DROPPED or item.final_source == "review":
+                raise Conflict("This item was reviewed; its labels can no longer be edited.")
             existing.answers = clean
             existing.schema_version = version
             existing.client_token = client_token or existing.client_token
@@ -609,6 +611,9 @@ def label_submit(
             existing.save(update_fields=["answers", "schema_version", "client_token", "updated_at"])
             _event(item, user, "label_edited", {"label": existing.pk})
             if item.labels_done >= item.labels_needed or item.status == ItemStatus.NEEDS_REVIEW:
+                if item.status == ItemStatus.COMPLETED:
+                    item.status = ItemStatus.OPEN
+                    item.final_answers, item.final_source, item.completed_at = None, "", None
                 _resolve(item, now)
                 item.save(update_fields=RESOLVE_FIELDS)
             return LabelOutcome(existing, False, item.status)
@@ -735,7 +740,10 @@ def item_review(*, item: QueueItem, user: AbstractBaseUser, answers: Any) -> Que
     return item
 
 
-def item_comment_add(*, item: QueueItem, user: AbstractBaseUser, body: str) -> ItemComment:
+def item_comment_add(*, item: QueueItem, user: AbstractBaseUser, body: str, is_reviewer: bool = False) -> ItemComment:
+    """A note for reviewers, from someone who was handed the item (or a reviewer)."""
+    if not is_reviewer and not Assignment.objects.filter(item=item, user=user).exists():
+        raise Conflict("Comment on items you were handed.")
     body = (body or "").strip()
     if not body:
         raise ValidationFailed("Write something.", errors={"body": ["This field may not be blank."]})

@@ -136,7 +136,7 @@ def test_an_edit_that_settles_a_dispute_completes_the_item_and_review_ends_editi
     late = _submit(a, item.pk, {"quality": "bad"})
     assert (late.status_code, late.json()) == (
         409,
-        {"message": "This item is final; its labels can no longer be edited.", "errors": {}},
+        {"message": "This item was reviewed; its labels can no longer be edited.", "errors": {}},
     )
     assert _state(item) == before
 
@@ -246,7 +246,7 @@ def test_a_draft_needs_a_claim_and_an_object(ann, queue, item):
     _claim(ann, queue)
     not_an_object = ann.put(f"/api/v1/items/{item.pk}/draft", {"answers": "bad"}, format="json")
 
-    assert (not_claimed.status_code, not_claimed.json()["message"]) == (409, "Claim this item before saving a draft.")
+    assert (not_claimed.status_code, not_claimed.json()["message"]) == (409, "Drafts are kept while you hold the item; claim it first.")
     assert (not_an_object.status_code, list(not_an_object.json()["errors"])) == (400, ["answers"])
     assert Assignment.objects.get().draft_answers == {}
 

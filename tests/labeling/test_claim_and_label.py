@@ -236,3 +236,33 @@ def test_gold_answers_are_validated_against_the_rubric(project):
 
     assert list(exc.value.errors) == ["items[0].answers.quality"]
     assert QueueItem.objects.count() == 0
+
+
+def test_single_label_can_be_edited_until_reviewed_and_the_final_answer_follows(project, annotators, member):
+    queue = make_queue(project)
+    [item] = _items(queue, 1)
+    services.item_claim(queue=queue, user=annotators[0])
+    services.label_submit(item=item, user=annotators[0], answers={"quality": "good"})
+
+    services.label_submit(item=item, user=annotators[0], answers={"quality": "bad"})
+    item.refresh_from_db()
+    assert (item.status, item.final_answers) == (ItemStatus.COMPLETED, {"quality": "bad"})
+
+    services.item_review(item=item, user=member("engineer"), answers={"quality": "good"})
+    with pytest.raises(Conflict):
+        services.label_submit(item=item, user=annotators[0], answers={"quality": "bad"})
+    item.refresh_from_db()
+    assert item.final_answers == {"quality": "good"}
+
+
+def test_editing_an_agreed_label_reopens_the_item_as_a_dispute(project, annotators):
+    queue = make_queue(project, annotations_per_item=2)
+    [item] = _items(queue, 1)
+    for a in annotators[:2]:
+        services.item_claim(queue=queue, user=a)
+        services.label_submit(item=item, user=a, answers={"quality": "good"})
+
+    services.label_submit(item=item, user=annotators[1], answers={"quality": "bad"})
+
+    item.refresh_from_db()
+    assert (item.status, item.final_answers) == (ItemStatus.NEEDS_REVIEW, None)
