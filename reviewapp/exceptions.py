@@ -20,10 +20,7 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     if isinstance(detail, dict):
         for key, value in detail.items():
             # DRF reports list entries as {index: errors}; write them like every other list path.
-            if isinstance(key, int):
-                path = f"{prefix}[{key}]"
-            else:
-                path = f"{prefix}.{key}" if prefix else str(key)
+            path = f"{prefix}[{key}]" if isinstance(key, int) else (f"{prefix}.{key}" if prefix else str(key))
             out.update(_flatten(value, path))
     elif isinstance(detail, list) and detail and all(isinstance(d, str) for d in detail):
         out[prefix or "non_field_errors"] = [str(d) for d in detail]

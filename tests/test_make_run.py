@@ -36,14 +36,14 @@ def _run_once(var_dir: Path) -> str:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
                     if r.status == 200:
                         break
             except OSError:
                 time.sleep(0.5)
         else:
             pytest.fail("the app did not come up within 120 s")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=5) as r:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=5) as r:
             assert r.status == 200
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

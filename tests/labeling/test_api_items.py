@@ -246,7 +246,10 @@ def test_a_draft_needs_a_claim_and_an_object(ann, queue, item):
     _claim(ann, queue)
     not_an_object = ann.put(f"/api/v1/items/{item.pk}/draft", {"answers": "bad"}, format="json")
 
-    assert (not_claimed.status_code, not_claimed.json()["message"]) == (409, "Drafts are kept while you hold the item; claim it first.")
+    assert (not_claimed.status_code, not_claimed.json()["message"]) == (
+        409,
+        "Drafts are kept while you hold the item; claim it first.",
+    )
     assert (not_an_object.status_code, list(not_an_object.json()["errors"])) == (400, ["answers"])
     assert Assignment.objects.get().draft_answers == {}
 

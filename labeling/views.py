@@ -1,0 +1,700 @@
+"""Browser pages for labeling: the annotator's queue list, labeling page and "my work", and the
+engineer's review, annotators and agreement pages. They call the same selectors and services
+as labeling/apis.py, so the browser and the API cannot drift.
+
+The labeling page is one long-lived page. Each item is a panel (`_panel.html`); submit and skip
+post from the panel with htmx and the response replaces that panel. labeling.js prefetches the
+next item's panel into the page (a second lease, `item_claim(exclude_item_id=...)`) and shows
+it the moment the annotator submits; it then sends `shown=<id>` and the server answers with an
+empty body instead of claiming again. Without a prefetched panel, the server claims the next
+item itself and answers with its panel. Either way there is one request per item.
+"""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
+
+from labeling import rubric, selectors, services
+from labeling.models import Assignment, ItemStatus, LabelSchemaVersion, Queue, QueueItem
+from reviewapp import selectors as core_selectors
+from reviewapp.errors import Conflict, NotFound, ValidationFailed
+from reviewapp.principal import CAPABILITIES
+from reviewapp.transcript import TurnView, transcript_turns
+from reviewapp.views import member_required
+
+# Digits pick options; "0" is the tenth. Options past the tenth are picked by mouse or Tab.
+_DIGITS = [*"123456789", "0"]
+# A label's time on task is capped: an item left open over a weekend is not a day's work.
+MAX_TIME_SPENT_MS = 6 * 3600 * 1000
+RECENT_LABELS = 50
+NOTICE_EVENT = "labeling-notice"
+
+
+# --- access ----------------------------------------------------------------------------------
+
+
+def label_editable(item: QueueItem) -> bool:
+    """Whether its annotators may still change their labels (label_submit's rule): until a
+    reviewer has ruled on the item or it was dropped."""
+    return item.status != ItemStatus.DROPPED and item.final_source != "review"
+
+
+def _membership(request: HttpRequest) -> Any:
+    return request.membership  # type: ignore[attr-defined]
+
+
+def _can_manage(request: HttpRequest) -> bool:
+    return "labeling.manage" in CAPABILITIES.get(_membership(request).role, frozenset())
+
+
+def _worker_queue(request: HttpRequest, queue_id: int) -> Queue:
+    m = _membership(request)
+    try:
+        return selectors.queue_get_for_worker(
+            organization=m.organization, queue_id=queue_id, user=request.user, role=m.role
+        )
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+
+
+def _worker_item(request: HttpRequest, item_id: int) -> QueueItem:
+    m = _membership(request)
+    try:
+        return selectors.item_get_for_worker(
+            organization=m.organization, item_id=item_id, user=request.user, role=m.role
+        )
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+
+
+def _managed_queue(request: HttpRequest, queue_id: int) -> Queue:
+    try:
+        return selectors.queue_get(organization=_membership(request).organization, queue_id=queue_id)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+
+
+def _managed_item(request: HttpRequest, item_id: int) -> QueueItem:
+    try:
+        return selectors.item_get(organization=_membership(request).organization, item_id=item_id)
+    except NotFound as exc:
+        raise Http404(str(exc)) from exc
+
+
+# --- the rubric as a form --------------------------------------------------------------------
+
+
+@dataclass
+class ChoiceView:
+    value: str
+    text: str
+    checked: bool
+    kbd: str = ""
+    detail: str = ""
+
+
+@dataclass
+class QuestionView:
+    number: int
+    key: str
+    type: str
+    label: str
+    help: str
+    required: bool
+    choices: list[ChoiceView] = field(default_factory=list)
+    text: str = ""
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def field_name(self) -> str:
+        return f"a-{self.key}"
+
+    @property
+    def multiple(self) -> bool:
+        return self.type == "multi_choice"
+
+
+def _choice_values(q: rubric.Question, turns: list[TurnView]) -> list[tuple[str, str, str]]:
+    """(value, text, detail) of each option, in order."""
+    if q.type in ("single_choice", "multi_choice"):
+        return [(o, o, "") for o in q.options]
+    if q.type == "rating":
+        return [(str(v), str(v), "") for v in range(q.min or 0, (q.max or 0) + 1)]
+    if q.type == "boolean":
+        return [("yes", "Yes", ""), ("no", "No", "")]
+    if q.type == "turn":
+        roles = set(q.roles or ["assistant"])
+        out = []
+        for t in turns:
+            if t.role not in roles:
+                continue
+            preview = t.text or ", ".join(f"calls {c.name}" for c in t.tool_calls)
+            out.append((str(t.index), f"#{t.index} {t.role}", preview[:90] + ("…" if len(preview) > 90 else "")))
+        return out
+    return []
+
+
+def _kbd_for(q: rubric.Question, position: int, value: str) -> str:
+    # A 1-5 or 0-9 scale is picked by its own digit; everything else by position.
+    if q.type == "rating" and (q.min or 0) >= 0 and (q.max or 0) <= 9:
+        return value
+    return _DIGITS[position] if position < len(_DIGITS) else ""
+
+
+def _as_strings(value: Any) -> set[str]:
+    if value is True:
+        return {"yes"}
+    if value is False:
+        return {"no"}
+    if isinstance(value, list):
+        return {str(v) for v in value}
+    return set() if value is None else {str(value)}
+
+
+def question_views(
+    questions: list[rubric.Question],
+    turns: list[TurnView],
+    answers: dict[str, Any] | None = None,
+    errors: dict[str, list[str]] | None = None,
+) -> list[QuestionView]:
+    answers = answers if isinstance(answers, dict) else {}
+    errors = errors or {}
+    views = []
+    for number, q in enumerate(questions, start=1):
+        chosen = _as_strings(answers.get(q.key))
+        view = QuestionView(
+            number=number,
+            key=q.key,
+            type=q.type,
+            label=q.label,
+            help=q.help,
+            required=q.required,
+            errors=errors.get(f"answers.{q.key}", []),
+        )
+        if q.type == "text":
+            value = answers.get(q.key)
+            view.text = value if isinstance(value, str) else ""
+        for position, (value, text, detail) in enumerate(_choice_values(q, turns)):
+            view.choices.append(ChoiceView(value, text, value in chosen, _kbd_for(q, position, value), detail))
+        views.append(view)
+    return views
+
+
+def answers_from_post(questions: list[rubric.Question], data: QueryDict) -> dict[str, Any]:
+    """Form fields (`a-<key>`) to typed answers. Unparseable values are passed on as sent so
+    the rubric's validation names the question; empty ones are left out (unanswered)."""
+    answers: dict[str, Any] = {}
+    for q in questions:
+        name = f"a-{q.key}"
+        if q.type == "multi_choice":
+            picked = [v for v in data.getlist(name) if v]
+            if picked:
+                answers[q.key] = picked
+            continue
+        raw = data.get(name, "")
+        if q.type == "text":
+            raw = raw.strip()
+        if not raw:
+            continue
+        if q.type in ("rating", "turn"):
+            answers[q.key] = int(raw) if raw.lstrip("-").isdigit() and len(raw) < 10 else raw
+        elif q.type == "boolean":
+            answers[q.key] = {"yes": True, "no": False}.get(raw, raw)
+        else:
+            answers[q.key] = raw
+    return answers
+
+
+def _int_or_none(value: str | None) -> int | None:
+    value = (value or "").strip()
+    return int(value) if value.isdigit() and len(value) < 12 else None
+
+
+def _version(queue: Queue, version_id: int | None) -> LabelSchemaVersion | None:
+    latest = queue.schema.latest_version
+    if version_id is None or (latest is not None and latest.pk == version_id):
+        return latest
+    return queue.schema.versions.filter(pk=version_id).first() or latest
+
+
+# --- the labeling page -----------------------------------------------------------------------
+
+
+def _panel_context(
+    *,
+    item: QueueItem,
+    mode: str = "work",
+    active: bool = True,
+    answers: dict[str, Any] | None = None,
+    errors: dict[str, list[str]] | None = None,
+    message: str = "",
+    client_token: str = "",
+    version: LabelSchemaVersion | None = None,
+) -> dict[str, Any]:
+    """Everything one item's panel shows. Never other people's labels; judge scores only where
+    the queue shows them (hidden by default against anchoring)."""
+    queue = item.queue
+    version = version or queue.schema.latest_version
+    questions = rubric.questions_from_json(version.questions if version else [])
+    turns = transcript_turns(item.conversation.messages)
+    general = [m for key, messages in (errors or {}).items() if not key.startswith("answers.") for m in messages]
+    return {
+        "item": item,
+        "queue": queue,
+        "mode": mode,
+        "active": active,
+        "version": version,
+        "instructions": version.instructions if version else "",
+        "questions": question_views(questions, turns, answers, errors),
+        "turns": turns,
+        "turn_prefix": f"i{item.pk}-",
+        "judge_scores": list(item.conversation.judge_scores.all()) if queue.show_judge_scores else [],
+        "message": message,
+        "general_errors": general,
+        "client_token": client_token or uuid.uuid4().hex,
+        "state": "invalid" if errors else "ready",
+    }
+
+
+def _claimed_panel_context(
+    request: HttpRequest, assignment: Assignment | None, *, queue: Queue, active: bool = True
+) -> dict[str, Any]:
+    if assignment is None:
+        return {"done": True, "queue": queue, "active": active}
+    item = selectors.item_get(organization=_membership(request).organization, item_id=assignment.item_id)
+    return _panel_context(item=item, active=active, answers=assignment.draft_answers)
+
+
+def _panel_template(context: dict[str, Any]) -> str:
+    return "labeling/_done.html" if context.get("done") else "labeling/_panel.html"
+
+
+def _render_panel(request: HttpRequest, context: dict[str, Any], *, status: int = 200) -> HttpResponse:
+    """A panel for htmx: one to show arrives as .incoming (labeling.js activates it), a
+    prefetched one as neither."""
+    context = {**context, "placement": "incoming" if context.get("active") else ""}
+    return render(request, _panel_template(context), context, status=status)
+
+
+def _render_work_page(
+    request: HttpRequest,
+    queue: Queue,
+    panel: dict[str, Any],
+    *,
+    template: str = "labeling/work.html",
+    status: int = 200,
+) -> HttpResponse:
+    panel = {**panel, "placement": "active"}
+    panel_html = render_to_string(_panel_template(panel), panel, request=request)
+    return render(request, template, {"queue": queue, "panel_html": panel_html, **panel}, status=status)
+
+
+@member_required("labeling.work")
+@require_GET
+def queue_list(request: HttpRequest) -> HttpResponse:
+    m = _membership(request)
+    queues = selectors.queue_list_for_worker(organization=m.organization, user=request.user, role=m.role)
+    rows = [
+        {
+            "queue": q,
+            "counts": selectors.queue_counts(queue=q),
+            "mine": selectors.user_queue_progress(queue=q, user=request.user),
+        }
+        for q in queues
+    ]
+    context = {"rows": rows, "can_manage": _can_manage(request)}
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "labeling/_queue_table.html", context)
+    return render(request, "labeling/queue_list.html", context)
+
+
+@member_required("labeling.work")
+@require_GET
+def work(request: HttpRequest, queue_id: int) -> HttpResponse:
+    """The labeling page. A reload gets back the lease already held, never a new item."""
+    queue = _worker_queue(request, queue_id)
+    assignment = services.item_claim(queue=queue, user=request.user)
+    return _render_work_page(request, queue, _claimed_panel_context(request, assignment, queue=queue))
+
+
+@member_required("labeling.work")
+@require_POST
+def next_panel(request: HttpRequest, queue_id: int) -> HttpResponse:
+    """Prefetch: lease a second item while the annotator works on `exclude`, and send its
+    panel (hidden until they submit). 204 when there is nothing more for them."""
+    queue = _worker_queue(request, queue_id)
+    exclude = _int_or_none(request.GET.get("exclude") or request.POST.get("exclude"))
+    assignment = services.item_claim(queue=queue, user=request.user, exclude_item_id=exclude)
+    if assignment is None or assignment.item_id == exclude:
+        return HttpResponse(status=204)
+    return _render_panel(request, _claimed_panel_context(request, assignment, queue=queue, active=False))
+
+
+def _after_item(request: HttpRequest, queue: Queue, *, notice: str = "", status: int = 200) -> HttpResponse:
+    """What replaces a finished panel: nothing when the browser already shows its prefetched
+    item, else the next item's panel (claimed here), else the "all done" panel."""
+    if not request.htmx:  # type: ignore[attr-defined]
+        return redirect("labeling:work", queue_id=queue.pk)
+    if _int_or_none(request.POST.get("shown")):
+        response = HttpResponse("", status=status)
+    else:
+        assignment = services.item_claim(queue=queue, user=request.user)
+        response = _render_panel(request, _claimed_panel_context(request, assignment, queue=queue), status=status)
+    if notice:
+        trigger_client_event(response, NOTICE_EVENT, {"message": notice})
+    return response
+
+
+def _page_or_panel(request: HttpRequest, context: dict[str, Any], *, status: int) -> HttpResponse:
+    if request.htmx:  # type: ignore[attr-defined]
+        return _render_panel(request, context, status=status)
+    template = "labeling/edit.html" if context.get("mode") == "edit" else "labeling/work.html"
+    return _render_work_page(request, context["queue"], context, template=template, status=status)
+
+
+@member_required("labeling.work")
+@require_POST
+def submit(request: HttpRequest, item_id: int) -> HttpResponse:
+    """Record the label (or the edit of one), then move on. Invalid answers come back on the
+    same item's form with the messages (422); a lost lease on a completed item is a notice and
+    the next item (409)."""
+    item = _worker_item(request, item_id)
+    queue = item.queue
+    mode = "edit" if request.POST.get("mode") == "edit" else "work"
+    version = _version(queue, _int_or_none(request.POST.get("schema_version")))
+    questions = rubric.questions_from_json(version.questions if version else [])
+    answers = answers_from_post(questions, request.POST)
+    spent = _int_or_none(request.POST.get("time_spent_ms"))
+    token = request.POST.get("client_token", "")[:100]
+    try:
+        services.label_submit(
+            item=item,
+            user=request.user,
+            answers=answers,
+            client_token=token,
+            schema_version_id=version.pk if version else None,
+            time_spent_ms=min(spent, MAX_TIME_SPENT_MS) if spent is not None else None,
+        )
+    except ValidationFailed as exc:
+        context = _panel_context(
+            item=item,
+            mode=mode,
+            answers=answers,
+            errors=exc.errors or {"answers": [exc.message]},
+            message=exc.message,
+            client_token=token,
+            version=version,
+        )
+        return _page_or_panel(request, context, status=422)
+    except Conflict as exc:
+        if mode == "edit":
+            return _render_edit_result(request, item, notice=exc.message, status=409)
+        return _after_item(request, queue, notice=exc.message, status=409)
+    if mode == "edit":
+        return _render_edit_result(request, item)
+    return _after_item(request, queue)
+
+
+@member_required("labeling.work")
+@require_POST
+def skip(request: HttpRequest, item_id: int) -> HttpResponse:
+    item = _worker_item(request, item_id)
+    try:
+        services.item_skip(item=item, user=request.user, reason=request.POST.get("reason", "").strip()[:500])
+    except Conflict as exc:
+        return _after_item(request, item.queue, notice=exc.message, status=409)
+    return _after_item(request, item.queue)
+
+
+@member_required("labeling.work")
+@require_http_methods(["PUT", "POST"])
+def draft(request: HttpRequest, item_id: int) -> HttpResponse:
+    """Autosave: the form as it stands, unvalidated, kept on the person's assignment."""
+    item = _worker_item(request, item_id)
+    data = request.POST if request.method == "POST" else QueryDict(request.body)
+    version = _version(item.queue, _int_or_none(data.get("schema_version")))
+    answers = answers_from_post(rubric.questions_from_json(version.questions if version else []), data)
+    try:
+        services.draft_save(item=item, user=request.user, answers=answers)
+    except Conflict as exc:
+        return HttpResponse(exc.message, status=409, content_type="text/plain")
+    return HttpResponse(status=204)
+
+
+@member_required("labeling.work")
+@require_POST
+def comment(request: HttpRequest, item_id: int) -> HttpResponse:
+    item = _worker_item(request, item_id)
+    body = request.POST.get("body", "")
+    try:
+        saved = services.item_comment_add(item=item, user=request.user, body=body, is_reviewer=_can_manage(request))
+    except (ValidationFailed, Conflict) as exc:
+        errors = [m for messages in exc.errors.values() for m in messages] or [exc.message]
+        context = {"item": item, "errors": errors, "body": body}
+        status = 422 if isinstance(exc, ValidationFailed) else exc.status_code  # both swapped by labeling.js
+        return render(request, "labeling/_comment_box.html", context, status=status)
+    return render(request, "labeling/_comment_box.html", {"item": item, "sent": saved})
+
+
+@member_required("labeling.work")
+@require_GET
+def edit(request: HttpRequest, item_id: int) -> HttpResponse:
+    """Change my label on an item, while the item is not final."""
+    item = _worker_item(request, item_id)
+    label = selectors.label_for(item=item, user=request.user)
+    if label is None:
+        raise Http404("You have no label on this item.")
+    if not label_editable(item):
+        return render(request, "labeling/edit.html", {"queue": item.queue, "final": True})
+    context = _panel_context(item=item, mode="edit", answers=label.answers)
+    return _render_work_page(request, item.queue, context, template="labeling/edit.html")
+
+
+def _render_edit_result(request: HttpRequest, item: QueueItem, *, notice: str = "", status: int = 200) -> HttpResponse:
+    if not request.htmx:  # type: ignore[attr-defined]
+        return redirect("labeling:mine")
+    context = {"item": item, "queue": item.queue, "notice": notice, "placement": "incoming"}
+    return render(request, "labeling/_saved.html", context, status=status)
+
+
+# --- my work ---------------------------------------------------------------------------------
+
+
+@member_required("labeling.work")
+@require_GET
+def my_work(request: HttpRequest) -> HttpResponse:
+    m = _membership(request)
+    queues = selectors.queue_list_for_worker(organization=m.organization, user=request.user, role=m.role)
+    labels = selectors.label_list_for_user(
+        organization=m.organization, user=request.user, queue_ids=[q.pk for q in queues]
+    )
+    times: dict[int, list[int]] = defaultdict(list)
+    for queue_id, spent in labels.values_list("queue_id", "time_spent_ms"):
+        if spent is not None:
+            times[queue_id].append(spent)
+    rows = []
+    for q in queues:
+        progress = selectors.user_queue_progress(queue=q, user=request.user)
+        median = statistics.median(times[q.pk]) / 1000 if times.get(q.pk) else None
+        rows.append({"queue": q, "progress": progress, "median_seconds": median})
+    recent = [
+        {
+            "label": label,
+            "editable": label_editable(label.item),
+            "seconds": label.time_spent_ms / 1000 if label.time_spent_ms is not None else None,
+        }
+        for label in labels[:RECENT_LABELS]
+    ]
+    return render(request, "labeling/mine.html", {"rows": rows, "recent": recent})
+
+
+# --- engineer pages --------------------------------------------------------------------------
+
+
+@member_required("labeling.manage")
+@require_GET
+def review_list(request: HttpRequest, queue_id: int) -> HttpResponse:
+    queue = _managed_queue(request, queue_id)
+    items = list(selectors.review_items(queue=queue))
+    reviewed = _int_or_none(request.GET.get("reviewed"))
+    return render(
+        request,
+        "labeling/review_list.html",
+        {"queue": queue, "items": items, "counts": selectors.queue_counts(queue=queue), "reviewed": reviewed},
+    )
+
+
+def _answer_text(q: rubric.Question | None, value: Any, turns: list[TurnView]) -> str:
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if q is not None and q.type == "turn" and isinstance(value, int):
+        role = next((t.role for t in turns if t.index == value), "")
+        return f"#{value} {role}".strip()
+    return str(value)
+
+
+@member_required("labeling.manage")
+@require_http_methods(["GET", "POST"])
+def review_item(request: HttpRequest, item_id: int) -> HttpResponse:
+    """Every label side by side, the comments, and a form for the final answer."""
+    item = _managed_item(request, item_id)
+    queue = item.queue
+    version = queue.schema.latest_version
+    questions = rubric.questions_from_json(version.questions if version else [])
+    turns = transcript_turns(item.conversation.messages)
+    answers: dict[str, Any] | None = item.final_answers
+    errors: dict[str, list[str]] = {}
+    message = ""
+    status = 200
+    if request.method == "POST":
+        answers = answers_from_post(questions, request.POST)
+        try:
+            services.item_review(item=item, user=request.user, answers=answers)
+        except ValidationFailed as exc:
+            errors, message, status = exc.errors, exc.message, 422
+        except Conflict as exc:
+            message, status = exc.message, 409
+        else:
+            return redirect(f"{reverse('labeling:review-list', args=[queue.pk])}?reviewed={item.pk}")
+    labels = list(selectors.item_labels(item=item))
+    by_key = {q.key: q for q in questions}
+    keys = [q.key for q in questions]
+    for label in labels:
+        keys += [k for k in (label.answers or {}) if k not in keys]
+    table = [
+        {
+            "key": key,
+            "label": by_key[key].label if key in by_key else key,
+            "cells": [_answer_text(by_key.get(key), (label.answers or {}).get(key), turns) for label in labels],
+            "final": _answer_text(by_key.get(key), (item.final_answers or {}).get(key), turns)
+            if item.final_answers
+            else "",
+            "gold": _answer_text(by_key.get(key), (item.gold_answers or {}).get(key), turns)
+            if item.gold_answers
+            else "",
+            "differs": len({repr((label.answers or {}).get(key)) for label in labels}) > 1,
+        }
+        for key in keys
+    ]
+    context = {
+        "item": item,
+        "queue": queue,
+        "turns": turns,
+        "turn_prefix": "",
+        "labels": labels,
+        "table": table,
+        "times": [
+            _num(label.time_spent_ms / 1000, 1) + " s" if label.time_spent_ms is not None else "—" for label in labels
+        ],
+        "comments": list(item.comments.select_related("user")),
+        "judge_scores": list(item.conversation.judge_scores.all()),
+        "questions": question_views(questions, turns, answers, errors),
+        "message": message,
+    }
+    return render(request, "labeling/review_item.html", context, status=status)
+
+
+def _pct(value: Any) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
+
+
+def _num(value: Any, places: int = 2) -> str:
+    return "—" if value is None else f"{value:.{places}f}"
+
+
+def _ci(value: Any) -> str:
+    if not value or len(value) != 2 or value[0] is None or value[1] is None:
+        return ""
+    return f"[{value[0]:.2f}, {value[1]:.2f}]"
+
+
+@member_required("labeling.manage")
+@require_GET
+def annotators(request: HttpRequest, queue_id: int) -> HttpResponse:
+    queue = _managed_queue(request, queue_id)
+    rows = [
+        dict(
+            row,
+            agreement=_pct(row.get("agreement_with_others")),
+            gold=_pct(row.get("gold_accuracy")),
+            median=_num(row.get("median_seconds"), 1),
+            per_hour=_num(row.get("labels_per_hour"), 1),
+        )
+        for row in selectors.annotator_stats(queue=queue)
+    ]
+    return render(request, "labeling/annotators.html", {"queue": queue, "rows": rows})
+
+
+def _category_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+@member_required("labeling.manage")
+@require_GET
+def agreement(request: HttpRequest, queue_id: int) -> HttpResponse:
+    """Agreement per question with bootstrap intervals, annotator pairs, and a plain confusion
+    table for one question (items with exactly two labels)."""
+    queue = _managed_queue(request, queue_id)
+    report = selectors.queue_agreement(queue=queue)
+    labels = {q.key: q.label for q in selectors.queue_questions(queue=queue)}
+    questions = []
+    for key, stats in (report.get("questions") or {}).items():
+        prevalence = stats.get("prevalence") or {}
+        questions.append(
+            {
+                "key": key,
+                "label": labels.get(key, key),
+                "n_items": stats.get("n_items") or 0,
+                "percent_agreement": _pct(stats.get("percent_agreement")),
+                "stats": [
+                    (name, _num(stats.get(field)), _ci(stats.get(f"{field}_ci")))
+                    for name, field in (
+                        ("Cohen's κ", "cohen_kappa"),
+                        ("Fleiss' κ", "fleiss_kappa"),
+                        ("Krippendorff's α", "krippendorff_alpha"),  # noqa: RUF001 - the letter is meant
+                        ("Gwet's AC1", "gwet_ac1"),
+                    )
+                ],
+                "prevalence": [(_category_text(category), _pct(share)) for category, share in prevalence.items()],
+            }
+        )
+    usernames = {
+        m.user_id: m.user.get_username()
+        for m in core_selectors.membership_list(organization=_membership(request).organization)
+    }
+    pairs = [
+        {
+            "a": usernames.get(p.get("annotator_a"), f"user {p.get('annotator_a')}"),
+            "b": usernames.get(p.get("annotator_b"), f"user {p.get('annotator_b')}"),
+            "n_items": p.get("n_items") or 0,
+            "questions": [
+                (
+                    labels.get(key, key),
+                    (figures or {}).get("n_items") or 0,
+                    _pct((figures or {}).get("percent_agreement")),
+                    _num((figures or {}).get("cohen_kappa")),
+                )
+                for key, figures in (p.get("questions") or {}).items()
+            ],
+        }
+        for p in report.get("pairs") or []
+    ]
+    keys = [q["key"] for q in questions]
+    chosen = request.GET.get("question") if request.GET.get("question") in keys else (keys[0] if keys else None)
+    confusion = None
+    if chosen:
+        table = selectors.confusion_table(queue=queue, question_key=chosen)
+        categories = [_category_text(c) for c in table.get("categories") or []]
+        rows = table.get("rows") or []
+        confusion = {
+            "key": chosen,
+            "label": labels.get(chosen, chosen),
+            "categories": categories,
+            "rows": [(categories[i], row, sum(row)) for i, row in enumerate(rows)],
+            "totals": [sum(row[j] for row in rows) for j in range(len(categories))],
+            "n": sum(sum(row) for row in rows),
+        }
+    return render(
+        request,
+        "labeling/agreement.html",
+        {"queue": queue, "questions": questions, "pairs": pairs, "confusion": confusion, "keys": keys},
+    )
