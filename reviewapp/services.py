@@ -19,6 +19,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from reviewapp import bulk
 from reviewapp.errors import Conflict, NotFound, ValidationFailed
 from reviewapp.ingest_schemas import (
     ConversationIn,
@@ -116,16 +117,22 @@ def membership_add(
         elif created:
             user.set_unusable_password()
             user.save(update_fields=["password"])
-        membership, _ = Membership.objects.update_or_create(
+        membership, created_membership = Membership.objects.get_or_create(
             user=user, organization=organization, defaults={"role": role}
         )
-        audit_event_record(
-            organization=organization,
-            kind="membership.set",
-            user=actor,
-            subject=membership,
-            data={"username": username, "role": role},
-        )
+        changed = created_membership or membership.role != role
+        if membership.role != role:
+            membership.role = role
+            membership.save(update_fields=["role"])
+        # Only a real change is audited: re-running a provisioning script adds nothing.
+        if changed:
+            audit_event_record(
+                organization=organization,
+                kind="membership.set",
+                user=actor,
+                subject=membership,
+                data={"username": username, "role": role},
+            )
     return membership
 
 
@@ -232,18 +239,18 @@ def _feedback_fingerprint(feedback: FeedbackIn) -> str:
     return hashlib.sha256(orjson.dumps(feedback.model_dump(), option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _judge_score_row(conversation_id: int, score: JudgeScoreIn, now: dt.datetime) -> JudgeScore:
-    return JudgeScore(
-        conversation_id=conversation_id,
-        judge=score.judge,
-        judge_version=score.judge_version,
-        criterion=score.criterion,
-        score=score.score,
-        label=score.label,
-        confidence=score.confidence,
-        reasoning=score.reasoning,
-        created_at=now,
-    )
+def _judge_score_row(conversation_id: int, score: JudgeScoreIn, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation_id,
+        "judge": score.judge,
+        "judge_version": score.judge_version,
+        "criterion": score.criterion,
+        "score": score.score,
+        "label": score.label,
+        "confidence": score.confidence,
+        "reasoning": score.reasoning,
+        "created_at": now,
+    }
 
 
 def conversations_ingest(
@@ -292,47 +299,44 @@ def _conversations_ingest_once(
             Conversation.objects.filter(project=project, external_id__in=chunk).values_list("external_id", "id")
         )
 
-    api_key = principal.api_key if principal else None
-    user = principal.user if principal and principal.user is not None else None
-    new_rows: list[Conversation] = []
-    for external_id, index in first_index.items():
-        if external_id in existing:
-            continue
-        item = conversations[index]
+    api_key_id = principal.api_key.pk if principal and principal.api_key is not None else None
+    user_id = principal.user.pk if principal and principal.user is not None else None
+    new_items = [conversations[index] for external_id, index in first_index.items() if external_id not in existing]
+    new_rows: list[dict[str, Any]] = []
+    for item in new_items:
         feedback = item.feedback
         new_rows.append(
-            Conversation(
-                organization_id=project.organization_id,
-                project_id=project.pk,
-                external_id=external_id,
-                messages=item.messages_json(),
-                occurred_at=item.occurred_at or now,
-                received_at=now,
-                agent_version=item.agent_version,
-                end_user_id=item.end_user_id,
-                tags=item.tags,
-                metadata=item.metadata,
-                feedback_rating=feedback.rating if feedback else None,
-                user_rephrased=bool(feedback and feedback.user_rephrased),
-                escalated_by_user=bool(feedback and feedback.escalated_by_user),
-                ingested_by_key=api_key,
-                ingested_by_user=user,
-            )
+            {
+                "organization_id": project.organization_id,
+                "project_id": project.pk,
+                "external_id": item.external_id,
+                "messages": item.messages_json(),
+                "occurred_at": item.occurred_at or now,
+                "received_at": now,
+                "agent_version": item.agent_version,
+                "end_user_id": item.end_user_id,
+                "tags": item.tags,
+                "metadata": item.metadata,
+                "feedback_rating": feedback.rating if feedback else None,
+                "user_rephrased": bool(feedback and feedback.user_rephrased),
+                "escalated_by_user": bool(feedback and feedback.escalated_by_user),
+                "ingested_by_key_id": api_key_id,
+                "ingested_by_user_id": user_id,
+            }
         )
-    Conversation.objects.bulk_create(new_rows, batch_size=1000)
+    created_ids = bulk.insert_rows(Conversation, new_rows, return_ids=True)
     ids = dict(existing)
-    created_ids: list[int] = []
-    for row in new_rows:
-        ids[row.external_id] = row.pk
-        created_ids.append(row.pk)
+    ids.update(zip((item.external_id for item in new_items), created_ids, strict=True))
 
     tag_rows = [
-        ConversationTag(conversation_id=row.pk, project_id=project.pk, tag=tag) for row in new_rows for tag in row.tags
+        {"conversation_id": conversation_id, "project_id": project.pk, "tag": tag}
+        for item, conversation_id in zip(new_items, created_ids, strict=True)
+        for tag in item.tags
     ]
-    ConversationTag.objects.bulk_create(tag_rows, batch_size=2000)
+    bulk.insert_rows(ConversationTag, tag_rows)
 
-    score_rows: list[JudgeScore] = []
-    feedback_rows: list[Feedback] = []
+    score_rows: list[dict[str, Any]] = []
+    feedback_rows: list[dict[str, Any]] = []
     # Feedback on a conversation that already exists (or repeats in this batch) must also move
     # the denormalised summary columns.
     summary_updates: dict[int, dict[str, Any]] = {}
@@ -344,15 +348,15 @@ def _conversations_ingest_once(
         score_rows.extend(_judge_score_row(conversation_id, s, now) for s in item.judge_scores)
         if item.feedback is not None:
             feedback_rows.append(
-                Feedback(
-                    conversation_id=conversation_id,
-                    rating=item.feedback.rating,
-                    comment=item.feedback.comment,
-                    user_rephrased=item.feedback.user_rephrased,
-                    escalated_by_user=item.feedback.escalated_by_user,
-                    fingerprint=_feedback_fingerprint(item.feedback),
-                    created_at=now,
-                )
+                {
+                    "conversation_id": conversation_id,
+                    "rating": item.feedback.rating,
+                    "comment": item.feedback.comment,
+                    "user_rephrased": item.feedback.user_rephrased,
+                    "escalated_by_user": item.feedback.escalated_by_user,
+                    "fingerprint": _feedback_fingerprint(item.feedback),
+                    "created_at": now,
+                }
             )
             if not is_new:
                 update = summary_updates.setdefault(conversation_id, {})
@@ -363,12 +367,29 @@ def _conversations_ingest_once(
                 if item.feedback.escalated_by_user:
                     update["escalated_by_user"] = True
 
+    # Scores of conversations created just now cannot clash with a stored row, only with a repeat
+    # in this batch: drop repeats here (the first wins, as ON CONFLICT DO NOTHING would keep it)
+    # and COPY them, at half the database's cost of an INSERT ... ON CONFLICT.
+    fresh_ids = set(created_ids)
+    fresh_scores: dict[tuple[int, str, str, str], dict[str, Any]] = {}
+    for row in score_rows:
+        if row["conversation_id"] in fresh_ids:
+            key = (row["conversation_id"], row["judge"], row["judge_version"], row["criterion"])
+            fresh_scores.setdefault(key, row)
+    bulk.insert_rows(JudgeScore, list(fresh_scores.values()))
     # ignore_conflicts: a re-sent identical score or feedback is already stored, not an error.
-    JudgeScore.objects.bulk_create(score_rows, batch_size=2000, ignore_conflicts=True)
-    Feedback.objects.bulk_create(feedback_rows, batch_size=1000, ignore_conflicts=True)
+    bulk.insert_rows(
+        JudgeScore, [row for row in score_rows if row["conversation_id"] not in fresh_ids], ignore_conflicts=True
+    )
+    bulk.insert_rows(Feedback, feedback_rows, ignore_conflicts=True)
+    # One UPDATE per distinct change (rating x two flags: at most 11), never one per row.
+    by_change: dict[tuple[tuple[str, Any], ...], list[int]] = {}
     for conversation_id, update in summary_updates.items():
         if update:
-            Conversation.objects.filter(pk=conversation_id).update(**update)
+            by_change.setdefault(tuple(sorted(update.items())), []).append(conversation_id)
+    for change, conversation_ids in by_change.items():
+        for chunk in _chunks(conversation_ids):
+            Conversation.objects.filter(pk__in=chunk).update(**dict(change))
 
     audit_event_record(
         organization=project.organization,
@@ -415,7 +436,7 @@ def judge_scores_add(
                     "conversation_id", "judge", "judge_version", "criterion"
                 )
             )
-        rows: list[JudgeScore] = []
+        rows: list[dict[str, Any]] = []
         results: list[JudgeScoreResult] = []
         for s in scores:
             conversation_id = ids[s.external_id]
@@ -425,7 +446,7 @@ def judge_scores_add(
             if status == "created":
                 rows.append(_judge_score_row(conversation_id, s, now))
             results.append(JudgeScoreResult(s.external_id, conversation_id, s.judge, s.criterion, status))
-        JudgeScore.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
+        bulk.insert_rows(JudgeScore, rows, ignore_conflicts=True)
         audit_event_record(
             organization=project.organization,
             kind="judge_scores.added",
