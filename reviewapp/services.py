@@ -301,7 +301,12 @@ def _conversations_ingest_once(
 
     api_key_id = principal.api_key.pk if principal and principal.api_key is not None else None
     user_id = principal.user.pk if principal and principal.user is not None else None
-    new_items = [conversations[index] for external_id, index in first_index.items() if external_id not in existing]
+    # Sorted by external_id: two requests racing on overlapping new ids then meet the unique
+    # index in the same order (one waits, then retries as duplicates) instead of deadlocking.
+    new_items = sorted(
+        (conversations[index] for external_id, index in first_index.items() if external_id not in existing),
+        key=lambda item: item.external_id,
+    )
     new_rows: list[dict[str, Any]] = []
     for item in new_items:
         feedback = item.feedback
@@ -378,10 +383,23 @@ def _conversations_ingest_once(
             fresh_scores.setdefault(key, row)
     bulk.insert_rows(JudgeScore, list(fresh_scores.values()))
     # ignore_conflicts: a re-sent identical score or feedback is already stored, not an error.
+    # Rows that may meet a concurrent request's go in key order: two requests then take the
+    # unique-index locks in the same order and wait for each other instead of deadlocking.
     bulk.insert_rows(
-        JudgeScore, [row for row in score_rows if row["conversation_id"] not in fresh_ids], ignore_conflicts=True
+        JudgeScore,
+        sorted(
+            (row for row in score_rows if row["conversation_id"] not in fresh_ids),
+            key=lambda r: (r["conversation_id"], r["judge"], r["judge_version"], r["criterion"]),
+        ),
+        ignore_conflicts=True,
     )
-    bulk.insert_rows(Feedback, feedback_rows, ignore_conflicts=True)
+    bulk.insert_rows(
+        Feedback, sorted(feedback_rows, key=lambda r: (r["conversation_id"], r["fingerprint"])), ignore_conflicts=True
+    )
+    # Lock the rows whose summary changes in id order first, for the same reason: the grouped
+    # UPDATEs below would otherwise lock them in whatever order the database scans them.
+    for chunk in _chunks(sorted(cid for cid, update in summary_updates.items() if update)):
+        list(Conversation.objects.filter(pk__in=chunk).order_by("pk").select_for_update().values_list("pk", flat=True))
     # One UPDATE per distinct change (rating x two flags: at most 11), never one per row.
     by_change: dict[tuple[tuple[str, Any], ...], list[int]] = {}
     for conversation_id, update in summary_updates.items():

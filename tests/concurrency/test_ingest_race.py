@@ -66,3 +66,30 @@ def test_concurrent_single_conversation_submissions_create_one_row():
     statuses = sorted(r.json()["results"][0]["status"] for r in responses)
     assert statuses == ["created"] + ["duplicate"] * (THREADS - 1)
     assert Conversation.objects.filter(project=project, external_id="only-one").count() == 1
+
+
+def test_concurrent_batches_in_opposite_orders_do_not_deadlock():
+    project = ProjectFactory()
+    raw = services.api_key_create(project=project, name="race").raw
+    forward = [conversation_payload(f"order-{i}", feedback={"rating": "down", "comment": f"c{i}"}) for i in range(50)]
+    barrier = threading.Barrier(THREADS)
+    responses: list = [None] * THREADS
+
+    def worker(slot: int) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        body = {"conversations": forward if slot % 2 == 0 else list(reversed(forward))}
+        try:
+            barrier.wait(timeout=10)
+            responses[slot] = client.post("/api/v1/conversations", body, format="json")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert [r.status_code for r in responses] == [201] * THREADS
+    assert Conversation.objects.filter(project=project).count() == 50
