@@ -52,10 +52,9 @@ def main() -> None:
     from reviewapp import hooks
     from reviewapp import services as core
     from reviewapp.ingest_schemas import ConversationIn
-    from reviewapp.models import Organization
 
     call_command("migrate", verbosity=0)
-    Organization.objects.filter(slug=ORG).delete()
+    _cleanup()
     org = core.organization_create(slug=ORG)
     project = core.project_create(organization=org, slug="support")
     schema = services.label_schema_create(
@@ -102,7 +101,13 @@ def main() -> None:
         f"max {per_batch[-1] * 1000:.0f} ms; {items:,} items created"
     )
     print(f"SUMMARY sampling_conv_per_s={rate:.0f} target>=5000 -> {'PASS' if rate >= 5000 else 'MISS'}")
-    Organization.objects.filter(slug=ORG).delete()
+    _cleanup()
+
+
+def _cleanup() -> None:
+    from bench.tenant import tenant_delete
+
+    tenant_delete(ORG)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Prefetch, prefetch_related_objects
 from drf_spectacular.utils import extend_schema, inline_serializer
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import serializers, status
@@ -18,7 +19,7 @@ from reviewapp import services as core_services
 from reviewapp.apis import ERROR_RESPONSE, ConversationDetailSerializer, principal_of
 from reviewapp.errors import ValidationFailed
 from reviewapp.ingest_schemas import errors_from_pydantic
-from reviewapp.models import Role
+from reviewapp.models import Feedback, JudgeScore, Role
 
 # --- rubrics ---------------------------------------------------------------------------------
 
@@ -448,12 +449,16 @@ class ClaimOutputSerializer(serializers.Serializer):
 def item_payload_for_worker(item: QueueItem, *, lease_expires_at: Any, draft: dict[str, Any]) -> dict[str, Any]:
     """What an annotator sees: the transcript and rubric, never other people's labels, and judge
     scores only where the queue shows them (hidden by default against anchoring)."""
-    conversation = core_selectors.conversation_get(
-        organization=item.queue.organization, conversation_id=item.conversation_id
+    # item_get already joined the conversation (inside the caller's organization); only its
+    # feedback and, where shown, judge scores remain to load. An empty prefetch runs no query.
+    conversation = item.conversation
+    scores = JudgeScore.objects.order_by("id") if item.queue.show_judge_scores else JudgeScore.objects.none()
+    prefetch_related_objects(
+        [conversation],
+        Prefetch("judge_scores", queryset=scores),
+        Prefetch("feedback", queryset=Feedback.objects.order_by("id")),
     )
     conv = ConversationDetailSerializer(conversation).data
-    if not item.queue.show_judge_scores:
-        conv["judge_scores"] = []
     version = item.queue.schema.latest_version
     return {
         "id": item.pk,
