@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 from django.db import connection
@@ -17,7 +18,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 THREADS = 8
 
 
-def _post_in_threads(raw_key: str, body: dict) -> list:
+def _post_in_threads(raw_key: str, body: dict | Callable[[int], dict]) -> list:
+    """POST from THREADS threads released together; `body` may depend on the thread's slot."""
     barrier = threading.Barrier(THREADS)
     responses: list = [None] * THREADS
 
@@ -25,8 +27,9 @@ def _post_in_threads(raw_key: str, body: dict) -> list:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
         try:
+            payload = body(slot) if callable(body) else body
             barrier.wait(timeout=10)
-            responses[slot] = client.post("/api/v1/conversations", body, format="json")
+            responses[slot] = client.post("/api/v1/conversations", payload, format="json")
         finally:
             connection.close()
 
@@ -72,24 +75,10 @@ def test_concurrent_batches_in_opposite_orders_do_not_deadlock():
     project = ProjectFactory()
     raw = services.api_key_create(project=project, name="race").raw
     forward = [conversation_payload(f"order-{i}", feedback={"rating": "down", "comment": f"c{i}"}) for i in range(50)]
-    barrier = threading.Barrier(THREADS)
-    responses: list = [None] * THREADS
 
-    def worker(slot: int) -> None:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-        body = {"conversations": forward if slot % 2 == 0 else list(reversed(forward))}
-        try:
-            barrier.wait(timeout=10)
-            responses[slot] = client.post("/api/v1/conversations", body, format="json")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    responses = _post_in_threads(
+        raw, lambda slot: {"conversations": forward if slot % 2 == 0 else list(reversed(forward))}
+    )
 
     assert [r.status_code for r in responses] == [201] * THREADS
     assert Conversation.objects.filter(project=project).count() == 50
