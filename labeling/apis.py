@@ -446,13 +446,16 @@ class ClaimOutputSerializer(serializers.Serializer):
     draft = serializers.DictField()
 
 
-def item_payload_for_worker(item: QueueItem, *, lease_expires_at: Any, draft: dict[str, Any]) -> dict[str, Any]:
+def item_payload_for_worker(
+    item: QueueItem, *, lease_expires_at: Any, draft: dict[str, Any], show_judge_scores: bool | None = None
+) -> dict[str, Any]:
     """What an annotator sees: the transcript and rubric, never other people's labels, and judge
     scores only where the queue shows them (hidden by default against anchoring)."""
     # item_get already joined the conversation (inside the caller's organization); only its
     # feedback and, where shown, judge scores remain to load. An empty prefetch runs no query.
     conversation = item.conversation
-    scores = JudgeScore.objects.order_by("id") if item.queue.show_judge_scores else JudgeScore.objects.none()
+    show = item.queue.show_judge_scores if show_judge_scores is None else show_judge_scores
+    scores = JudgeScore.objects.order_by("id") if show else JudgeScore.objects.none()
     prefetch_related_objects(
         [conversation],
         Prefetch("judge_scores", queryset=scores),
@@ -636,14 +639,12 @@ class ItemDetailApi(APIView):
     def get(self, request: Request, item_id: int) -> Response:
         p = principal_of(request)
         item = selectors.item_get_for_worker(organization=p.organization, item_id=item_id, user=p.user, role=p.role)
-        assignment = selectors.assignment_for(item=item, user=p.user)
         if p.can("labeling.manage"):
-            body = item_payload_for_worker(item, lease_expires_at=None, draft={})
-            body["conversation"] = ConversationDetailSerializer(
-                core_selectors.conversation_get(organization=p.organization, conversation_id=item.conversation_id)
-            ).data
+            # Reviewers see the judge scores whatever the queue shows annotators.
+            body = item_payload_for_worker(item, lease_expires_at=None, draft={}, show_judge_scores=True)
             body.update(_item_review_fields(item))
             return Response(body)
+        assignment = selectors.assignment_for(item=item, user=p.user)
         if assignment is None:
             raise selectors.NotFound("Item not found.")
         body = item_payload_for_worker(

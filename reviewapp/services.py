@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from reviewapp import bulk
@@ -212,8 +213,6 @@ def credential_touch(*, principal: Principal) -> None:
         return
     if record.last_used_at is not None and record.last_used_at > stale_before:
         return
-    from django.db.models import Q
-
     type(record).objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale_before), pk=record.pk).update(
         last_used_at=now
     )
