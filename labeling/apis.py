@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, prefetch_related_objects
 from drf_spectacular.utils import extend_schema, inline_serializer
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import serializers, status
@@ -16,10 +15,10 @@ from labeling import rubric, sampling, selectors, services
 from labeling.models import LabelSchema, Queue, QueueItem, SkipPolicy
 from reviewapp import selectors as core_selectors
 from reviewapp import services as core_services
-from reviewapp.apis import ERROR_RESPONSE, ConversationDetailSerializer, principal_of
+from reviewapp.apis import ERROR_RESPONSE, ConversationDetailSerializer, conversation_detail_payload, principal_of
 from reviewapp.errors import ValidationFailed
 from reviewapp.ingest_schemas import errors_from_pydantic
-from reviewapp.models import Feedback, JudgeScore, Role
+from reviewapp.models import Role
 
 # --- rubrics ---------------------------------------------------------------------------------
 
@@ -451,17 +450,10 @@ def item_payload_for_worker(
 ) -> dict[str, Any]:
     """What an annotator sees: the transcript and rubric, never other people's labels, and judge
     scores only where the queue shows them (hidden by default against anchoring)."""
-    # item_get already joined the conversation (inside the caller's organization); only its
-    # feedback and, where shown, judge scores remain to load. An empty prefetch runs no query.
     conversation = item.conversation
     show = item.queue.show_judge_scores if show_judge_scores is None else show_judge_scores
-    scores = JudgeScore.objects.order_by("id") if show else JudgeScore.objects.none()
-    prefetch_related_objects(
-        [conversation],
-        Prefetch("judge_scores", queryset=scores),
-        Prefetch("feedback", queryset=Feedback.objects.order_by("id")),
-    )
-    conv = ConversationDetailSerializer(conversation).data
+    feedback, scores = core_selectors.conversation_feedback_and_scores(conversation=conversation, judge_scores=show)
+    conv = conversation_detail_payload(conversation, feedback=feedback, judge_scores=scores)
     version = item.queue.schema.latest_version
     return {
         "id": item.pk,
@@ -492,7 +484,7 @@ class QueueClaimApi(APIView):
         )
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        item = selectors.item_get(organization=p.organization, item_id=assignment.item_id)
+        item = selectors.item_with_conversation(item=assignment.item, queue=queue)
         return Response(
             item_payload_for_worker(item, lease_expires_at=assignment.lease_expires_at, draft=assignment.draft_answers)
         )

@@ -1,15 +1,58 @@
-"""Row locks for labeling. Every function here must run inside transaction.atomic(); the
-caller holds the lock until its transaction ends."""
+"""Row locks for labeling, and the claim path's hand-written statements. Every function that
+locks must run inside transaction.atomic(); the caller holds the lock until its transaction
+ends. Lock order everywhere: the item first, then its assignments."""
 
 from __future__ import annotations
 
+import datetime as dt
+
+from django.db import connection
 from django.db.models import Exists, F, OuterRef
 
-from labeling.models import Assignment, AssignmentStatus, ItemStatus, Queue, QueueItem
+from labeling.models import Assignment, AssignmentStatus, ItemStatus, Label, Queue, QueueItem
+from reviewapp import rawsql
+
+_RELOCK_SQL = f"SELECT {rawsql.columns(QueueItem, 'i')} FROM labeling_queueitem i WHERE i.id = %s"  # noqa: S608
 
 
-def item_lock(*, item_id: int) -> QueueItem:
-    return QueueItem.objects.select_for_update(of=("self",)).select_related("queue").get(pk=item_id)
+def item_relock(item: QueueItem) -> QueueItem:
+    """Lock an item the caller already loaded and reload its columns in place (another request
+    may have changed its counters meanwhile), keeping the queue, rubric and conversation loaded
+    with it. One hand-written statement: every label and skip takes this lock."""
+    sql = _RELOCK_SQL + (" FOR UPDATE" if connection.features.has_select_for_update else "")
+    with connection.cursor() as cur:
+        cur.execute(sql, [item.pk])
+        row = cur.fetchone()
+    if row is None:
+        raise QueueItem.DoesNotExist(f"Item {item.pk} is gone.")
+    fresh = rawsql.instance(QueueItem, row)
+    for field in QueueItem._meta.concrete_fields:
+        setattr(item, field.attname, getattr(fresh, field.attname))
+    return item
+
+
+_ASSIGNMENT_LABEL_SQL = f"""
+SELECT {rawsql.columns(Assignment, "a")}, {rawsql.columns(Label, "l")}
+FROM labeling_assignment a
+LEFT JOIN labeling_label l ON l.item_id = a.item_id AND l.user_id = a.user_id
+WHERE a.item_id = %s AND a.user_id = %s
+"""  # noqa: S608 - only the models' own column names are interpolated
+
+
+def assignment_and_label_lock(*, item_id: int, user_id: int) -> tuple[Assignment | None, Label | None]:
+    """This person's assignment on the item (locked) and their label on it, if any, in one
+    statement. Call it holding the item's lock. A label is only ever made under an
+    assignment, so a person with no assignment has no label either."""
+    sql = _ASSIGNMENT_LABEL_SQL + (" FOR UPDATE OF a" if connection.features.has_select_for_update_of else "")
+    with connection.cursor() as cur:
+        cur.execute(sql, [item_id, user_id])
+        row = cur.fetchone()
+    if row is None:
+        return None, None
+    width = rawsql.width(Assignment)
+    assignment = rawsql.instance(Assignment, row[:width])
+    label = rawsql.instance(Label, row[width:]) if row[width] is not None else None
+    return assignment, label
 
 
 def claimable_item_lock(
@@ -29,10 +72,99 @@ def claimable_item_lock(
     return qs.order_by("-priority", "id").select_for_update(skip_locked=True, of=("self",)).first()
 
 
-def expired_leases_lock(*, queue_id: int | None, now, limit: int) -> list[tuple[int, int]]:
-    """(assignment id, item id) of leases past expiry, locked; rows another transaction is
-    already expiring are skipped rather than waited for."""
-    qs = Assignment.objects.filter(status=AssignmentStatus.ACTIVE, lease_expires_at__lte=now)
-    if queue_id is not None:
-        qs = qs.filter(queue_id=queue_id)
-    return list(qs.order_by("item_id", "pk").select_for_update(skip_locked=True).values_list("pk", "item_id")[:limit])
+_PRECHECK_SQL = """
+SELECT (SELECT a.id FROM labeling_assignment a
+        WHERE a.queue_id = %(queue)s AND a.user_id = %(user)s AND a.status = 'active'
+          AND a.lease_expires_at > %(now)s AND a.item_id <> %(exclude)s
+        ORDER BY a.leased_at, a.id LIMIT 1),
+       EXISTS (SELECT 1 FROM labeling_assignment e
+               WHERE e.queue_id = %(queue)s AND e.status = 'active' AND e.lease_expires_at <= %(now)s)
+"""
+
+
+def claim_precheck(
+    *, queue_id: int, user_id: int, exclude_item_id: int | None, now: dt.datetime
+) -> tuple[int | None, bool]:
+    """Before a claim, in one indexed read and no lock: the id of a live lease this person
+    already holds in the queue (other than `exclude_item_id`), and whether any lease in the
+    queue has expired and should go back to the pool first."""
+    with connection.cursor() as cur:
+        cur.execute(
+            _PRECHECK_SQL,
+            {
+                "queue": queue_id,
+                "user": user_id,
+                "now": connection.ops.adapt_datetimefield_value(now),
+                "exclude": exclude_item_id or 0,
+            },
+        )
+        held, expired = cur.fetchone()
+    return held, bool(expired)
+
+
+# The claim as one statement on PostgreSQL: pick the next item this person may take (the same
+# conditions as claimable_item_lock, walking the partial index queue_item_claim), take a slot
+# on it and record the lease. One round trip instead of three ORM queries: the claim path is
+# the hottest in labeling and Django's query compilation cost more than PostgreSQL's work.
+_LEASE_NEXT_SQL = f"""
+WITH pick AS (
+    SELECT i.id FROM labeling_queueitem i
+    WHERE i.queue_id = %(queue)s AND i.status = 'open' AND i.is_gold = %(gold)s
+      AND i.labels_needed > i.labels_done + i.leased_count
+      AND NOT EXISTS (SELECT 1 FROM labeling_assignment a WHERE a.item_id = i.id AND a.user_id = %(user)s)
+    ORDER BY i.priority DESC, i.id
+    LIMIT 1
+    FOR UPDATE OF i SKIP LOCKED
+), taken AS (
+    UPDATE labeling_queueitem q SET leased_count = q.leased_count + 1
+    FROM pick WHERE q.id = pick.id
+    RETURNING {rawsql.columns(QueueItem, "q")}
+), lease AS (
+    INSERT INTO labeling_assignment (organization_id, queue_id, item_id, user_id, status, leased_at,
+        lease_expires_at, finished_at, draft_answers, skip_reason)
+    SELECT taken.organization_id, taken.queue_id, taken.id, %(user)s, 'active', %(now)s, %(until)s, NULL,
+        '{{}}'::jsonb, ''
+    FROM taken
+    RETURNING id, item_id
+)
+SELECT lease.id, taken.* FROM lease JOIN taken ON taken.id = lease.item_id
+"""  # noqa: S608 - the only interpolation is the model's own column names
+
+
+def item_lease_next(
+    *, queue: Queue, user_id: int, gold: bool, now: dt.datetime, until: dt.datetime
+) -> Assignment | None:
+    """PostgreSQL only: lock the next claimable item, add one to its leased_count and create the
+    person's active assignment, in one statement. Returns the assignment with its item attached,
+    or None when nothing is left for them. A concurrent claim by the same person can still raise
+    IntegrityError on (item, user); the caller retries."""
+    with connection.cursor() as cur:
+        cur.execute(_LEASE_NEXT_SQL, {"queue": queue.pk, "gold": gold, "user": user_id, "now": now, "until": until})
+        row = cur.fetchone()
+    if row is None:
+        return None
+    item = rawsql.instance(QueueItem, row[1:])
+    item.queue = queue
+    assignment = Assignment(
+        id=row[0],
+        organization_id=item.organization_id,
+        queue=queue,
+        item=item,
+        user_id=user_id,
+        status=AssignmentStatus.ACTIVE,
+        leased_at=now,
+        lease_expires_at=until,
+        draft_answers={},
+    )
+    assignment._state.adding = False
+    assignment._state.db = connection.alias
+    return assignment
+
+
+def expired_leases_lock(*, item_ids: list[int], now: dt.datetime) -> list[tuple[int, int]]:
+    """Lock the given items in id order, then return (assignment id, item id) of their leases
+    that are still past expiry. Items first, then assignments: the order label_submit,
+    item_skip and the claim take them in, so an expiry racing a late label cannot deadlock."""
+    list(QueueItem.objects.filter(pk__in=item_ids).order_by("pk").select_for_update().values_list("pk", flat=True))
+    qs = Assignment.objects.filter(item_id__in=item_ids, status=AssignmentStatus.ACTIVE, lease_expires_at__lte=now)
+    return list(qs.order_by("item_id", "pk").select_for_update().values_list("pk", "item_id"))

@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -17,11 +18,13 @@ from labeling.models import (
     ItemStatus,
     Label,
     LabelSchema,
+    LabelSchemaVersion,
     Queue,
     QueueItem,
 )
+from reviewapp import rawsql
 from reviewapp.errors import NotFound
-from reviewapp.models import Organization, Role
+from reviewapp.models import Conversation, Organization, Project, Role
 
 if TYPE_CHECKING:
     from labeling.agreement import QuestionRatings
@@ -49,6 +52,8 @@ def queue_can_work(*, queue: Queue, user: AbstractBaseUser, role: str) -> bool:
     on the queue, or (when nobody is named) hold its assignee role."""
     if role in MANAGER_ROLES:
         return True
+    if hasattr(queue, "names_anyone"):  # annotated by queue_get_for_worker: no query
+        return queue.names_caller if queue.names_anyone else role == queue.assignee_role
     # .all(), not values_list(): it uses queue_list_for_worker's prefetch, so listing queues
     # costs the same few queries however many queues there are.
     named = [u.pk for u in queue.assignees.all()]
@@ -76,10 +81,35 @@ def queue_get(*, organization: Organization, queue_id: int) -> Queue:
 def queue_get_for_worker(*, organization: Organization, queue_id: int, user: AbstractBaseUser, role: str) -> Queue:
     """A queue the caller may work. One they may not work looks missing (404), like another
     tenant's, so queue ids leak nothing."""
-    queue = queue_get(organization=organization, queue_id=queue_id)
+    # One hand-written query on the claim path (every claim calls this): the queue, its
+    # project, its rubric and latest version (the claim answers with it), and whether anyone,
+    # and the caller, is named on it. The ORM equivalent cost ~2 ms to compile.
+    with connection.cursor() as cur:
+        cur.execute(_WORKER_QUEUE_SQL, {"org": organization.pk, "queue": queue_id, "user": user.pk})
+        row = cur.fetchone()
+    if row is None:
+        raise NotFound("Queue not found.")
+    queue, project, schema = rawsql.instances(row[2:], Queue, Project, LabelSchema)
+    version_values = row[2 + sum(rawsql.width(m) for m in (Queue, Project, LabelSchema)) :]
+    schema.latest_version = rawsql.instance(LabelSchemaVersion, version_values) if version_values[0] else None
+    queue.project, queue.schema = project, schema
+    queue.names_anyone, queue.names_caller = bool(row[0]), bool(row[1])
     if not queue_can_work(queue=queue, user=user, role=role):
         raise NotFound("Queue not found.")
     return queue
+
+
+_WORKER_QUEUE_SQL = f"""
+SELECT EXISTS (SELECT 1 FROM labeling_queue_assignees n WHERE n.queue_id = q.id),
+       EXISTS (SELECT 1 FROM labeling_queue_assignees n WHERE n.queue_id = q.id AND n.user_id = %(user)s),
+       {rawsql.columns(Queue, "q")}, {rawsql.columns(Project, "p")}, {rawsql.columns(LabelSchema, "s")},
+       {rawsql.columns(LabelSchemaVersion, "v")}
+FROM labeling_queue q
+JOIN reviewapp_project p ON p.id = q.project_id
+JOIN labeling_labelschema s ON s.id = q.schema_id
+LEFT JOIN labeling_labelschemaversion v ON v.id = s.latest_version_id
+WHERE q.id = %(queue)s AND q.organization_id = %(org)s
+"""  # noqa: S608 - only the models' own column names are interpolated
 
 
 def queue_counts(*, queue: Queue) -> dict[str, int]:
@@ -122,11 +152,65 @@ def item_get(*, organization: Organization, item_id: int) -> QueueItem:
     return item
 
 
+def item_with_conversation(*, item: QueueItem, queue: Queue) -> QueueItem:
+    """Attach the queue already loaded (with its rubric) and the conversation to a freshly
+    claimed item: one hand-written query instead of item_get's six-table join."""
+    item.queue = queue
+    with connection.cursor() as cur:
+        cur.execute(_CONVERSATION_SQL, {"id": item.conversation_id, "org": item.organization_id})
+        row = cur.fetchone()
+    if row is None:
+        raise NotFound("Item not found.")
+    conversation, project = rawsql.instances(row, Conversation, Project)
+    conversation.project = project
+    item.conversation = conversation
+    return item
+
+
+_CONVERSATION_SQL = f"""
+SELECT {rawsql.columns(Conversation, "c")}, {rawsql.columns(Project, "p")}
+FROM reviewapp_conversation c JOIN reviewapp_project p ON p.id = c.project_id
+WHERE c.id = %(id)s AND c.organization_id = %(org)s
+"""  # noqa: S608 - only the models' own column names are interpolated
+
+
 def item_get_for_worker(*, organization: Organization, item_id: int, user: AbstractBaseUser, role: str) -> QueueItem:
-    item = item_get(organization=organization, item_id=item_id)
-    if not queue_can_work(queue=item.queue, user=user, role=role):
+    """item_get for someone working the item's queue, plus the access check, in one
+    hand-written query: every label, skip and draft calls it."""
+    with connection.cursor() as cur:
+        cur.execute(_WORKER_ITEM_SQL, {"org": organization.pk, "item": item_id, "user": user.pk})
+        row = cur.fetchone()
+    if row is None:
+        raise NotFound("Item not found.")
+    models = (QueueItem, Queue, LabelSchema, LabelSchemaVersion, Conversation, Project)
+    parts, start = [], 2
+    for model in models:
+        parts.append(row[start : start + rawsql.width(model)])
+        start += rawsql.width(model)
+    item, queue, schema = (rawsql.instance(m, v) for m, v in zip(models[:3], parts[:3], strict=True))
+    schema.latest_version = rawsql.instance(LabelSchemaVersion, parts[3]) if parts[3][0] is not None else None
+    conversation, project = rawsql.instance(Conversation, parts[4]), rawsql.instance(Project, parts[5])
+    conversation.project, queue.schema = project, schema
+    item.queue, item.conversation = queue, conversation
+    queue.names_anyone, queue.names_caller = bool(row[0]), bool(row[1])
+    if not queue_can_work(queue=queue, user=user, role=role):
         raise NotFound("Item not found.")
     return item
+
+
+_WORKER_ITEM_SQL = f"""
+SELECT EXISTS (SELECT 1 FROM labeling_queue_assignees n WHERE n.queue_id = q.id),
+       EXISTS (SELECT 1 FROM labeling_queue_assignees n WHERE n.queue_id = q.id AND n.user_id = %(user)s),
+       {rawsql.columns(QueueItem, "i")}, {rawsql.columns(Queue, "q")}, {rawsql.columns(LabelSchema, "s")},
+       {rawsql.columns(LabelSchemaVersion, "v")}, {rawsql.columns(Conversation, "c")}, {rawsql.columns(Project, "p")}
+FROM labeling_queueitem i
+JOIN labeling_queue q ON q.id = i.queue_id
+JOIN labeling_labelschema s ON s.id = q.schema_id
+LEFT JOIN labeling_labelschemaversion v ON v.id = s.latest_version_id
+JOIN reviewapp_conversation c ON c.id = i.conversation_id
+JOIN reviewapp_project p ON p.id = c.project_id
+WHERE i.id = %(item)s AND i.organization_id = %(org)s
+"""  # noqa: S608 - only the models' own column names are interpolated
 
 
 def assignment_for(*, item: QueueItem, user: AbstractBaseUser) -> Assignment | None:

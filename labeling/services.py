@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
@@ -396,16 +396,26 @@ def queue_items_add(
 
 
 def leases_expire(*, queue_id: int | None, limit: int = EXPIRE_ON_CLAIM, now: dt.datetime | None = None) -> int:
-    """Return expired leases to the pool. Safe to run from any number of places at once."""
+    """Return expired leases to the pool. Safe to run from any number of places at once.
+
+    Every claim calls this, and almost always there is nothing to do: that case is one indexed
+    query (the partial index assignment_live_leases) and no transaction."""
     now = now or timezone.now()
+    expired = Assignment.objects.filter(status=AssignmentStatus.ACTIVE, lease_expires_at__lte=now)
+    if queue_id is not None:
+        expired = expired.filter(queue_id=queue_id)
+    item_ids = sorted(set(expired.order_by("lease_expires_at").values_list("item_id", flat=True)[:limit]))
+    if not item_ids:
+        return 0
     with transaction.atomic():
-        rows = lock_objects.expired_leases_lock(queue_id=queue_id, now=now, limit=limit)
+        # Locked, re-read: another expirer or a late label may have finished some meanwhile.
+        rows = lock_objects.expired_leases_lock(item_ids=item_ids, now=now)
         if not rows:
             return 0
         Assignment.objects.filter(pk__in=[pk for pk, _ in rows]).update(
             status=AssignmentStatus.EXPIRED, finished_at=now
         )
-        for _pk, item_id in rows:  # sorted by item id: a fixed lock order
+        for _pk, item_id in rows:
             QueueItem.objects.filter(pk=item_id, leased_count__gt=0).update(leased_count=F("leased_count") - 1)
         org_of = dict(QueueItem.objects.filter(pk__in=[i for _, i in rows]).values_list("pk", "organization_id"))
         ItemEvent.objects.bulk_create(
@@ -442,46 +452,56 @@ def item_claim(
 def _item_claim_once(
     *, queue: Queue, user: AbstractBaseUser, exclude_item_id: int | None, now: dt.datetime
 ) -> Assignment | None:
-    leases_expire(queue_id=queue.pk, now=now)
-    with transaction.atomic():
-        held = Assignment.objects.filter(
-            queue=queue, user=user, status=AssignmentStatus.ACTIVE, lease_expires_at__gt=now
-        ).exclude(item_id=exclude_item_id)
-        existing = held.select_related("item").order_by("leased_at", "pk").first()
+    held_id, expired = lock_objects.claim_precheck(
+        queue_id=queue.pk, user_id=user.pk, exclude_item_id=exclude_item_id, now=now
+    )
+    if expired:
+        leases_expire(queue_id=queue.pk, now=now)
+    if held_id is not None:
+        # A reload must not hoard items: give back the lease they hold. (It may have ended
+        # since the precheck; then they get a new one below.)
+        live = Assignment.objects.filter(pk=held_id, status=AssignmentStatus.ACTIVE, lease_expires_at__gt=now)
+        existing = live.select_related("item").first()
         if existing is not None:
             return existing
-        lease_until = now + dt.timedelta(seconds=queue.lease_seconds)
-        item = None
-        if queue.gold_rate > 0 and _gold_turn(queue=queue, user=user):
-            item = lock_objects.claimable_item_lock(queue=queue, user_id=user.pk, gold=True)
-        if item is None:
-            item = lock_objects.claimable_item_lock(queue=queue, user_id=user.pk)
-        reclaimed = False
-        if item is None and queue.skip_policy == SkipPolicy.SAME_PERSON_LATER:
+    lease_until = now + dt.timedelta(seconds=queue.lease_seconds)
+    gold_turn = queue.gold_rate > 0 and _gold_turn(queue=queue, user=user)
+    with transaction.atomic():
+        for gold in (True, False) if gold_turn else (False,):
+            assignment = _lease_next(queue=queue, user=user, gold=gold, now=now, until=lease_until)
+            if assignment is not None:
+                return assignment
+        if queue.skip_policy == SkipPolicy.SAME_PERSON_LATER:
             item = lock_objects.claimable_item_lock(queue=queue, user_id=user.pk, skipped_by_user=True)
-            reclaimed = item is not None
-        if item is None:
-            return None
-        QueueItem.objects.filter(pk=item.pk).update(leased_count=F("leased_count") + 1)
-        if reclaimed:
-            assignment = Assignment.objects.get(item=item, user=user)
-            assignment.status = AssignmentStatus.ACTIVE
-            assignment.leased_at = now
-            assignment.lease_expires_at = lease_until
-            assignment.finished_at = None
-            assignment.save(update_fields=["status", "leased_at", "lease_expires_at", "finished_at"])
-        else:
-            assignment = Assignment.objects.create(
-                organization_id=queue.organization_id,
-                queue=queue,
-                item=item,
-                user=user,
-                leased_at=now,
-                lease_expires_at=lease_until,
-            )
-        item.leased_count += 1
-        assignment.item = item
-        return assignment
+            if item is not None:
+                QueueItem.objects.filter(pk=item.pk).update(leased_count=F("leased_count") + 1)
+                item.leased_count += 1
+                assignment = Assignment.objects.get(item=item, user=user)
+                assignment.status = AssignmentStatus.ACTIVE
+                assignment.leased_at = now
+                assignment.lease_expires_at = lease_until
+                assignment.finished_at = None
+                assignment.save(update_fields=["status", "leased_at", "lease_expires_at", "finished_at"])
+                assignment.item = item
+                return assignment
+        return None
+
+
+def _lease_next(
+    *, queue: Queue, user: AbstractBaseUser, gold: bool, now: dt.datetime, until: dt.datetime
+) -> Assignment | None:
+    """Lease the next item nobody has handed this person before. Inside the claim transaction."""
+    if connection.vendor == "postgresql":
+        return lock_objects.item_lease_next(queue=queue, user_id=user.pk, gold=gold, now=now, until=until)
+    # Elsewhere (SQLite: one writer at a time, no SKIP LOCKED) the same steps through the ORM.
+    item = lock_objects.claimable_item_lock(queue=queue, user_id=user.pk, gold=gold)
+    if item is None:
+        return None
+    QueueItem.objects.filter(pk=item.pk).update(leased_count=F("leased_count") + 1)
+    item.leased_count += 1
+    return Assignment.objects.create(
+        organization_id=queue.organization_id, queue=queue, item=item, user=user, leased_at=now, lease_expires_at=until
+    )
 
 
 def _gold_turn(*, queue: Queue, user: AbstractBaseUser) -> bool:
@@ -510,7 +530,7 @@ def gold_items_add(*, queue: Queue, items: list[GoldItemIn], user: AbstractBaseU
     errors: dict[str, list[str]] = {}
     cleaned: list[dict[str, Any]] = []
     for index, gold in enumerate(items):
-        clean, problems = rubric.answers_validate(questions, gold.answers, turn_roles=_turn_roles(gold.conversation_id))
+        clean, problems = rubric.answers_validate(questions, gold.answers, turn_roles=_turn_roles(questions, gold))
         cleaned.append(clean)
         for path, messages in problems.items():
             errors[f"items[{index}].{path}"] = messages
@@ -587,17 +607,18 @@ def label_submit(
     while the item still needs labels; once it is complete the late label is refused (409).
     """
     with transaction.atomic():
-        item = lock_objects.item_lock(item_id=item.pk)
+        item = lock_objects.item_relock(item)
         queue = item.queue
         version = _schema_version(queue=queue, version_id=schema_version_id)
-        existing = Label.objects.filter(item=item, user=user).first()
+        assignment, existing = lock_objects.assignment_and_label_lock(item_id=item.pk, user_id=user.pk)
         if existing is not None and client_token and existing.client_token == client_token:
             return LabelOutcome(existing, False, item.status)
         questions = rubric.questions_from_json(version.questions)
-        clean, errors = rubric.answers_validate(questions, answers, turn_roles=_turn_roles(item.conversation_id))
+        clean, errors = rubric.answers_validate(questions, answers, turn_roles=_turn_roles(questions, item))
         if errors:
             raise ValidationFailed("Some answers do not fit the rubric.", errors=errors)
         now = timezone.now()
+        events: list[ItemEvent] = []
 
         if existing is not None:
             # Editing is allowed until a reviewer has ruled: a completed-by-agreement item is
@@ -609,16 +630,16 @@ def label_submit(
             existing.client_token = client_token or existing.client_token
             existing.updated_at = now
             existing.save(update_fields=["answers", "schema_version", "client_token", "updated_at"])
-            _event(item, user, "label_edited", {"label": existing.pk})
+            _event(item, user, "label_edited", {"label": existing.pk}, into=events)
             if item.labels_done >= item.labels_needed or item.status == ItemStatus.NEEDS_REVIEW:
                 if item.status == ItemStatus.COMPLETED:
                     item.status = ItemStatus.OPEN
                     item.final_answers, item.final_source, item.completed_at = None, "", None
-                _resolve(item, now)
+                _resolve(item, now, events)
                 item.save(update_fields=RESOLVE_FIELDS)
+            ItemEvent.objects.bulk_create(events)
             return LabelOutcome(existing, False, item.status)
 
-        assignment = Assignment.objects.select_for_update().filter(item=item, user=user).first()
         if assignment is None or assignment.status == AssignmentStatus.SKIPPED:
             raise Conflict("You do not hold this item; claim it first.")
         if item.status != ItemStatus.OPEN:
@@ -637,22 +658,25 @@ def label_submit(
         )
         if assignment.status == AssignmentStatus.ACTIVE:
             item.leased_count = max(0, item.leased_count - 1)
-        assignment.status = AssignmentStatus.SUBMITTED
-        assignment.finished_at = now
-        assignment.draft_answers = {}
-        assignment.save(update_fields=["status", "finished_at", "draft_answers"])
+        Assignment.objects.filter(pk=assignment.pk).update(
+            status=AssignmentStatus.SUBMITTED, finished_at=now, draft_answers={}
+        )
         item.labels_done += 1
-        _event(item, user, "labeled", {"label": label.pk})
+        _event(item, user, "labeled", {"label": label.pk}, into=events)
         if item.labels_done >= item.labels_needed and not item.is_gold:
-            _resolve(item, now)
+            # The common case, one label needed: it is the only label, no need to read it back.
+            _resolve(item, now, events, labels=[label] if item.labels_done == 1 else None)
         item.save(update_fields=["labels_done", *RESOLVE_FIELDS])
+        ItemEvent.objects.bulk_create(events)
         return LabelOutcome(label, True, item.status)
 
 
-def _resolve(item: QueueItem, now: dt.datetime) -> None:
+def _resolve(item: QueueItem, now: dt.datetime, events: list[ItemEvent], *, labels: list[Label] | None = None) -> None:
     """All labels are in: agree → completed with that answer; disagree → one more annotator if
-    the queue allows, else review. Mutates `item` (the caller saves it, holding its lock)."""
-    labels = list(item.labels.select_related("schema_version").order_by("id"))
+    the queue allows, else review. Mutates `item` (the caller saves it, holding its lock) and
+    adds the events to `events` (the caller writes them)."""
+    if labels is None:
+        labels = list(item.labels.select_related("schema_version").order_by("id"))
     if not labels:
         return
     questions = rubric.questions_from_json(labels[-1].schema_version.questions)
@@ -663,21 +687,24 @@ def _resolve(item: QueueItem, now: dt.datetime) -> None:
         item.final_source = "single" if len(labels) == 1 else "agreement"
         item.completed_at = now
         _release_other_leases(item, now)
-        _event(item, None, "completed", {"source": item.final_source})
+        _event(item, None, "completed", {"source": item.final_source}, into=events)
     elif item.extra_annotations < item.queue.max_extra_annotations and item.status == ItemStatus.OPEN:
         item.labels_needed += 1
         item.extra_annotations += 1
-        _event(item, None, "extra_annotator", {"labels_needed": item.labels_needed})
+        _event(item, None, "extra_annotator", {"labels_needed": item.labels_needed}, into=events)
     else:
         item.status = ItemStatus.NEEDS_REVIEW
         _release_other_leases(item, now)
-        _event(item, None, "needs_review", {"labels": len(labels)})
+        _event(item, None, "needs_review", {"labels": len(labels)}, into=events)
 
 
 def _release_other_leases(item: QueueItem, now: dt.datetime) -> None:
-    Assignment.objects.filter(item=item, status=AssignmentStatus.ACTIVE).update(
-        status=AssignmentStatus.EXPIRED, finished_at=now
-    )
+    # leased_count counts the item's active leases (kept under the item lock), so with none
+    # left there is nothing to release and no statement to send.
+    if item.leased_count > 0:
+        Assignment.objects.filter(item=item, status=AssignmentStatus.ACTIVE).update(
+            status=AssignmentStatus.EXPIRED, finished_at=now
+        )
     item.leased_count = 0
 
 
@@ -685,7 +712,7 @@ def item_skip(*, item: QueueItem, user: AbstractBaseUser, reason: str = "") -> A
     """A skip is an event and frees the slot; it is never a label. What happens next follows
     the queue's skip policy."""
     with transaction.atomic():
-        item = lock_objects.item_lock(item_id=item.pk)
+        item = lock_objects.item_relock(item)
         assignment = Assignment.objects.select_for_update().filter(item=item, user=user).first()
         if assignment is None or assignment.status != AssignmentStatus.ACTIVE:
             raise Conflict("You do not hold this item.")
@@ -707,13 +734,12 @@ def item_skip(*, item: QueueItem, user: AbstractBaseUser, reason: str = "") -> A
 def item_review(*, item: QueueItem, user: AbstractBaseUser, answers: Any) -> QueueItem:
     """A reviewer records the final answer (for disputed items, or to overrule agreement)."""
     with transaction.atomic():
-        item = lock_objects.item_lock(item_id=item.pk)
+        item = lock_objects.item_relock(item)
         if item.status == ItemStatus.DROPPED:
             raise Conflict("This item was dropped from the queue.")
         version = _schema_version(queue=item.queue, version_id=None)
-        clean, errors = rubric.answers_validate(
-            rubric.questions_from_json(version.questions), answers, turn_roles=_turn_roles(item.conversation_id)
-        )
+        questions = rubric.questions_from_json(version.questions)
+        clean, errors = rubric.answers_validate(questions, answers, turn_roles=_turn_roles(questions, item))
         if errors:
             raise ValidationFailed("Some answers do not fit the rubric.", errors=errors)
         now = timezone.now()
@@ -755,9 +781,10 @@ def item_comment_add(*, item: QueueItem, user: AbstractBaseUser, body: str, is_r
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _schema_version(*, queue: Queue, version_id: int | None) -> LabelSchemaVersion:
+def _schema_version(*, queue: Queue, version_id: int | None) -> LabelSchemaVersion | None:
     if version_id is None:
-        version = LabelSchemaVersion.objects.filter(pk=queue.schema.latest_version_id).first()
+        # The selectors load the queue with its rubric's latest version: no query then.
+        version = queue.schema.latest_version
     else:
         version = LabelSchemaVersion.objects.filter(pk=version_id, schema_id=queue.schema_id).first()
         if version is None:
@@ -769,17 +796,36 @@ def _schema_version(*, queue: Queue, version_id: int | None) -> LabelSchemaVersi
     return version
 
 
-def _turn_roles(conversation_id: int) -> list[str]:
-    messages = Conversation.objects.filter(pk=conversation_id).values_list("messages", flat=True).first() or []
-    return [str(m.get("role", "")) if isinstance(m, dict) else "" for m in messages]
+def _turn_roles(questions: list[rubric.Question], item: QueueItem | GoldItemIn) -> list[str] | None:
+    """The role of each message of the item's conversation, for checking `turn` answers; None
+    (nothing to check, no query) when the rubric has no turn question."""
+    if not any(q.type == "turn" for q in questions):
+        return None
+    if isinstance(item, QueueItem) and QueueItem.conversation.is_cached(item):
+        messages = item.conversation.messages
+    else:
+        messages = Conversation.objects.filter(pk=item.conversation_id).values_list("messages", flat=True).first()
+    return [str(m.get("role", "")) if isinstance(m, dict) else "" for m in messages or []]
 
 
 def _elapsed_ms(start: dt.datetime, end: dt.datetime) -> int:
     return max(0, int((end - start).total_seconds() * 1000))
 
 
-def _event(item: QueueItem, user: AbstractBaseUser | None, kind: str, data: dict[str, Any]) -> None:
-    ItemEvent.objects.create(organization_id=item.organization_id, item=item, user=_user(user), kind=kind, data=data)
+def _event(
+    item: QueueItem,
+    user: AbstractBaseUser | None,
+    kind: str,
+    data: dict[str, Any],
+    *,
+    into: list[ItemEvent] | None = None,
+) -> None:
+    """Record an event now, or add it to `into` for the caller to write in one statement."""
+    event = ItemEvent(organization_id=item.organization_id, item=item, user=_user(user), kind=kind, data=data)
+    if into is None:
+        event.save()
+    else:
+        into.append(event)
 
 
 def _user(user: AbstractBaseUser | None) -> AbstractBaseUser | None:

@@ -6,9 +6,11 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.utils import timezone
 
+from reviewapp import rawsql
 from reviewapp.errors import NotFound
 from reviewapp.models import (
     ApiKey,
@@ -29,8 +31,9 @@ User = get_user_model()
 
 
 def principal_from_token(*, raw: str) -> Principal | None:
-    """Resolve a bearer token in one query. Revoked or expired credentials, inactive users and
-    lost memberships all resolve to None, so revocation takes effect on the next request."""
+    """Resolve a bearer token in one query (it runs on every API request). Revoked or expired
+    credentials, inactive users and lost memberships all resolve to None, so revocation takes
+    effect on the next request: nothing here is cached."""
     digest = token_hash(raw)
     if raw.startswith(PROJECT_KEY_PREFIX):
         key = (
@@ -42,18 +45,29 @@ def principal_from_token(*, raw: str) -> Principal | None:
             return None
         return Principal(organization=key.organization, role=AGENT, api_key=key, project=key.project)
     if raw.startswith(PERSONAL_TOKEN_PREFIX):
-        token = (
-            PersonalToken.objects.select_related("user", "organization")
-            .filter(token_hash=digest, revoked_at__isnull=True, user__is_active=True)
-            .first()
-        )
-        if token is None or (token.expires_at is not None and token.expires_at <= timezone.now()):
+        with connection.cursor() as cur:
+            cur.execute(_PERSONAL_TOKEN_SQL, [digest])
+            row = cur.fetchone()
+        if row is None:
             return None
-        membership = Membership.objects.filter(user_id=token.user_id, organization_id=token.organization_id).first()
-        if membership is None:
+        token, user, organization = rawsql.instances(row[1:], PersonalToken, User, Organization)
+        if token.expires_at is not None and token.expires_at <= timezone.now():
             return None
-        return Principal(organization=token.organization, role=membership.role, user=token.user, token=token)
+        token.user, token.organization = user, organization
+        return Principal(organization=organization, role=row[0], user=user, token=token)
     return None
+
+
+# A person's token, its user, organization and role there, in one hand-written statement: it
+# runs on every API request, where the equivalent ORM query cost ~1.5 ms to compile.
+_PERSONAL_TOKEN_SQL = f"""
+SELECT m.role, {rawsql.columns(PersonalToken, "t")}, {rawsql.columns(User, "u")}, {rawsql.columns(Organization, "o")}
+FROM reviewapp_personaltoken t
+JOIN {User._meta.db_table} u ON u.id = t.user_id
+JOIN reviewapp_organization o ON o.id = t.organization_id
+JOIN reviewapp_membership m ON m.user_id = t.user_id AND m.organization_id = t.organization_id
+WHERE t.token_hash = %s AND t.revoked_at IS NULL AND u.is_active
+"""  # noqa: S608 - only the models' own table and column names are interpolated
 
 
 def membership_list_for_user(*, user: object) -> QuerySet[Membership]:
@@ -171,3 +185,26 @@ def organization_stats(*, organization: Organization) -> dict[str, int]:
 
 def audit_event_list(*, organization: Organization, limit: int = 50) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(organization=organization).select_related("actor_user", "actor_api_key")[:limit]
+
+
+def conversation_feedback_and_scores(
+    *, conversation: Conversation, judge_scores: bool = True
+) -> tuple[list[Feedback], list[JudgeScore]]:
+    """A conversation's feedback and (when asked for) judge scores, oldest first, through
+    hand-written queries: every claim sends them with the item."""
+    with connection.cursor() as cur:
+        cur.execute(_FEEDBACK_SQL, [conversation.pk])
+        feedback = [rawsql.instance(Feedback, r) for r in cur.fetchall()]
+        scores: list[JudgeScore] = []
+        if judge_scores:
+            cur.execute(_SCORES_SQL, [conversation.pk])
+            scores = [rawsql.instance(JudgeScore, r) for r in cur.fetchall()]
+    return feedback, scores
+
+
+_FEEDBACK_SQL = (
+    f"SELECT {rawsql.columns(Feedback, 'f')} FROM reviewapp_feedback f WHERE f.conversation_id = %s ORDER BY f.id"  # noqa: S608
+)
+_SCORES_SQL = (
+    f"SELECT {rawsql.columns(JudgeScore, 's')} FROM reviewapp_judgescore s WHERE s.conversation_id = %s ORDER BY s.id"  # noqa: S608
+)
