@@ -11,6 +11,7 @@ from django.db.models import Exists, F, OuterRef
 
 from labeling.models import Assignment, AssignmentStatus, ItemStatus, Label, Queue, QueueItem
 from reviewapp import rawsql
+from reviewapp.models import Conversation, Project
 
 _RELOCK_SQL = f"SELECT {rawsql.columns(QueueItem, 'i')} FROM labeling_queueitem i WHERE i.id = %s"  # noqa: S608
 
@@ -20,9 +21,7 @@ def item_relock(item: QueueItem) -> QueueItem:
     may have changed its counters meanwhile), keeping the queue, rubric and conversation loaded
     with it. One hand-written statement: every label and skip takes this lock."""
     sql = _RELOCK_SQL + (" FOR UPDATE" if connection.features.has_select_for_update else "")
-    with connection.cursor() as cur:
-        cur.execute(sql, [item.pk])
-        row = cur.fetchone()
+    row = rawsql.fetchone(sql, [item.pk])
     if row is None:
         raise QueueItem.DoesNotExist(f"Item {item.pk} is gone.")
     fresh = rawsql.instance(QueueItem, row)
@@ -44,9 +43,7 @@ def assignment_and_label_lock(*, item_id: int, user_id: int) -> tuple[Assignment
     statement. Call it holding the item's lock. A label is only ever made under an
     assignment, so a person with no assignment has no label either."""
     sql = _ASSIGNMENT_LABEL_SQL + (" FOR UPDATE OF a" if connection.features.has_select_for_update_of else "")
-    with connection.cursor() as cur:
-        cur.execute(sql, [item_id, user_id])
-        row = cur.fetchone()
+    row = rawsql.fetchone(sql, [item_id, user_id])
     if row is None:
         return None, None
     width = rawsql.width(Assignment)
@@ -88,17 +85,13 @@ def claim_precheck(
     """Before a claim, in one indexed read and no lock: the id of a live lease this person
     already holds in the queue (other than `exclude_item_id`), and whether any lease in the
     queue has expired and should go back to the pool first."""
-    with connection.cursor() as cur:
-        cur.execute(
-            _PRECHECK_SQL,
-            {
-                "queue": queue_id,
-                "user": user_id,
-                "now": connection.ops.adapt_datetimefield_value(now),
-                "exclude": exclude_item_id or 0,
-            },
-        )
-        held, expired = cur.fetchone()
+    params = {
+        "queue": queue_id,
+        "user": user_id,
+        "now": connection.ops.adapt_datetimefield_value(now),
+        "exclude": exclude_item_id or 0,
+    }
+    held, expired = rawsql.fetchone(_PRECHECK_SQL, params)
     return held, bool(expired)
 
 
@@ -127,24 +120,29 @@ WITH pick AS (
     FROM taken
     RETURNING id, item_id
 )
-SELECT lease.id, taken.* FROM lease JOIN taken ON taken.id = lease.item_id
-"""  # noqa: S608 - the only interpolation is the model's own column names
+SELECT lease.id, taken.*, {rawsql.columns(Conversation, "c")}, {rawsql.columns(Project, "p")}
+FROM lease
+JOIN taken ON taken.id = lease.item_id
+JOIN reviewapp_conversation c ON c.id = taken.conversation_id
+JOIN reviewapp_project p ON p.id = c.project_id
+"""  # noqa: S608 - the only interpolation is the models' own column names
 
 
 def item_lease_next(
     *, queue: Queue, user_id: int, gold: bool, now: dt.datetime, until: dt.datetime
 ) -> Assignment | None:
     """PostgreSQL only: lock the next claimable item, add one to its leased_count and create the
-    person's active assignment, in one statement. Returns the assignment with its item attached,
-    or None when nothing is left for them. A concurrent claim by the same person can still raise
-    IntegrityError on (item, user); the caller retries."""
-    with connection.cursor() as cur:
-        cur.execute(_LEASE_NEXT_SQL, {"queue": queue.pk, "gold": gold, "user": user_id, "now": now, "until": until})
-        row = cur.fetchone()
+    person's active assignment, in one statement (atomic on its own). Returns the assignment
+    with its item, and the item's conversation, attached; None when nothing is left for them.
+    A concurrent claim by the same person can still raise IntegrityError on (item, user); the
+    caller retries."""
+    params = {"queue": queue.pk, "gold": gold, "user": user_id, "now": now, "until": until}
+    row = rawsql.fetchone(_LEASE_NEXT_SQL, params)
     if row is None:
         return None
-    item = rawsql.instance(QueueItem, row[1:])
-    item.queue = queue
+    item, conversation, project = rawsql.instances(row[1:], QueueItem, Conversation, Project)
+    conversation.project = project
+    item.queue, item.conversation = queue, conversation
     assignment = Assignment(
         id=row[0],
         organization_id=item.organization_id,

@@ -7,7 +7,6 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -84,9 +83,7 @@ def queue_get_for_worker(*, organization: Organization, queue_id: int, user: Abs
     # One hand-written query on the claim path (every claim calls this): the queue, its
     # project, its rubric and latest version (the claim answers with it), and whether anyone,
     # and the caller, is named on it. The ORM equivalent cost ~2 ms to compile.
-    with connection.cursor() as cur:
-        cur.execute(_WORKER_QUEUE_SQL, {"org": organization.pk, "queue": queue_id, "user": user.pk})
-        row = cur.fetchone()
+    row = rawsql.fetchone(_WORKER_QUEUE_SQL, {"org": organization.pk, "queue": queue_id, "user": user.pk})
     if row is None:
         raise NotFound("Queue not found.")
     queue, project, schema = rawsql.instances(row[2:], Queue, Project, LabelSchema)
@@ -156,9 +153,9 @@ def item_with_conversation(*, item: QueueItem, queue: Queue) -> QueueItem:
     """Attach the queue already loaded (with its rubric) and the conversation to a freshly
     claimed item: one hand-written query instead of item_get's six-table join."""
     item.queue = queue
-    with connection.cursor() as cur:
-        cur.execute(_CONVERSATION_SQL, {"id": item.conversation_id, "org": item.organization_id})
-        row = cur.fetchone()
+    if QueueItem.conversation.is_cached(item):  # the PostgreSQL claim statement brings it
+        return item
+    row = rawsql.fetchone(_CONVERSATION_SQL, {"id": item.conversation_id, "org": item.organization_id})
     if row is None:
         raise NotFound("Item not found.")
     conversation, project = rawsql.instances(row, Conversation, Project)
@@ -177,9 +174,7 @@ WHERE c.id = %(id)s AND c.organization_id = %(org)s
 def item_get_for_worker(*, organization: Organization, item_id: int, user: AbstractBaseUser, role: str) -> QueueItem:
     """item_get for someone working the item's queue, plus the access check, in one
     hand-written query: every label, skip and draft calls it."""
-    with connection.cursor() as cur:
-        cur.execute(_WORKER_ITEM_SQL, {"org": organization.pk, "item": item_id, "user": user.pk})
-        row = cur.fetchone()
+    row = rawsql.fetchone(_WORKER_ITEM_SQL, {"org": organization.pk, "item": item_id, "user": user.pk})
     if row is None:
         raise NotFound("Item not found.")
     models = (QueueItem, Queue, LabelSchema, LabelSchemaVersion, Conversation, Project)

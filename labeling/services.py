@@ -6,6 +6,7 @@ are one short transaction each.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -466,31 +467,36 @@ def _item_claim_once(
             return existing
     lease_until = now + dt.timedelta(seconds=queue.lease_seconds)
     gold_turn = queue.gold_rate > 0 and _gold_turn(queue=queue, user=user)
-    with transaction.atomic():
+    # On PostgreSQL each lease is one statement, atomic on its own: no transaction to open and
+    # commit unless a caller's is open (then a savepoint, so a lost race leaves it usable).
+    bare = connection.vendor == "postgresql" and not connection.in_atomic_block
+    with contextlib.nullcontext() if bare else transaction.atomic():
         for gold in (True, False) if gold_turn else (False,):
             assignment = _lease_next(queue=queue, user=user, gold=gold, now=now, until=lease_until)
             if assignment is not None:
                 return assignment
-        if queue.skip_policy == SkipPolicy.SAME_PERSON_LATER:
-            item = lock_objects.claimable_item_lock(queue=queue, user_id=user.pk, skipped_by_user=True)
-            if item is not None:
-                QueueItem.objects.filter(pk=item.pk).update(leased_count=F("leased_count") + 1)
-                item.leased_count += 1
-                assignment = Assignment.objects.get(item=item, user=user)
-                assignment.status = AssignmentStatus.ACTIVE
-                assignment.leased_at = now
-                assignment.lease_expires_at = lease_until
-                assignment.finished_at = None
-                assignment.save(update_fields=["status", "leased_at", "lease_expires_at", "finished_at"])
-                assignment.item = item
-                return assignment
+    if queue.skip_policy != SkipPolicy.SAME_PERSON_LATER:
         return None
+    with transaction.atomic():
+        item = lock_objects.claimable_item_lock(queue=queue, user_id=user.pk, skipped_by_user=True)
+        if item is None:
+            return None
+        QueueItem.objects.filter(pk=item.pk).update(leased_count=F("leased_count") + 1)
+        item.leased_count += 1
+        assignment = Assignment.objects.get(item=item, user=user)
+        assignment.status = AssignmentStatus.ACTIVE
+        assignment.leased_at = now
+        assignment.lease_expires_at = lease_until
+        assignment.finished_at = None
+        assignment.save(update_fields=["status", "leased_at", "lease_expires_at", "finished_at"])
+        assignment.item = item
+        return assignment
 
 
 def _lease_next(
     *, queue: Queue, user: AbstractBaseUser, gold: bool, now: dt.datetime, until: dt.datetime
 ) -> Assignment | None:
-    """Lease the next item nobody has handed this person before. Inside the claim transaction."""
+    """Lease the next item nobody has handed this person before."""
     if connection.vendor == "postgresql":
         return lock_objects.item_lease_next(queue=queue, user_id=user.pk, gold=gold, now=now, until=until)
     # Elsewhere (SQLite: one writer at a time, no SKIP LOCKED) the same steps through the ORM.

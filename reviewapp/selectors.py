@@ -6,7 +6,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.utils import timezone
 
@@ -45,9 +44,7 @@ def principal_from_token(*, raw: str) -> Principal | None:
             return None
         return Principal(organization=key.organization, role=AGENT, api_key=key, project=key.project)
     if raw.startswith(PERSONAL_TOKEN_PREFIX):
-        with connection.cursor() as cur:
-            cur.execute(_PERSONAL_TOKEN_SQL, [digest])
-            row = cur.fetchone()
+        row = rawsql.fetchone(_PERSONAL_TOKEN_SQL, [digest])
         if row is None:
             return None
         token, user, organization = rawsql.instances(row[1:], PersonalToken, User, Organization)
@@ -192,13 +189,10 @@ def conversation_feedback_and_scores(
 ) -> tuple[list[Feedback], list[JudgeScore]]:
     """A conversation's feedback and (when asked for) judge scores, oldest first, through
     hand-written queries: every claim sends them with the item."""
-    with connection.cursor() as cur:
-        cur.execute(_FEEDBACK_SQL, [conversation.pk])
-        feedback = [rawsql.instance(Feedback, r) for r in cur.fetchall()]
-        scores: list[JudgeScore] = []
-        if judge_scores:
-            cur.execute(_SCORES_SQL, [conversation.pk])
-            scores = [rawsql.instance(JudgeScore, r) for r in cur.fetchall()]
+    feedback = [rawsql.instance(Feedback, r) for r in rawsql.fetchall(_FEEDBACK_SQL, [conversation.pk])]
+    scores: list[JudgeScore] = []
+    if judge_scores:
+        scores = [rawsql.instance(JudgeScore, r) for r in rawsql.fetchall(_SCORES_SQL, [conversation.pk])]
     return feedback, scores
 
 

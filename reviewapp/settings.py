@@ -106,6 +106,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+else:
+    # Django's own queries bind parameters client-side and are never prepared. The few
+    # hand-written hot statements (reviewapp/rawsql.py) ask to be prepared explicitly; a huge
+    # threshold allows that and prepares nothing else. Set DB_PREPARED_STATEMENTS=0 behind a
+    # pooler that cannot keep them (PgBouncer in transaction mode before 1.21).
+    prepared = os.environ.get("DB_PREPARED_STATEMENTS", "1") not in ("0", "false", "no")
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1 if prepared else None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
