@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections import Counter
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from labeling import services
 from labeling.models import Assignment, AssignmentStatus, ItemStatus, Label, QueueItem
+from reviewapp import services as core
 from tests.factories import ConversationFactory, MembershipFactory, ProjectFactory, UserFactory
 from tests.labeling.factories import make_queue
 
@@ -116,3 +119,73 @@ def test_expired_leases_are_reclaimed_once_under_contention():
     assert len(got) == len(set(got)) == 9
     assert Assignment.objects.get(pk=held[0].pk).status == AssignmentStatus.EXPIRED
     assert sum(QueueItem.objects.filter(queue=queue).values_list("leased_count", flat=True)) == 9
+
+
+def test_a_late_label_racing_the_lease_sweeper_neither_deadlocks_nor_loses_the_label(monkeypatch):
+    """The label locks the item, then the assignment. The sweeper must take them in the same
+    order: were it to lock the expired assignment first and then wait for the item, the two
+    would wait on each other and PostgreSQL would abort one of them."""
+    queue, [person] = _setup(n_items=1, n_people=1, lease_seconds=30)
+    assignment = services.item_claim(queue=queue, user=person)
+    Assignment.objects.filter(pk=assignment.pk).update(lease_expires_at=timezone.now() - dt.timedelta(minutes=1))
+    item_locked, errors, swept = threading.Event(), [], []
+    real_schema_version = services._schema_version
+
+    def slow_schema_version(**kwargs):
+        # Runs inside label_submit right after it locked the item: hold that lock a while so
+        # the sweeper starts in the middle of the label.
+        item_locked.set()
+        time.sleep(0.5)
+        return real_schema_version(**kwargs)
+
+    monkeypatch.setattr(services, "_schema_version", slow_schema_version)
+
+    def label():
+        try:
+            services.label_submit(item=assignment.item, user=person, answers={"quality": "good"})
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def sweep():
+        try:
+            assert item_locked.wait(timeout=10)
+            swept.append(services.leases_expire(queue_id=None))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=label), threading.Thread(target=sweep)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+
+    assert errors == []
+    assert swept == [0]  # by the time the sweeper held the item, the label had settled it
+    assert Label.objects.filter(item=assignment.item, user=person).count() == 1
+    assert Assignment.objects.get(pk=assignment.pk).status == AssignmentStatus.SUBMITTED
+    assert QueueItem.objects.filter(pk=assignment.item_id).values_list("status", "leased_count").get() == (
+        ItemStatus.COMPLETED,
+        0,
+    )
+
+
+def test_claim_and_label_cost_a_fixed_handful_of_statements(django_assert_num_queries):
+    """The hot path on PostgreSQL: claim = token, queue, precheck, the one-statement lease,
+    feedback; label = token, item, and one short transaction."""
+    queue, [person] = _setup(n_items=3, n_people=1)
+    token = core.personal_token_create(user=person, organization=queue.organization).raw
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    client.get("/api/v1/queues")  # the token's first use stamps last_used_at; measure later requests
+
+    with django_assert_num_queries(5):
+        item = client.post(f"/api/v1/queues/{queue.pk}/claim").json()["id"]
+    with django_assert_num_queries(10):
+        response = client.post(
+            f"/api/v1/items/{item}/labels", {"answers": {"quality": "good"}}, content_type="application/json"
+        )
+
+    assert response.status_code == 201

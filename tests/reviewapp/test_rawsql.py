@@ -1,0 +1,114 @@
+"""Hand-written hot statements: the instances they build match the ORM's, and on PostgreSQL
+the prepared path keeps Django's error classes and shows up in query counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from reviewapp import rawsql
+from reviewapp.apis import ConversationDetailSerializer, conversation_detail_payload
+from reviewapp.models import Conversation, Feedback, JudgeScore
+from reviewapp.selectors import conversation_feedback_and_scores
+from tests.factories import ConversationFactory, JudgeScoreFactory
+
+pytestmark = pytest.mark.django_db
+
+_SQL = f"SELECT {rawsql.columns(Conversation, 'c')} FROM reviewapp_conversation c WHERE c.id = %s"  # noqa: S608
+
+
+def _awkward_conversation(project) -> Conversation:
+    return ConversationFactory(
+        project=project,
+        external_id='ext-\t"quoted"',
+        messages=[{"role": "user", "content": "<script>alert(1)</script> ünïcode 🚀"}, {"role": "assistant"}],
+        metadata={"nested": {"a": [1, 2.5, None]}, "big": 2**70},
+        tags=["refund", "vip"],
+        occurred_at=dt.datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
+    )
+
+
+def test_instance_from_a_raw_row_equals_the_orm_instance(project):
+    conversation = _awkward_conversation(project)
+
+    row = rawsql.fetchone(_SQL, [conversation.pk])
+    built = rawsql.instance(Conversation, row)
+    loaded = Conversation.objects.get(pk=conversation.pk)
+
+    for field in Conversation._meta.concrete_fields:
+        assert getattr(built, field.attname) == getattr(loaded, field.attname), field.name
+    assert timezone.is_aware(built.occurred_at)
+    assert built.messages[0]["content"] == "<script>alert(1)</script> ünïcode 🚀"
+    assert built._state.adding is False
+
+
+def test_fetchall_returns_every_row_and_fetchone_none_when_nothing_matches(project):
+    a, b = ConversationFactory(project=project), ConversationFactory(project=project)
+    sql = "SELECT c.id FROM reviewapp_conversation c WHERE c.project_id = %s ORDER BY c.id"
+
+    assert rawsql.fetchall(sql, [project.pk]) == [(a.pk,), (b.pk,)]
+    assert rawsql.fetchone(_SQL, [10**9]) is None
+
+
+def test_raw_statements_are_counted_like_orm_queries(project):
+    conversation = ConversationFactory(project=project)
+
+    with CaptureQueriesContext(connection) as ctx:
+        rawsql.fetchone(_SQL, [conversation.pk])
+        rawsql.fetchone(_SQL, [conversation.pk])
+
+    assert len(ctx.captured_queries) == 2
+
+
+@pytest.mark.postgres
+def test_a_prepared_statement_that_breaks_a_constraint_raises_djangos_integrity_error(project):
+    conversation = ConversationFactory(project=project)
+    sql = (
+        "INSERT INTO reviewapp_conversation (organization_id, project_id, external_id, messages, occurred_at,"
+        " received_at, agent_version, end_user_id, tags, metadata, user_rephrased, escalated_by_user)"
+        " SELECT organization_id, project_id, external_id, messages, occurred_at, received_at, agent_version,"
+        " end_user_id, tags, metadata, user_rephrased, escalated_by_user FROM reviewapp_conversation"
+        " WHERE id = %s RETURNING id"
+    )
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rawsql.fetchone(sql, [conversation.pk])
+
+    # The failed statement rolled back to the savepoint; the connection still works.
+    assert rawsql.fetchone(_SQL, [conversation.pk])[0] == conversation.pk
+
+
+def test_conversation_payload_matches_the_detail_serializer(project):
+    conversation = _awkward_conversation(project)
+    JudgeScoreFactory(conversation=conversation, criterion="correctness", score=0.25, confidence=None)
+    JudgeScoreFactory(conversation=conversation, criterion="tone", score=None, label="polite", confidence=0.9)
+    Feedback.objects.create(
+        conversation=conversation, rating="down", comment="<b>wrong</b>", user_rephrased=True, fingerprint="a"
+    )
+    Feedback.objects.create(conversation=conversation, rating=None, comment="", escalated_by_user=True, fingerprint="b")
+    loaded = Conversation.objects.select_related("project").get(pk=conversation.pk)
+    expected = ConversationDetailSerializer(
+        Conversation.objects.prefetch_related("judge_scores", "feedback").select_related("project").get(pk=loaded.pk)
+    ).data
+
+    feedback, scores = conversation_feedback_and_scores(conversation=loaded)
+    built = conversation_detail_payload(loaded, feedback=feedback, judge_scores=scores)
+
+    assert built == expected
+    assert [s["criterion"] for s in built["judge_scores"]] == ["correctness", "tone"]
+    assert [f["rating"] for f in built["feedback"]] == ["down", None]
+
+
+def test_feedback_without_scores_runs_one_query(project, django_assert_num_queries):
+    conversation = ConversationFactory(project=project)
+    JudgeScoreFactory(conversation=conversation)
+
+    with django_assert_num_queries(1):
+        feedback, scores = conversation_feedback_and_scores(conversation=conversation, judge_scores=False)
+
+    assert (feedback, scores) == ([], [])
+    assert JudgeScore.objects.filter(conversation=conversation).count() == 1
