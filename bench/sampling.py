@@ -13,8 +13,10 @@ the ingest target is 5,000/s, so one worker at or above that keeps up (add worke
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime as dt
 import os
+import pstats
 import random
 import sys
 import time
@@ -37,6 +39,7 @@ def main() -> None:
     parser.add_argument("--total", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--queues", type=int, default=5)
+    parser.add_argument("--cprofile", action="store_true", help="print the top functions of the sampling step")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewapp.settings")
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
@@ -84,13 +87,20 @@ def main() -> None:
         results = core.conversations_ingest(project=project, conversations=payloads)
         batches.append([r.id for r in results])
     hooks._conversations_created.extend(receivers)
+    profiler = cProfile.Profile() if args.cprofile else None
     started = time.perf_counter()
     per_batch = []
     for ids in batches:
         t0 = time.perf_counter()
+        if profiler:
+            profiler.enable()
         services.conversations_sample(project_id=project.pk, conversation_ids=ids)
+        if profiler:
+            profiler.disable()
         per_batch.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - started
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     items = QueueItem.objects.filter(queue__project=project).count()
     per_batch.sort()
     rate = args.total / elapsed
