@@ -34,20 +34,35 @@ def width(model: type[Model]) -> int:
     return len(model._meta.concrete_fields)
 
 
-def _converters(field: Any) -> list:
-    # The backend's first (SQLite returns naive datetimes, PostgreSQL JSON as text), then the
-    # field's own: the order the ORM applies them in.
-    return connection.ops.get_db_converters(field.cached_col) + field.get_db_converters(connection)
+_CONVERTERS: dict[tuple[str, type[Model]], list[tuple[int, list, Any]]] = {}
+
+
+def _converters(model: type[Model]) -> list[tuple[int, list, Any]]:
+    """(position, converters, column) for the fields that need converting: the backend's
+    converters first (SQLite returns naive datetimes, PostgreSQL JSON as text), then the
+    field's own, the order the ORM applies them in. Worked out once per model."""
+    key = (connection.vendor, model)
+    if key not in _CONVERTERS:
+        found = []
+        for position, field in enumerate(model._meta.concrete_fields):
+            col = field.cached_col
+            converters = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+            if converters:
+                found.append((position, converters, col))
+        _CONVERTERS[key] = found
+    return _CONVERTERS[key]
 
 
 def instance(model: type[M], values: Sequence[Any]) -> M:
-    fields = model._meta.concrete_fields
-    converted = []
-    for field, value in zip(fields, values, strict=True):
-        for convert in _converters(field):
-            value = convert(value, field.cached_col, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+    if len(values) != width(model):
+        raise ValueError(f"{model.__name__} has {width(model)} columns, the row slice {len(values)}")
+    values = list(values)
+    for position, converters, col in _converters(model):
+        value = values[position]
+        for convert in converters:
+            value = convert(value, col, connection)
+        values[position] = value
+    return model.from_db(connection.alias, [f.attname for f in model._meta.concrete_fields], values)
 
 
 def instances(row: Sequence[Any], *models: type[Model]) -> list[Model]:
