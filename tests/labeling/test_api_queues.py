@@ -4,10 +4,11 @@ adding items by hand, claiming, the review list and the engineer-only statistics
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from labeling import sampling, services
+from labeling import sampling, selectors, services
 from labeling.models import Assignment, Queue, QueueItem
 from reviewapp import services as core_services
 from reviewapp.ingest_schemas import ConversationIn
@@ -584,3 +585,23 @@ def test_listing_queues_costs_the_same_queries_however_many_there_are(
 
     with django_assert_num_queries(len(one.captured_queries)):
         assert len(annotator.get("/api/v1/queues").json()) == 6
+
+
+def test_counts_of_big_queues_are_cached_briefly_and_small_ones_are_exact(project, member, monkeypatch):
+    monkeypatch.setattr(selectors, "COUNTS_CACHE_MIN_ITEMS", 3)
+    small, big = make_queue(project, name="Small"), make_queue(project, name="Big")
+    add_items(small, 2)
+    add_items(big, 3)
+    worker = member("annotator")
+    before = (selectors.queue_counts(queue=small), selectors.queue_counts(queue=big))
+
+    for queue in (small, big):
+        services.label_submit(
+            item=services.item_claim(queue=queue, user=worker).item, user=worker, answers={"quality": "good"}
+        )
+
+    assert before[0]["completed"] == before[1]["completed"] == 0
+    assert selectors.queue_counts(queue=small)["completed"] == 1  # exact
+    assert selectors.queue_counts(queue=big) == before[1]  # cached: the count ran before the label
+    cache.clear()
+    assert selectors.queue_counts(queue=big)["completed"] == 1
