@@ -333,30 +333,21 @@ class QueueItemsAddApi(APIView):
         queue = selectors.queue_get(organization=p.organization, queue_id=queue_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        wanted = data.validated_data.get("conversation_ids") or []
+        wanted_ext = data.validated_data.get("external_ids") or []
+        found, by_ext = selectors.conversations_in_project(project=queue.project, ids=wanted, external_ids=wanted_ext)
         ids: list[int] = []
         errors: dict[str, list[str]] = {}
-        from reviewapp.models import Conversation
-
-        if data.validated_data.get("conversation_ids"):
-            wanted = data.validated_data["conversation_ids"]
-            found = set(Conversation.objects.filter(project=queue.project, pk__in=wanted).values_list("pk", flat=True))
-            for index, cid in enumerate(wanted):
-                if cid in found:
-                    ids.append(cid)
-                else:
-                    errors[f"conversation_ids[{index}]"] = ["No such conversation in this queue's project."]
-        if data.validated_data.get("external_ids"):
-            wanted_ext = data.validated_data["external_ids"]
-            by_ext = dict(
-                Conversation.objects.filter(project=queue.project, external_id__in=wanted_ext).values_list(
-                    "external_id", "pk"
-                )
-            )
-            for index, ext in enumerate(wanted_ext):
-                if ext in by_ext:
-                    ids.append(by_ext[ext])
-                else:
-                    errors[f"external_ids[{index}]"] = ["No such conversation in this queue's project."]
+        for index, cid in enumerate(wanted):
+            if cid in found:
+                ids.append(cid)
+            else:
+                errors[f"conversation_ids[{index}]"] = ["No such conversation in this queue's project."]
+        for index, ext in enumerate(wanted_ext):
+            if ext in by_ext:
+                ids.append(by_ext[ext])
+            else:
+                errors[f"external_ids[{index}]"] = ["No such conversation in this queue's project."]
         if errors:
             raise ValidationFailed("Some conversations were not found.", errors=errors)
         results = services.queue_items_add(queue=queue, conversation_ids=ids, user=p.user)
@@ -391,32 +382,32 @@ class QueueGoldAddApi(APIView):
         tags=["labeling"],
     )
     def post(self, request: Request, queue_id: int) -> Response:
-        from reviewapp.models import Conversation
-
         p = principal_of(request)
         queue = selectors.queue_get(organization=p.organization, queue_id=queue_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        rows = []
+        valid: list[tuple[int, dict[str, Any]]] = []
         errors: dict[str, list[str]] = {}
         for index, raw in enumerate(data.validated_data["items"]):
             one = self.GoldSerializer(data=raw)
-            if not one.is_valid():
+            if one.is_valid():
+                valid.append((index, one.validated_data))
+            else:
                 for field, messages in one.errors.items():
                     errors[f"items[{index}].{field}"] = [str(m) for m in messages]
-                continue
-            v = one.validated_data
-            qs = Conversation.objects.filter(project=queue.project)
-            qs = (
-                qs.filter(pk=v["conversation_id"])
-                if v.get("conversation_id")
-                else qs.filter(external_id=v["external_id"])
-            )
-            cid = qs.values_list("pk", flat=True).first()
+        found, by_ext = selectors.conversations_in_project(
+            project=queue.project,
+            ids=[v["conversation_id"] for _, v in valid if v.get("conversation_id")],
+            external_ids=[v["external_id"] for _, v in valid if not v.get("conversation_id")],
+        )
+        rows = []
+        for index, v in valid:
+            cid = v.get("conversation_id")
+            cid = (cid if cid in found else None) if cid else by_ext.get(v["external_id"])
             if cid is None:
                 errors[f"items[{index}].conversation_id"] = ["No such conversation in this queue's project."]
-                continue
-            rows.append(services.GoldItemIn(cid, v["answers"]))
+            else:
+                rows.append(services.GoldItemIn(cid, v["answers"]))
         if errors:
             raise ValidationFailed("Some gold items are invalid.", errors=errors)
         results = services.gold_items_add(queue=queue, items=rows, user=p.user)

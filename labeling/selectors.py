@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -45,6 +46,22 @@ def label_schema_get(*, organization: Organization, schema_id: int) -> LabelSche
     if schema is None:
         raise NotFound("Label schema not found.")
     return schema
+
+
+def conversations_in_project(
+    *, project: Project, ids: Iterable[int] = (), external_ids: Iterable[str] = ()
+) -> tuple[set[int], dict[str, int]]:
+    """Which of these conversation ids belong to the project, and the id of each of these
+    external ids found in it. At most two queries, however many are asked for: adding items
+    or gold checks by hand names conversations either way."""
+    ids, external_ids = list(ids), list(external_ids)
+    found = Conversation.objects.filter(project=project, pk__in=ids).values_list("pk", flat=True) if ids else []
+    by_external = (
+        Conversation.objects.filter(project=project, external_id__in=external_ids).values_list("external_id", "pk")
+        if external_ids
+        else []
+    )
+    return set(found), dict(by_external)
 
 
 def queue_can_work(*, queue: Queue, user: AbstractBaseUser, role: str) -> bool:

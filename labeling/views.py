@@ -15,8 +15,9 @@ from __future__ import annotations
 import statistics
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
@@ -32,6 +33,8 @@ from reviewapp.errors import Conflict, NotFound, ValidationFailed
 from reviewapp.principal import CAPABILITIES
 from reviewapp.transcript import TurnView, transcript_turns
 from reviewapp.views import member_required
+
+T = TypeVar("T")
 
 # Digits pick options; "0" is the tenth. Options past the tenth are picked by mouse or Tab.
 _DIGITS = [*"123456789", "0"]
@@ -58,38 +61,35 @@ def _can_manage(request: HttpRequest) -> bool:
     return "labeling.manage" in CAPABILITIES.get(_membership(request).role, frozenset())
 
 
-def _worker_queue(request: HttpRequest, queue_id: int) -> Queue:
-    m = _membership(request)
+def _or_404(selector: Callable[..., T], **kwargs: Any) -> T:
+    """The selectors raise NotFound for a missing or forbidden object (the API answers 404);
+    pages turn it into Django's 404."""
     try:
-        return selectors.queue_get_for_worker(
-            organization=m.organization, queue_id=queue_id, user=request.user, role=m.role
-        )
+        return selector(**kwargs)
     except NotFound as exc:
         raise Http404(str(exc)) from exc
+
+
+def _worker_queue(request: HttpRequest, queue_id: int) -> Queue:
+    m = _membership(request)
+    return _or_404(
+        selectors.queue_get_for_worker, organization=m.organization, queue_id=queue_id, user=request.user, role=m.role
+    )
 
 
 def _worker_item(request: HttpRequest, item_id: int) -> QueueItem:
     m = _membership(request)
-    try:
-        return selectors.item_get_for_worker(
-            organization=m.organization, item_id=item_id, user=request.user, role=m.role
-        )
-    except NotFound as exc:
-        raise Http404(str(exc)) from exc
+    return _or_404(
+        selectors.item_get_for_worker, organization=m.organization, item_id=item_id, user=request.user, role=m.role
+    )
 
 
 def _managed_queue(request: HttpRequest, queue_id: int) -> Queue:
-    try:
-        return selectors.queue_get(organization=_membership(request).organization, queue_id=queue_id)
-    except NotFound as exc:
-        raise Http404(str(exc)) from exc
+    return _or_404(selectors.queue_get, organization=_membership(request).organization, queue_id=queue_id)
 
 
 def _managed_item(request: HttpRequest, item_id: int) -> QueueItem:
-    try:
-        return selectors.item_get(organization=_membership(request).organization, item_id=item_id)
-    except NotFound as exc:
-        raise Http404(str(exc)) from exc
+    return _or_404(selectors.item_get, organization=_membership(request).organization, item_id=item_id)
 
 
 # --- the rubric as a form --------------------------------------------------------------------

@@ -605,3 +605,52 @@ def test_counts_of_big_queues_are_cached_briefly_and_small_ones_are_exact(projec
     assert selectors.queue_counts(queue=big) == before[1]  # cached: the count ran before the label
     cache.clear()
     assert selectors.queue_counts(queue=big)["completed"] == 1
+
+
+def test_gold_checks_are_added_by_id_or_external_id_with_validated_answers(engineer, project):
+    queue = make_queue(project, gold_rate=0.1)
+    by_id = ConversationFactory(project=project)
+    by_ext = ConversationFactory(project=project, external_id="gold-ext")
+
+    response = engineer.post(
+        f"/api/v1/queues/{queue.pk}/gold",
+        {
+            "items": [
+                {"conversation_id": by_id.pk, "answers": {"quality": "good"}},
+                {"external_id": "gold-ext", "answers": {"quality": "bad", "helpfulness": 2}},
+            ]
+        },
+        format="json",
+    )
+
+    assert response.status_code == 201
+    assert [r["conversation_id"] for r in response.json()["results"]] == [by_id.pk, by_ext.pk]
+    gold = QueueItem.objects.filter(queue=queue, is_gold=True).order_by("id")
+    assert [i.gold_answers for i in gold] == [{"quality": "good"}, {"quality": "bad", "helpfulness": 2}]
+
+
+def test_bad_gold_items_are_400_naming_each_and_nothing_is_added(engineer, project, other_project):
+    queue = make_queue(project, gold_rate=0.1)
+    ours = ConversationFactory(project=project)
+    theirs = ConversationFactory(project=other_project, external_id="theirs")
+
+    response = engineer.post(
+        f"/api/v1/queues/{queue.pk}/gold",
+        {
+            "items": [
+                {"conversation_id": ours.pk, "answers": {"quality": "good"}},
+                {"conversation_id": theirs.pk, "answers": {"quality": "good"}},
+                {"external_id": "theirs", "answers": {"quality": "good"}},
+                {"answers": {"quality": "good"}},
+            ]
+        },
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "items[1].conversation_id": ["No such conversation in this queue's project."],
+        "items[2].conversation_id": ["No such conversation in this queue's project."],
+        "items[3].conversation_id": ["Send conversation_id or external_id."],
+    }
+    assert QueueItem.objects.filter(queue=queue).count() == 0
