@@ -159,6 +159,23 @@ def item_lease_next(
     return assignment
 
 
+_CLAIMABLE_EXISTS_SQL = """
+SELECT EXISTS (
+    SELECT 1 FROM labeling_queueitem i
+    WHERE i.queue_id = %(queue)s AND i.status = 'open' AND NOT i.is_gold
+      AND i.labels_needed > i.labels_done + i.leased_count
+      AND NOT EXISTS (SELECT 1 FROM labeling_assignment a WHERE a.item_id = i.id AND a.user_id = %(user)s)
+)
+"""
+
+
+def claimable_item_exists(*, queue_id: int, user_id: int) -> bool:
+    """Whether the queue holds an item this person could take, locked or not (no lock taken).
+    Asked only after a SKIP LOCKED claim came back empty, to tell "nothing left" from "all
+    of it locked this instant"."""
+    return bool(rawsql.fetchone(_CLAIMABLE_EXISTS_SQL, {"queue": queue_id, "user": user_id})[0])
+
+
 def expired_leases_lock(*, item_ids: list[int], now: dt.datetime) -> list[tuple[int, int]]:
     """Lock the given items in id order, then return (assignment id, item id) of their leases
     that are still past expiry. Items first, then assignments: the order label_submit,

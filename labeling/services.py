@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,10 @@ BACKFILL_CHUNK = 2000
 # Expired leases a claim returns to the pool on its way; the beat sweeper does the rest.
 EXPIRE_ON_CLAIM = 50
 _CLAIM_ATTEMPTS = 3
+# A claim that finds only locked work waits 20, 40, 60 ms for it before answering "nothing".
+_BUSY_RETRIES = 3
+_BUSY_WAIT_SECONDS = 0.02
+_BUSY = object()  # _item_claim_once: work is left, but it was all locked just now
 # What _resolve may change on an item; its callers save these while holding the item's lock.
 RESOLVE_FIELDS = [
     "status",
@@ -472,20 +477,33 @@ def item_claim(
     hoard items); with `exclude_item_id` (the browser prefetching the next item) they get a
     second one. Never the same item twice, never more live leases than labels still needed.
     """
-    for attempt in range(_CLAIM_ATTEMPTS):
+    conflicts = waits = 0
+    while True:
         try:
-            return _item_claim_once(queue=queue, user=user, exclude_item_id=exclude_item_id, now=now or timezone.now())
+            result = _item_claim_once(
+                queue=queue, user=user, exclude_item_id=exclude_item_id, now=now or timezone.now()
+            )
         except IntegrityError:
             # The same person claiming from two tabs at once: the (item, user) constraint
             # stopped the second lease. Try again; the loser gets a different item.
-            if attempt == _CLAIM_ATTEMPTS - 1:
+            conflicts += 1
+            if conflicts == _CLAIM_ATTEMPTS:
                 raise
-    return None
+            continue
+        if result is not _BUSY:
+            return result
+        # Work is left but every free slot sat on a row locked that instant (a label being
+        # saved on an overlapping item, another claim): SKIP LOCKED passed them by. Those locks
+        # last milliseconds; wait a little rather than tell the person the queue is done.
+        waits += 1
+        if waits > _BUSY_RETRIES:
+            return None
+        time.sleep(_BUSY_WAIT_SECONDS * waits)
 
 
 def _item_claim_once(
     *, queue: Queue, user: AbstractBaseUser, exclude_item_id: int | None, now: dt.datetime
-) -> Assignment | None:
+) -> Assignment | object | None:
     held_id, expired = lock_objects.claim_precheck(
         queue_id=queue.pk, user_id=user.pk, exclude_item_id=exclude_item_id, now=now
     )
@@ -508,8 +526,20 @@ def _item_claim_once(
             assignment = _lease_next(queue=queue, user=user, gold=gold, now=now, until=lease_until)
             if assignment is not None:
                 return assignment
-    if queue.skip_policy != SkipPolicy.SAME_PERSON_LATER:
-        return None
+    if queue.skip_policy == SkipPolicy.SAME_PERSON_LATER:
+        reclaimed = _skipped_item_reclaim(queue=queue, user=user, now=now, until=lease_until)
+        if reclaimed is not None:
+            return reclaimed
+    if connection.vendor == "postgresql" and lock_objects.claimable_item_exists(queue_id=queue.pk, user_id=user.pk):
+        return _BUSY
+    return None
+
+
+def _skipped_item_reclaim(
+    *, queue: Queue, user: AbstractBaseUser, now: dt.datetime, until: dt.datetime
+) -> Assignment | None:
+    """An item this person skipped earlier, for queues whose skips come back to the same person
+    once nothing else is left for them."""
     with transaction.atomic():
         item = lock_objects.claimable_item_lock(queue=queue, user_id=user.pk, skipped_by_user=True)
         if item is None:
@@ -519,7 +549,7 @@ def _item_claim_once(
         assignment = Assignment.objects.get(item=item, user=user)
         assignment.status = AssignmentStatus.ACTIVE
         assignment.leased_at = now
-        assignment.lease_expires_at = lease_until
+        assignment.lease_expires_at = until
         assignment.finished_at = None
         assignment.save(update_fields=["status", "leased_at", "lease_expires_at", "finished_at"])
         assignment.item = item

@@ -8,11 +8,11 @@ import time
 from collections import Counter
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
-from labeling import services
+from labeling import lock_objects, services
 from labeling.models import Assignment, AssignmentStatus, ItemStatus, Label, QueueItem
 from reviewapp import services as core
 from tests.factories import ConversationFactory, MembershipFactory, ProjectFactory, UserFactory
@@ -189,3 +189,34 @@ def test_claim_and_label_cost_a_fixed_handful_of_statements(django_assert_num_qu
         )
 
     assert response.status_code == 201
+
+
+def test_a_claim_waits_for_work_locked_for_a_moment_instead_of_answering_nothing_left():
+    """SKIP LOCKED passes over an item whose row is locked (here: another person's label being
+    saved on an overlapping item). When that was the only work left, the claim must wait the
+    few milliseconds the lock lasts, not tell the annotator the queue is done."""
+    queue, (first_person, second_person) = _setup(n_items=1, n_people=2, annotations_per_item=2)
+    first = services.item_claim(queue=queue, user=first_person)
+    locked, errors = threading.Event(), []
+
+    def save_a_label_slowly():
+        try:
+            with transaction.atomic():
+                lock_objects.item_relock(first.item)
+                locked.set()
+                time.sleep(0.03)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=save_a_label_slowly)
+    holder.start()
+    assert locked.wait(timeout=10)
+    second = services.item_claim(queue=queue, user=second_person)
+    holder.join(timeout=10)
+
+    assert errors == []
+    assert second is not None
+    assert second.item_id == first.item_id
+    assert services.item_claim(queue=queue, user=UserFactory(username="late")) is None  # truly done: no wait
