@@ -46,9 +46,7 @@ def assignment_and_label_lock(*, item_id: int, user_id: int) -> tuple[Assignment
     row = rawsql.fetchone(sql, [item_id, user_id])
     if row is None:
         return None, None
-    width = rawsql.width(Assignment)
-    assignment = rawsql.instance(Assignment, row[:width])
-    label = rawsql.instance(Label, row[width:]) if row[width] is not None else None
+    assignment, label = rawsql.instances(row, Assignment, Label)
     return assignment, label
 
 

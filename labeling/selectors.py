@@ -104,13 +104,19 @@ def queue_get_for_worker(*, organization: Organization, queue_id: int, user: Abs
     row = rawsql.fetchone(_WORKER_QUEUE_SQL, {"org": organization.pk, "queue": queue_id, "user": user.pk})
     if row is None:
         raise NotFound("Queue not found.")
-    queue, project, schema = rawsql.instances(row[2:], Queue, Project, LabelSchema)
-    version_values = row[2 + sum(rawsql.width(m) for m in (Queue, Project, LabelSchema)) :]
-    schema.latest_version = rawsql.instance(LabelSchemaVersion, version_values) if version_values[0] else None
-    queue.project, queue.schema = project, schema
-    queue.names_anyone, queue.names_caller = bool(row[0]), bool(row[1])
-    if not queue_can_work(queue=queue, user=user, role=role):
+    queue, project, schema, version = rawsql.instances(row[2:], Queue, Project, LabelSchema, LabelSchemaVersion)
+    queue.project = project
+    if not queue_can_work(queue=_worker_queue_assemble(row, queue, schema, version), user=user, role=role):
         raise NotFound("Queue not found.")
+    return queue
+
+
+def _worker_queue_assemble(row: tuple, queue: Queue, schema: LabelSchema, version: LabelSchemaVersion | None) -> Queue:
+    """Wire up a queue read by the worker lookups: its rubric and latest version, and the two
+    assignee flags the row starts with (for queue_can_work)."""
+    schema.latest_version = version
+    queue.schema = schema
+    queue.names_anyone, queue.names_caller = bool(row[0]), bool(row[1])
     return queue
 
 
@@ -210,17 +216,11 @@ def item_get_for_worker(*, organization: Organization, item_id: int, user: Abstr
     row = rawsql.fetchone(_WORKER_ITEM_SQL, {"org": organization.pk, "item": item_id, "user": user.pk})
     if row is None:
         raise NotFound("Item not found.")
-    models = (QueueItem, Queue, LabelSchema, LabelSchemaVersion, Conversation, Project)
-    parts, start = [], 2
-    for model in models:
-        parts.append(row[start : start + rawsql.width(model)])
-        start += rawsql.width(model)
-    item, queue, schema = (rawsql.instance(m, v) for m, v in zip(models[:3], parts[:3], strict=True))
-    schema.latest_version = rawsql.instance(LabelSchemaVersion, parts[3]) if parts[3][0] is not None else None
-    conversation, project = rawsql.instance(Conversation, parts[4]), rawsql.instance(Project, parts[5])
-    conversation.project, queue.schema = project, schema
-    item.queue, item.conversation = queue, conversation
-    queue.names_anyone, queue.names_caller = bool(row[0]), bool(row[1])
+    item, queue, schema, version, conversation, project = rawsql.instances(
+        row[2:], QueueItem, Queue, LabelSchema, LabelSchemaVersion, Conversation, Project
+    )
+    conversation.project = project
+    item.queue, item.conversation = _worker_queue_assemble(row, queue, schema, version), conversation
     if not queue_can_work(queue=queue, user=user, role=role):
         raise NotFound("Item not found.")
     return item

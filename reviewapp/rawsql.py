@@ -65,11 +65,14 @@ def instance(model: type[M], values: Sequence[Any]) -> M:
     return model.from_db(connection.alias, [f.attname for f in model._meta.concrete_fields], values)
 
 
-def instances(row: Sequence[Any], *models: type[Model]) -> list[Model]:
-    """Split a row selected as `columns(A, ...), columns(B, ...), ...` into an A, a B, ..."""
+def instances(row: Sequence[Any], *models: type[Model]) -> list[Any]:
+    """Split a row selected as `columns(A, ...), columns(B, ...), ...` into an A, a B, ...;
+    None for a model whose slice has no primary key (a LEFT JOIN that found nothing)."""
     out, start = [], 0
     for model in models:
-        out.append(instance(model, row[start : start + width(model)]))
+        values = row[start : start + width(model)]
+        pk_position = model._meta.concrete_fields.index(model._meta.pk)
+        out.append(instance(model, values) if values[pk_position] is not None else None)
         start += width(model)
     return out
 
