@@ -556,6 +556,18 @@ def _skipped_item_reclaim(
         return assignment
 
 
+def lease_restart(*, queue: Queue, item_id: int, user: AbstractBaseUser, now: dt.datetime | None = None) -> bool:
+    """Restart the clock of a live lease when its item is put in front of the person: the
+    browser prefetches the next item while they work on the current one, and that lease should
+    run from when they see it, not from when it was fetched. A lease that already ran out is
+    left alone (the sweeper may have returned its slot). Returns whether it was restarted."""
+    now = now or timezone.now()
+    restarted = Assignment.objects.filter(
+        queue=queue, item_id=item_id, user=user, status=AssignmentStatus.ACTIVE, lease_expires_at__gt=now
+    ).update(leased_at=now, lease_expires_at=now + dt.timedelta(seconds=queue.lease_seconds))
+    return restarted > 0
+
+
 def _lease_next(
     *, queue: Queue, user: AbstractBaseUser, gold: bool, now: dt.datetime, until: dt.datetime
 ) -> Assignment | None:

@@ -5,8 +5,9 @@ as labeling/apis.py, so the browser and the API cannot drift.
 The labeling page is one long-lived page. Each item is a panel (`_panel.html`); submit and skip
 post from the panel with htmx and the response replaces that panel. labeling.js prefetches the
 next item's panel into the page (a second lease, `item_claim(exclude_item_id=...)`) and shows
-it the moment the annotator submits; it then sends `shown=<id>` and the server answers with an
-empty body instead of claiming again. Without a prefetched panel, the server claims the next
+it the moment the annotator submits; it then sends `shown=<id>` and the server restarts that
+item's lease clock (it ran from the prefetch) and answers with an empty body instead of
+claiming again. Without a prefetched panel, the server claims the next
 item itself and answers with its panel. Either way there is one request per item.
 """
 
@@ -346,7 +347,8 @@ def _after_item(request: HttpRequest, queue: Queue, *, notice: str = "", status:
     item, else the next item's panel (claimed here), else the "all done" panel."""
     if not request.htmx:  # type: ignore[attr-defined]
         return redirect("labeling:work", queue_id=queue.pk)
-    if _int_or_none(request.POST.get("shown")):
+    if shown := _int_or_none(request.POST.get("shown")):
+        services.lease_restart(queue=queue, item_id=shown, user=request.user)
         response = HttpResponse("", status=status)
     else:
         assignment = services.item_claim(queue=queue, user=request.user)

@@ -4,10 +4,13 @@ pages. Access follows the API's rules; hostile conversation content is escaped."
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
+from django.db.models import F
 from django.test import Client
+from django.utils import timezone
 
 from labeling import services
 from labeling.models import Assignment, AssignmentStatus, ItemComment, ItemStatus, Label, QueueItem
@@ -218,6 +221,39 @@ def test_prefetch_leases_a_second_item_and_submit_then_answers_with_nothing(
         (items[0].pk, AssignmentStatus.SUBMITTED),
         (items[1].pk, AssignmentStatus.ACTIVE),
     ]
+
+
+def test_the_prefetched_items_lease_runs_from_when_it_is_shown_not_when_it_was_fetched(project, browser_for):
+    queue = make_queue(project, lease_seconds=600)
+    items = _add_items(queue, 2)
+    client = browser_for("annotator")
+    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/next?exclude={items[0].pk}", **HX)
+    prefetched = Assignment.objects.get(user=client.user, item=items[1])
+    # Eight minutes on the first item: the prefetched lease would have two minutes left.
+    eight = dt.timedelta(minutes=8)
+    Assignment.objects.filter(pk=prefetched.pk).update(
+        leased_at=F("leased_at") - eight, lease_expires_at=F("lease_expires_at") - eight
+    )
+    before = timezone.now()
+
+    _submit(client, items[0], shown=str(items[1].pk), **{"a-quality": "good"})
+
+    prefetched.refresh_from_db()
+    assert prefetched.leased_at >= before
+    assert prefetched.lease_expires_at >= before + dt.timedelta(seconds=600)
+
+
+def test_a_lease_that_ran_out_is_not_restarted_by_showing_it(project, member):
+    queue = make_queue(project, lease_seconds=60)
+    items = _add_items(queue, 1)
+    worker = member("annotator")
+    assignment = services.item_claim(queue=queue, user=worker)
+    later = timezone.now() + dt.timedelta(minutes=5)
+
+    assert services.lease_restart(queue=queue, item_id=items[0].pk, user=worker, now=later) is False
+    assignment.refresh_from_db()
+    assert assignment.lease_expires_at < later
 
 
 def test_prefetch_answers_204_when_nothing_else_is_left(project, browser_for):
