@@ -77,11 +77,11 @@ def instances(row: Sequence[Any], *models: type[Model]) -> list[Any]:
     return out
 
 
-def _run(sql: str, params: Any, fetch: str) -> Any:
+def _run(sql: str, params: Any, fetch: str | None) -> Any:
     if connection.vendor != "postgresql":
         with connection.cursor() as cur:
             cur.execute(sql, params)
-            return getattr(cur, fetch)()
+            return getattr(cur, fetch)() if fetch else None
     # Django's cursors bind parameters client-side (no prepared statements); a plain psycopg
     # cursor on the same connection binds them server-side and shares Django's transaction,
     # type adapters (JSON loaded as text, timestamps in UTC) and, through
@@ -90,7 +90,7 @@ def _run(sql: str, params: Any, fetch: str) -> Any:
     started = time.monotonic()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
         cur.execute(sql, params, prepare=True)
-        result = getattr(cur, fetch)()
+        result = getattr(cur, fetch)() if fetch else None
     if connection.queries_logged:  # DEBUG, or a test counting queries: count these too
         connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
     return result
@@ -102,3 +102,45 @@ def fetchone(sql: str, params: Any) -> tuple | None:
 
 def fetchall(sql: str, params: Any) -> list[tuple]:
     return _run(sql, params, "fetchall")
+
+
+def execute(sql: str, params: Any) -> None:
+    _run(sql, params, None)
+
+
+def _prep(model: type[Model], values: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """Column names and database values for attname -> value pairs, prepared by each field as
+    the ORM would (JSON adapted, datetimes made what the backend stores)."""
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    qn = connection.ops.quote_name
+    names = [qn(fields[name].column) for name in values]
+    prepared = [fields[name].get_db_prep_save(value, connection) for name, value in values.items()]
+    return names, prepared
+
+
+def insert(model: type[Model], rows: Sequence[dict[str, Any]]) -> list[int]:
+    """INSERT rows (attname -> value; every row the same keys) in one statement; returns their
+    primary keys in row order. For the few hot writes; no signals, no defaults filled in."""
+    if not rows:
+        return []
+    names, _ = _prep(model, rows[0])
+    params: list[Any] = []
+    for row in rows:
+        params.extend(_prep(model, row)[1])
+    one = "(" + ", ".join(["%s"] * len(names)) + ")"
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({', '.join(names)}) "  # noqa: S608
+        f"VALUES {', '.join([one] * len(rows))} RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
+    )
+    return [pk for (pk,) in fetchall(sql, params)]
+
+
+def update(model: type[Model], pk: int, values: dict[str, Any]) -> None:
+    """UPDATE one row by primary key; like QuerySet.update() on plain values."""
+    names, prepared = _prep(model, values)
+    qn = connection.ops.quote_name
+    sql = (
+        f"UPDATE {qn(model._meta.db_table)} SET {', '.join(f'{n} = %s' for n in names)} "  # noqa: S608
+        f"WHERE {qn(model._meta.pk.column)} = %s"
+    )
+    execute(sql, [*prepared, pk])

@@ -112,3 +112,44 @@ def test_feedback_without_scores_runs_one_query(project, django_assert_num_queri
 
     assert (feedback, scores) == ([], [])
     assert JudgeScore.objects.filter(conversation=conversation).count() == 1
+
+
+def test_insert_and_update_store_what_the_orm_would(project):
+    from labeling.models import QueueItem
+    from tests.labeling.factories import add_items, make_queue
+
+    first, second = add_items(make_queue(project), 2)
+    when = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
+    changes = {"final_answers": None, "completed_at": when, "labels_done": 2, "final_source": ""}
+
+    QueueItem.objects.filter(pk=first.pk).update(**changes)
+    rawsql.update(QueueItem, second.pk, changes)
+
+    assert QueueItem.objects.filter(pk__in=[first.pk, second.pk], final_answers__isnull=True).count() == 2
+    stored = list(QueueItem.objects.filter(pk__in=[first.pk, second.pk]).values(*changes))
+    assert stored[0] == stored[1] == changes
+
+    rawsql.update(QueueItem, second.pk, {"final_answers": {"quality": "good", "n": [1, None]}})
+    assert QueueItem.objects.get(pk=second.pk).final_answers == {"quality": "good", "n": [1, None]}
+
+
+def test_insert_returns_primary_keys_in_row_order(project):
+    ids = rawsql.insert(
+        Feedback,
+        [
+            {
+                "conversation_id": ConversationFactory(project=project).pk,
+                "rating": "up",
+                "comment": "",
+                "user_rephrased": False,
+                "escalated_by_user": False,
+                "fingerprint": f"f{i}",
+                "created_at": timezone.now(),
+            }
+            for i in range(3)
+        ],
+    )
+
+    assert list(Feedback.objects.order_by("id").values_list("id", "fingerprint")) == list(
+        zip(ids, ["f0", "f1", "f2"], strict=True)
+    )
