@@ -220,3 +220,21 @@ def test_a_claim_waits_for_work_locked_for_a_moment_instead_of_answering_nothing
     assert second is not None
     assert second.item_id == first.item_id
     assert services.item_claim(queue=queue, user=UserFactory(username="late")) is None  # truly done: no wait
+
+
+def test_a_bare_claim_commits_asynchronously_without_changing_the_connection():
+    """The lease statement relaxes synchronous_commit for its own transaction only: the next
+    statement on the same connection (a label, say) is durable again."""
+    queue, [person] = _setup(n_items=2, n_people=1)
+
+    assert services.item_claim(queue=queue, user=person) is not None
+
+    with connection.cursor() as cur:
+        cur.execute("SHOW synchronous_commit")
+        assert cur.fetchone()[0] == "on"
+    with transaction.atomic():  # inside a caller's transaction the claim stays durable
+        second = services.item_claim(queue=queue, user=person, exclude_item_id=QueueItem.objects.first().pk)
+        with connection.cursor() as cur:
+            cur.execute("SHOW synchronous_commit")
+            assert cur.fetchone()[0] == "on"
+    assert second is not None
