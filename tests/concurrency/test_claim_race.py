@@ -227,14 +227,20 @@ def test_a_bare_claim_commits_asynchronously_without_changing_the_connection():
     statement on the same connection (a label, say) is durable again."""
     queue, [person] = _setup(n_items=2, n_people=1)
 
-    assert services.item_claim(queue=queue, user=person) is not None
-
-    with connection.cursor() as cur:
-        cur.execute("SHOW synchronous_commit")
-        assert cur.fetchone()[0] == "on"
-    with transaction.atomic():  # inside a caller's transaction the claim stays durable
-        second = services.item_claim(queue=queue, user=person, exclude_item_id=QueueItem.objects.first().pk)
+    def setting() -> str:
         with connection.cursor() as cur:
             cur.execute("SHOW synchronous_commit")
-            assert cur.fetchone()[0] == "on"
-    assert second is not None
+            return cur.fetchone()[0]
+
+    with connection.cursor() as cur:
+        cur.execute("SET synchronous_commit = on")  # the test cluster runs with it off
+    try:
+        assert services.item_claim(queue=queue, user=person) is not None
+        assert setting() == "on"
+        with transaction.atomic():  # inside a caller's transaction the claim stays durable
+            second = services.item_claim(queue=queue, user=person, exclude_item_id=QueueItem.objects.first().pk)
+            assert setting() == "on"
+        assert second is not None
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("RESET synchronous_commit")
