@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max
@@ -193,9 +193,10 @@ FROM reviewapp_judgescore s WHERE s.conversation_id = ANY(%s)
 def _facts_for(conversation_ids: list[int]) -> list[sampling.ConversationFacts]:
     if connection.vendor == "postgresql":
         # One array parameter instead of a thousand placeholders: client-side binding spent
-        # longer splitting that query text than PostgreSQL spent answering it.
+        # longer splitting that query text than PostgreSQL spent answering it. JSON arrives as
+        # text; json, not orjson, decodes it, as JSONField does: exact integers beyond 64 bits.
         rows = [
-            (pk, ext, version, tags and orjson.loads(tags), metadata and orjson.loads(metadata), *rest)
+            (pk, ext, version, tags and json.loads(tags), metadata and json.loads(metadata), *rest)
             for pk, ext, version, tags, metadata, *rest in rawsql.fetchall(_FACTS_SQL, [conversation_ids])
         ]
         score_rows = rawsql.fetchall(_SCORE_FACTS_SQL, [conversation_ids])

@@ -8,7 +8,7 @@ from labeling import sampling, services
 from labeling.models import QueueItem, SamplingCounter
 from reviewapp import services as core_services
 from reviewapp.ingest_schemas import ConversationIn
-from tests.factories import conversation_payload
+from tests.factories import ConversationFactory, conversation_payload
 from tests.labeling.factories import make_queue
 
 
@@ -187,3 +187,13 @@ def test_backfill_proceeds_in_bounded_steps(project):
     assert services.queue_backfill_step(queue_id=queue.pk, chunk=2) == (1, False)
     assert services.queue_backfill_step(queue_id=queue.pk, chunk=2) == (0, False)
     assert QueueItem.objects.filter(queue=queue).count() == 5
+
+
+def test_metadata_rules_match_exact_values_even_integers_beyond_64_bits(project):
+    queue = make_queue(project, sampling=({"rate": 1.0, "if": {"metadata": {"account": 2**70}}},), backfill_days=0)
+    exact = ConversationFactory(project=project, external_id="exact", metadata={"account": 2**70, "tier": "gold"})
+    rounded = ConversationFactory(project=project, external_id="near", metadata={"account": 2**70 + 1})
+
+    services.conversations_sample(project_id=project.pk, conversation_ids=[exact.pk, rounded.pk])
+
+    assert list(QueueItem.objects.filter(queue=queue).values_list("conversation_id", flat=True)) == [exact.pk]
