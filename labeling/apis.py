@@ -16,7 +16,7 @@ from labeling.models import LabelSchema, Queue, QueueItem, SkipPolicy
 from reviewapp import selectors as core_selectors
 from reviewapp import services as core_services
 from reviewapp.apis import ERROR_RESPONSE, ConversationDetailSerializer, conversation_detail_payload, principal_of
-from reviewapp.errors import ValidationFailed
+from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.ingest_schemas import errors_from_pydantic
 from reviewapp.models import Role
 
@@ -532,6 +532,33 @@ class ItemLabelSubmitApi(APIView):
         )
         body = dict(LabelOutputSerializer(outcome.label).data, item_status=outcome.item_status)
         return Response(body, status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)
+
+
+class ItemLeaseApi(APIView):
+    """Keep working on an item: restarts your lease on it (the queue's `lease_seconds` from
+    now) while it is still live. 409 when it has already run out: claim again."""
+
+    required_capability = "labeling.work"
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: inline_serializer(
+                "LeaseRestarted",
+                fields={"item": serializers.IntegerField(), "lease_expires_at": serializers.DateTimeField()},
+            ),
+            404: ERROR_RESPONSE,
+            409: ERROR_RESPONSE,
+        },
+        tags=["labeling"],
+    )
+    def post(self, request: Request, item_id: int) -> Response:
+        p = principal_of(request)
+        item = selectors.item_get_for_worker(organization=p.organization, item_id=item_id, user=p.user, role=p.role)
+        expires = services.lease_restart(queue=item.queue, item_id=item.pk, user=p.user)
+        if expires is None:
+            raise Conflict("You hold no live lease on this item; claim again.")
+        return Response({"item": item.pk, "lease_expires_at": serializers.DateTimeField().to_representation(expires)})
 
 
 class ItemSkipApi(APIView):

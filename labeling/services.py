@@ -557,16 +557,20 @@ def _skipped_item_reclaim(
         return assignment
 
 
-def lease_restart(*, queue: Queue, item_id: int, user: AbstractBaseUser, now: dt.datetime | None = None) -> bool:
-    """Restart the clock of a live lease when its item is put in front of the person: the
-    browser prefetches the next item while they work on the current one, and that lease should
-    run from when they see it, not from when it was fetched. A lease that already ran out is
-    left alone (the sweeper may have returned its slot). Returns whether it was restarted."""
+def lease_restart(
+    *, queue: Queue, item_id: int, user: AbstractBaseUser, now: dt.datetime | None = None
+) -> dt.datetime | None:
+    """Restart the clock of a person's live lease: lease_seconds from now. The browser calls it
+    when it shows a prefetched item (that lease should run from when the person sees it, not
+    from when it was fetched); API clients call it to keep an item they are still working on.
+    A lease that already ran out is left alone (the sweeper may have returned its slot).
+    Returns the new expiry, or None when there was no live lease to restart."""
     now = now or timezone.now()
+    until = now + dt.timedelta(seconds=queue.lease_seconds)
     restarted = Assignment.objects.filter(
         queue=queue, item_id=item_id, user=user, status=AssignmentStatus.ACTIVE, lease_expires_at__gt=now
-    ).update(leased_at=now, lease_expires_at=now + dt.timedelta(seconds=queue.lease_seconds))
-    return restarted > 0
+    ).update(leased_at=now, lease_expires_at=until)
+    return until if restarted else None
 
 
 def _lease_next(

@@ -21,6 +21,7 @@ urlpatterns = [
     path("queues/<int:queue_id>/annotators", apis.QueueAnnotatorsApi.as_view(), name="queue-annotators"),
     path("items/<int:item_id>", apis.ItemDetailApi.as_view(), name="item-detail"),
     path("items/<int:item_id>/labels", apis.ItemLabelSubmitApi.as_view(), name="item-labels"),
+    path("items/<int:item_id>/lease", apis.ItemLeaseApi.as_view(), name="item-lease"),
     path("items/<int:item_id>/skip", apis.ItemSkipApi.as_view(), name="item-skip"),
     path("items/<int:item_id>/draft", apis.ItemDraftApi.as_view(), name="item-draft"),
     path("items/<int:item_id>/comments", apis.ItemCommentApi.as_view(), name="item-comments"),

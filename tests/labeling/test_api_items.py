@@ -437,3 +437,38 @@ def test_approvers_and_agent_keys_may_not_work_items(api_client_for, agent_clien
         assert (response.status_code, response.json()["message"]) == (403, "Your role may not do this.")
     assert _state(item) == before
     assert QueueItem.objects.get().status == ItemStatus.OPEN
+
+
+# --- lease -------------------------------------------------------------------------------------
+
+
+def test_restarting_a_live_lease_gives_the_item_lease_seconds_from_now(ann, queue, item):
+    _claim(ann, queue)
+    Assignment.objects.filter(item=item).update(lease_expires_at=timezone.now() + dt.timedelta(seconds=30))
+    before = timezone.now()
+
+    response = ann.post(f"/api/v1/items/{item.pk}/lease")
+
+    assert response.status_code == 200
+    expires = Assignment.objects.get(item=item).lease_expires_at
+    assert expires >= before + dt.timedelta(seconds=queue.lease_seconds)
+    assert response.json() == {"item": item.pk, "lease_expires_at": expires.isoformat().replace("+00:00", "Z")}
+
+
+def test_a_lease_that_ran_out_or_was_never_held_cannot_be_restarted(ann, api_client_for, queue, item):
+    _claim(ann, queue)
+    Assignment.objects.filter(item=item).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+    stranger = api_client_for("annotator")
+
+    ran_out = ann.post(f"/api/v1/items/{item.pk}/lease")
+    never_held = stranger.post(f"/api/v1/items/{item.pk}/lease")
+
+    assert (ran_out.status_code, never_held.status_code) == (409, 409)
+    assert ran_out.json() == {"message": "You hold no live lease on this item; claim again.", "errors": {}}
+    assert Assignment.objects.get(item=item).lease_expires_at < timezone.now()
+
+
+def test_another_tenants_item_lease_is_404(api_client_for, queue, item):
+    outsider = api_client_for("annotator", organization=OrganizationFactory())
+
+    assert outsider.post(f"/api/v1/items/{item.pk}/lease").status_code == 404

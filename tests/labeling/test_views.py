@@ -251,7 +251,7 @@ def test_a_lease_that_ran_out_is_not_restarted_by_showing_it(project, member):
     assignment = services.item_claim(queue=queue, user=worker)
     later = timezone.now() + dt.timedelta(minutes=5)
 
-    assert services.lease_restart(queue=queue, item_id=items[0].pk, user=worker, now=later) is False
+    assert services.lease_restart(queue=queue, item_id=items[0].pk, user=worker, now=later) is None
     assignment.refresh_from_db()
     assert assignment.lease_expires_at < later
 
