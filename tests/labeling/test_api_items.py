@@ -472,3 +472,7 @@ def test_another_tenants_item_lease_is_404(api_client_for, queue, item):
     outsider = api_client_for("annotator", organization=OrganizationFactory())
 
     assert outsider.post(f"/api/v1/items/{item.pk}/lease").status_code == 404
+
+
+def test_restarting_a_lease_needs_the_labeling_role(api_client_for, item):
+    assert api_client_for("approver").post(f"/api/v1/items/{item.pk}/lease").status_code == 403
