@@ -61,7 +61,6 @@ def reset(items: int, annotators: int) -> tuple[int, list[str]] | None:
     from django.db import connection
 
     from labeling.models import Queue, QueueItem
-    from reviewapp import services as core
 
     queue = Queue.objects.filter(organization__slug=ORG).first()
     if queue is None or QueueItem.objects.filter(queue=queue).count() != items:
@@ -79,13 +78,18 @@ def reset(items: int, annotators: int) -> tuple[int, list[str]] | None:
             cur.execute(f"VACUUM (ANALYZE) {table}")
         cur.execute("CHECKPOINT")
     print(f"reused the {items:,} items loaded by an earlier run", flush=True)
+    return queue.pk, annotator_tokens(queue.organization, annotators)
+
+
+def annotator_tokens(organization, annotators: int) -> list[str]:
+    """A fresh personal token for each bench annotator (created on the first run)."""
+    from reviewapp import services as core
+
     tokens = []
     for i in range(annotators):
-        membership = core.membership_add(
-            organization=queue.organization, username=f"bench-annotator-{i}", role="annotator"
-        )
-        tokens.append(core.personal_token_create(user=membership.user, organization=queue.organization).raw)
-    return queue.pk, tokens
+        membership = core.membership_add(organization=organization, username=f"bench-annotator-{i}", role="annotator")
+        tokens.append(core.personal_token_create(user=membership.user, organization=organization).raw)
+    return tokens
 
 
 def load(items: int, annotators: int, reuse: bool = False) -> tuple[int, list[str]]:
@@ -152,11 +156,7 @@ def load(items: int, annotators: int, reuse: bool = False) -> tuple[int, list[st
             cur.execute(f"VACUUM (ANALYZE) {table}")
         cur.execute("CHECKPOINT")
     print(f"loaded {items:,} conversations and items in {time.perf_counter() - started:.1f}s", flush=True)
-    tokens = []
-    for i in range(annotators):
-        membership = core.membership_add(organization=org, username=f"bench-annotator-{i}", role="annotator")
-        tokens.append(core.personal_token_create(user=membership.user, organization=org).raw)
-    return queue.pk, tokens
+    return queue.pk, annotator_tokens(org, annotators)
 
 
 def start_gunicorn(port: int, workers: int, threads: int, worker_class: str) -> subprocess.Popen:

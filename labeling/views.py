@@ -273,7 +273,9 @@ def _claimed_panel_context(
 ) -> dict[str, Any]:
     if assignment is None:
         return {"done": True, "queue": queue, "active": active}
-    item = selectors.item_get(organization=_membership(request).organization, item_id=assignment.item_id)
+    # The claim brought the item (on PostgreSQL with its conversation) and the queue came with
+    # its rubric: attach rather than reload them through item_get's join.
+    item = selectors.item_with_conversation(item=assignment.item, queue=queue)
     return _panel_context(item=item, active=active, answers=assignment.draft_answers)
 
 

@@ -7,6 +7,9 @@ statement: each connection (kept CONN_MAX_AGE seconds) parses and plans a statem
 afterwards only executes it; planning the claim's joins took longer than running them.
 Elsewhere they run through Django's cursor.
 
+`insert`/`update` write rows with each field's own value preparation (`get_db_prep_save`), for
+the label's writes.
+
 `columns(Model, "t")` lists a model's concrete columns under a table alias, in field order;
 `instance(Model, values)` builds the instance from that slice of a row, running each value
 through the field's database converters (JSON columns arrive as text, as the ORM expects).
@@ -120,7 +123,8 @@ def _prep(model: type[Model], values: dict[str, Any]) -> tuple[list[str], list[A
 
 def insert(model: type[Model], rows: Sequence[dict[str, Any]]) -> list[int]:
     """INSERT rows (attname -> value; every row the same keys) in one statement; returns their
-    primary keys in row order. For the few hot writes; no signals, no defaults filled in."""
+    primary keys in the order the database answers RETURNING (row order on PostgreSQL; SQLite
+    does not promise it). For the few hot writes; no signals, no defaults filled in."""
     if not rows:
         return []
     names, _ = _prep(model, rows[0])
