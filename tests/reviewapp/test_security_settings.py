@@ -172,3 +172,20 @@ def test_anonymous_responses_are_not_marked_private(db):
 
     assert response.status_code == 200
     assert "Cache-Control" not in response
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (set REDIS_URL)")
+def test_clearing_the_redis_cache_deletes_only_its_own_prefix():
+    from django.core.cache import cache
+
+    client = cache._cache.get_client(write=True)
+    foreign = f"someone-else:{STRONG_KEY[:8]}"
+    client.set(foreign, "kept", ex=60)
+    cache.set("mine", "gone")
+    try:
+        cache.clear()
+
+        assert cache.get("mine") is None
+        assert client.get(foreign) == b"kept"
+    finally:
+        client.delete(foreign)
