@@ -9,7 +9,7 @@ from labeling import services as labeling_services
 from reviewapp import services
 from reviewapp.ingest_schemas import ConversationIn
 from tests.browser.conftest import login
-from tests.factories import DEFAULT_PASSWORD, MembershipFactory, conversation_payload
+from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory, conversation_payload
 from tests.labeling.factories import make_queue
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -124,3 +124,24 @@ def test_the_api_docs_render_under_their_policy(page, live_server, path, rendere
     # the docs from telling a third party who reads them.
     blocked = [v for v in _violations(page, console) if "cdn.redoc.ly/redoc/logo-mini.svg" not in v]
     assert blocked == []
+
+
+def test_the_admin_runs_under_the_policy(page, live_server, project, member):
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    console = _watch(page)
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", DEFAULT_PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+    seen = {"/admin/": _violations(page, console)}
+    seen.update(
+        _visit(
+            page,
+            live_server,
+            console,
+            ["/admin/reviewapp/membership/", "/admin/reviewapp/membership/add/", f"/admin/auth/user/{root.pk}/change/"],
+        )
+    )
+
+    assert seen == {path: [] for path in seen}
