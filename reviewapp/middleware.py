@@ -12,6 +12,7 @@ from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.functional import SimpleLazyObject
 
 View = Callable[..., HttpResponse]
+API_PREFIX = "/api/v1/"
 
 SESSION_KEY = "organization_id"
 
@@ -48,8 +49,9 @@ class SecurityHeadersMiddleware:
     """Headers every response gets.
 
     - Content-Security-Policy from settings, unless the view set its own (the API docs pages).
-    - Pages for a signed-in person and API responses to a credential are never stored by a
-      shared cache or left in the browser's cache for the next person at that computer.
+    - Pages for a signed-in person and API responses (each is one caller's data, and the token
+      endpoint answers with a secret) are never stored by a shared cache or left in the
+      browser's cache for the next person at that computer.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
@@ -61,7 +63,11 @@ class SecurityHeadersMiddleware:
         if policy and "Content-Security-Policy" not in response:
             response["Content-Security-Policy"] = policy
         user = getattr(request, "user", None)
-        if "HTTP_AUTHORIZATION" in request.META or (user is not None and user.is_authenticated):
+        if (
+            request.path.startswith(API_PREFIX)
+            or "HTTP_AUTHORIZATION" in request.META
+            or (user is not None and user.is_authenticated)
+        ):
             if "Cache-Control" in response:
                 patch_cache_control(response, private=True)
             else:

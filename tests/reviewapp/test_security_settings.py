@@ -167,7 +167,20 @@ def test_api_responses_to_a_credential_are_private(api_client_for):
     assert "no-store" in response["Cache-Control"]
 
 
-def test_anonymous_responses_are_not_marked_private(db):
+def test_the_token_endpoint_s_answer_is_never_stored(member, org):
+    from tests.factories import DEFAULT_PASSWORD
+
+    member("engineer", username="alice")
+
+    response = Client().post(
+        "/api/v1/auth/token", {"username": "alice", "password": DEFAULT_PASSWORD}, content_type="application/json"
+    )
+
+    assert response.status_code == 201
+    assert {"private", "no-store"} <= {part.strip() for part in response["Cache-Control"].split(",")}
+
+
+def test_anonymous_pages_are_not_marked_private(db):
     response = Client().get("/api/redoc/")
 
     assert response.status_code == 200
