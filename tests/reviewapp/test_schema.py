@@ -12,6 +12,8 @@ from drf_spectacular.validation import validate_schema
 CORE_OPERATIONS = {
     ("/api/v1/auth/token", "post"),
     ("/api/v1/auth/token/current", "delete"),
+    ("/api/v1/auth/tokens", "get"),
+    ("/api/v1/auth/tokens/{token_id}", "delete"),
     ("/api/v1/me", "get"),
     ("/api/v1/projects", "get"),
     ("/api/v1/api-keys", "get"),
@@ -101,6 +103,12 @@ def test_the_bearer_scheme_is_documented_and_the_token_endpoint_needs_none(schem
     assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert schema["paths"]["/api/v1/conversations"]["post"]["security"] == [{"bearerAuth": []}]
     assert "security" not in schema["paths"]["/api/v1/auth/token"]["post"]
+
+
+def test_the_token_endpoint_documents_its_throttle(schema):
+    responses = schema["paths"]["/api/v1/auth/token"]["post"]["responses"]
+
+    assert set(responses) == {"201", "400", "401", "403", "429"}
 
 
 def test_the_ingest_errors_are_documented(schema):
