@@ -174,3 +174,17 @@ def test_successful_sign_ins_are_not_counted(member, org, clock):
     statuses = [_token("alice", DEFAULT_PASSWORD).status_code for _ in range(12)]
 
     assert statuses == [201] * 12
+
+
+def test_sign_in_still_works_when_the_cache_is_down(member, org, clock, monkeypatch):
+    member("engineer", username="alice")
+
+    def down(*args, **kwargs):
+        raise ConnectionError("cache unreachable")
+
+    monkeypatch.setattr(login_throttle.cache, "get_many", down)
+    monkeypatch.setattr(login_throttle.cache, "add", down)
+    monkeypatch.setattr(login_throttle.cache, "delete", down)
+
+    assert _token("alice", "wrong").status_code == 401
+    assert _token("alice", DEFAULT_PASSWORD).status_code == 201

@@ -354,3 +354,22 @@ def test_a_project_key_cannot_use_the_token_api(agent_client, method):
     url = "/api/v1/auth/tokens" if method == "get" else "/api/v1/auth/tokens/1"
 
     assert getattr(agent_client, method)(url).status_code == 403
+
+
+def test_the_migration_binds_existing_tokens_to_the_current_password(member, org):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("reviewapp.migrations.0002_personaltoken_password_fingerprint")
+    alice = member("engineer", username="alice")
+    live, client = _issue(alice, org)
+    revoked, _ = _issue(alice, org)
+    PersonalToken.objects.filter(pk=live.pk).update(password_fingerprint="")
+    PersonalToken.objects.filter(pk=revoked.pk).update(password_fingerprint="", revoked_at="2026-01-01T00:00:00Z")
+    assert client.get("/api/v1/me").status_code == 401  # an unbound token never works
+
+    migration.fingerprint_existing_tokens(apps, None)
+
+    assert client.get("/api/v1/me").status_code == 200
+    assert PersonalToken.objects.get(pk=revoked.pk).password_fingerprint == ""
