@@ -188,3 +188,21 @@ def test_sign_in_still_works_when_the_cache_is_down(member, org, clock, monkeypa
 
     assert _token("alice", "wrong").status_code == 401
     assert _token("alice", DEFAULT_PASSWORD).status_code == 201
+
+
+def test_the_reported_attack_forty_guesses_with_rotating_headers(member, org, settings, monkeypatch):
+    # The defaults, no proxy: as reported, 40 guesses each with a fresh X-Forwarded-For, then
+    # the right password.
+    settings.NUM_PROXIES = 0
+    monkeypatch.setattr(login_throttle, "clock", lambda: START)
+    member("engineer", username="alice")
+
+    statuses = [_token("alice", f"guess-{n}", HTTP_X_FORWARDED_FOR=f"10.{n}.0.1").status_code for n in range(40)]
+    response = _token("alice", DEFAULT_PASSWORD, HTTP_X_FORWARDED_FOR="10.99.0.1")
+
+    assert statuses == [401] * settings.LOGIN_FAILURES_PER_USERNAME + [429] * (
+        40 - settings.LOGIN_FAILURES_PER_USERNAME
+    )
+    assert settings.LOGIN_FAILURES_PER_USERNAME == 10
+    assert response.status_code == 429
+    assert PersonalToken.objects.count() == 0
