@@ -178,14 +178,24 @@ def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     return redirect("api-key-list")
 
 
+# Scripts that sign in on every run pile up tokens (for PERSONAL_TOKEN_TTL_DAYS); the page shows
+# the newest ones.
+TOKEN_PAGE_ROWS = 200
+
+
 @member_required()
 @require_GET
 def personal_token_list(request: HttpRequest) -> HttpResponse:
     """Your own tokens (every organization), and for an admin the organization's."""
     membership = request.membership  # type: ignore[attr-defined]
-    context: dict[str, Any] = {"own": selectors.personal_token_list_for_user(user=request.user)}
+    context: dict[str, Any] = {
+        "own": selectors.personal_token_list_for_user(user=request.user)[:TOKEN_PAGE_ROWS],
+        "rows": TOKEN_PAGE_ROWS,
+    }
     if "tokens.manage" in CAPABILITIES.get(membership.role, frozenset()):
-        context["organization_tokens"] = selectors.personal_token_list(organization=membership.organization)
+        context["organization_tokens"] = selectors.personal_token_list(organization=membership.organization)[
+            :TOKEN_PAGE_ROWS
+        ]
     return render(request, "reviewapp/tokens.html", context)
 
 
