@@ -39,10 +39,12 @@ class Throttled(Exception):
         super().__init__(self.message)
 
 
-def client_address(request: HttpRequest) -> str:
+def client_address(request: HttpRequest | None) -> str:
     """The caller's address as DRF's throttles see it: REMOTE_ADDR unless NUM_PROXIES proxies
     are trusted, then the address the outermost trusted proxy saw (X-Forwarded-For, counted
     from the right, so a client cannot choose it by sending its own header)."""
+    if request is None:  # an AuthenticationForm built without a request
+        return "unknown"
     num_proxies = settings.NUM_PROXIES
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
     if num_proxies > 0 and forwarded:
@@ -68,7 +70,9 @@ def _window() -> tuple[int, int]:
 
 
 def _keys(*, address: str, username: str, window: int) -> tuple[str, str]:
-    return (f"login-fail:addr:{address}:{window}", f"login-fail:user:{username_key(username)}:{window}")
+    # Hashed: a misconfigured proxy count could let a client's own header text into the key.
+    address_digest = hashlib.sha256(address.encode("utf-8")).hexdigest()[:32]
+    return (f"login-fail:addr:{address_digest}:{window}", f"login-fail:user:{username_key(username)}:{window}")
 
 
 def check(*, address: str, username: str) -> None:
@@ -112,7 +116,7 @@ def success_record(*, username: str) -> None:
         logger.exception("login throttle: cache unavailable")
 
 
-def authenticate_throttled(request: HttpRequest, *, username: str, password: str) -> AbstractBaseUser | None:
+def authenticate_throttled(request: HttpRequest | None, *, username: str, password: str) -> AbstractBaseUser | None:
     """Django's `authenticate`, refused (Throttled) while the caller's address or the username is
     over its limit. Returns the user, or None for a wrong username or password (counted)."""
     address = client_address(request)
