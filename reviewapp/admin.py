@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from reviewapp import services
 from reviewapp.models import (
     ApiKey,
     AuditEvent,
@@ -71,6 +72,15 @@ class MembershipAdmin(OrganizationScopedAdmin):
     search_fields = ["user__username"]
     raw_id_fields = ["user"]
 
+    # Removing someone goes through the service: their tokens for the organization are revoked
+    # and the removal is audited.
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        services.membership_remove(membership=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        for membership in queryset.select_related("organization"):
+            services.membership_remove(membership=membership, actor=request.user)
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(OrganizationScopedAdmin):
@@ -86,7 +96,22 @@ class ApiKeyAdmin(OrganizationScopedAdmin):
 @admin.register(PersonalToken)
 class PersonalTokenAdmin(OrganizationScopedAdmin):
     list_display = ["user", "organization", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["user", "organization", "prefix", "token_hash", "created_at", "last_used_at"]
+    readonly_fields = [
+        "user",
+        "organization",
+        "prefix",
+        "token_hash",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "password_fingerprint",
+    ]
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[PersonalToken]) -> None:
+        for token in queryset.select_related("organization"):
+            services.personal_token_revoke(token=token, actor=request.user)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -6,19 +6,17 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.contrib.auth import authenticate
 from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from pydantic import ValidationError as PydanticValidationError
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from reviewapp import selectors, services
+from reviewapp import login_throttle, selectors, services
 from reviewapp.errors import ApplicationError, PayloadTooLarge, ValidationFailed
 from reviewapp.ingest_schemas import (
     ConversationBatchIn,
@@ -80,8 +78,6 @@ class AuthTokenCreateApi(APIView):
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "auth"
 
     class InputSerializer(serializers.Serializer):
         username = serializers.CharField()
@@ -97,16 +93,30 @@ class AuthTokenCreateApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: OutputSerializer, 400: ERROR_RESPONSE, 401: ERROR_RESPONSE, 403: ERROR_RESPONSE},
+        responses={
+            201: OutputSerializer,
+            400: ERROR_RESPONSE,
+            401: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
+            429: OpenApiResponse(
+                ERROR_RESPONSE,
+                description="Too many failed sign-ins from this address or for this username; see Retry-After.",
+            ),
+        },
         auth=[],
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(
-            request._request, username=data.validated_data["username"], password=data.validated_data["password"]
-        )
+        try:
+            user = login_throttle.authenticate_throttled(
+                request._request, username=data.validated_data["username"], password=data.validated_data["password"]
+            )
+        except login_throttle.Throttled as exc:
+            throttled = exceptions.Throttled(detail=exc.message)
+            throttled.wait = exc.retry_after
+            raise throttled from exc
         if user is None:
             raise ApplicationError("Invalid username or password.", status=401)
         memberships = list(selectors.membership_list_for_user(user=user))
@@ -145,7 +155,64 @@ class AuthTokenRevokeApi(APIView):
         principal = principal_of(request)
         if principal.token is None:
             raise ValidationFailed("Project API keys are revoked by an admin, not by themselves.")
-        services.personal_token_revoke(token=principal.token)
+        services.personal_token_revoke(token=principal.token, actor=principal.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PersonalTokenOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField(source="user.username")
+    organization = serializers.CharField(source="organization.slug")
+    name = serializers.CharField()
+    prefix = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    # A plain string: a second choice set named "status" would rename the ingest one's enum.
+    status = serializers.CharField(help_text="`active`, `revoked`, `expired` or `password changed`.")
+
+
+class PersonalTokenListApi(APIView):
+    """Your personal tokens in this organization; an admin may ask for everyone's."""
+
+    required_capability = "organization.read"
+
+    class FilterSerializer(serializers.Serializer):
+        scope = serializers.ChoiceField(
+            choices=["mine", "organization"], default="mine", help_text="`organization` needs the admin role."
+        )
+
+    @extend_schema(
+        parameters=[FilterSerializer],
+        responses={200: PersonalTokenOutputSerializer(many=True), 403: ERROR_RESPONSE},
+        tags=["auth"],
+    )
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        params = self.FilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        if params.validated_data["scope"] == "organization":
+            if not principal.can("tokens.manage"):
+                raise exceptions.PermissionDenied("Only an admin may list everyone's tokens.")
+            tokens = selectors.personal_token_list(organization=principal.organization)
+        else:
+            tokens = selectors.personal_token_list(organization=principal.organization, user=principal.user)
+        return Response(PersonalTokenOutputSerializer(tokens, many=True).data)
+
+
+class PersonalTokenRevokeApi(APIView):
+    """Revoke one of your tokens, or (admins) anyone's in this organization. Another
+    organization's token, or someone else's without the admin role, is a 404."""
+
+    required_capability = "organization.read"
+
+    @extend_schema(responses={204: None, 404: ERROR_RESPONSE}, tags=["auth"])
+    def delete(self, request: Request, token_id: int) -> Response:
+        principal = principal_of(request)
+        owner = None if principal.can("tokens.manage") else principal.user
+        token = selectors.personal_token_get(organization=principal.organization, token_id=token_id, user=owner)
+        services.personal_token_revoke(token=token, actor=principal.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

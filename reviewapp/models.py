@@ -96,7 +96,9 @@ class ApiKey(models.Model):
 
 class PersonalToken(models.Model):
     """A person's API token, bound to one organization: it acts with the user's role there,
-    read from the membership on every request so a role change or removal applies at once."""
+    read from the membership on every request so a role change or removal applies at once.
+    It also ends when the user's password changes (`password_fingerprint`) and when the
+    membership it was issued under is gone, even if the person is added back later."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="personal_tokens")
@@ -107,12 +109,28 @@ class PersonalToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    password_fingerprint = models.CharField(
+        max_length=64, blank=True, default="", help_text="HMAC of the owner's password hash when issued."
+    )
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.user_id} ({self.prefix}…)"
+
+    @property
+    def status(self) -> str:
+        """active, revoked, expired, or "password changed". Reads `user`: select it along."""
+        from reviewapp.tokens import password_fingerprint_matches
+
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            return "expired"
+        if not password_fingerprint_matches(self.password_fingerprint, self.user.password):
+            return "password changed"
+        return "active"
 
 
 class FeedbackRating(models.TextChoices):

@@ -22,7 +22,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "annotator": frozenset(_LABELERS),
     "approver": frozenset(_PEOPLE),
     "engineer": frozenset(_ENGINEERS),
-    "admin": frozenset(_ENGINEERS | {"api_keys.manage"}),
+    "admin": frozenset(_ENGINEERS | {"api_keys.manage", "tokens.manage"}),
 }
 
 

@@ -45,6 +45,7 @@ from reviewapp.principal import Principal
 from reviewapp.tokens import (
     PERSONAL_TOKEN_PREFIX,
     PROJECT_KEY_PREFIX,
+    password_fingerprint,
     token_display_prefix,
     token_generate,
     token_hash,
@@ -113,8 +114,7 @@ def membership_add(
     with transaction.atomic():
         user, created = User.objects.get_or_create(username=username, defaults={"email": email})
         if password:
-            user.set_password(password)
-            user.save(update_fields=["password"])
+            user_password_set(user=user, password=password)
         elif created:
             user.set_unusable_password()
             user.save(update_fields=["password"])
@@ -135,6 +135,34 @@ def membership_add(
                 data={"username": username, "role": role},
             )
     return membership
+
+
+def membership_remove(*, membership: Membership, actor: AbstractBaseUser | None = None) -> None:
+    """Take a person out of an organization and revoke their tokens for it. (Tokens older than a
+    membership never work anyway, see selectors.principal_from_token; revoking says so in lists.)"""
+    with transaction.atomic():
+        now = timezone.now()
+        revoked = PersonalToken.objects.filter(
+            user_id=membership.user_id, organization_id=membership.organization_id, revoked_at__isnull=True
+        ).update(revoked_at=now)
+        deleted, _ = Membership.objects.filter(pk=membership.pk).delete()
+        if deleted:
+            audit_event_record(
+                organization=membership.organization,
+                kind="membership.removed",
+                user=actor,
+                subject=membership,
+                data={"user_id": membership.user_id, "role": membership.role, "tokens_revoked": revoked},
+            )
+
+
+def user_password_set(*, user: AbstractBaseUser, password: str) -> None:
+    """Set a password and revoke the user's personal tokens. Any other way of changing the hash
+    ends the tokens as well (their fingerprint no longer matches); this one also marks them."""
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        PersonalToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 # --- credentials -----------------------------------------------------------------------------
@@ -195,12 +223,26 @@ def personal_token_create(*, user: AbstractBaseUser, organization: Organization,
         prefix=token_display_prefix(raw),
         token_hash=token_hash(raw),
         expires_at=timezone.now() + dt.timedelta(days=ttl_days) if ttl_days else None,
+        password_fingerprint=password_fingerprint(user.password),
     )
     return IssuedCredential(raw=raw, record=token)
 
 
-def personal_token_revoke(*, token: PersonalToken) -> None:
-    PersonalToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+def personal_token_revoke(*, token: PersonalToken, actor: AbstractBaseUser | None = None) -> PersonalToken:
+    """Revoke one token (its owner's, or an organization admin's doing). Compare-and-set:
+    revoking twice is harmless and records one event."""
+    with transaction.atomic():
+        changed = PersonalToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        token.refresh_from_db(fields=["revoked_at"])
+        if changed:
+            audit_event_record(
+                organization=token.organization,
+                kind="personal_token.revoked",
+                user=actor,
+                subject=token,
+                data={"prefix": token.prefix, "owner_id": token.user_id},
+            )
+    return token
 
 
 def credential_touch(*, principal: Principal) -> None:
@@ -505,11 +547,13 @@ __all__ = [
     "credential_touch",
     "judge_scores_add",
     "membership_add",
+    "membership_remove",
     "organization_create",
     "personal_token_create",
     "personal_token_revoke",
     "project_create",
     "project_resolve",
+    "user_password_set",
 ]
 
 

@@ -1,14 +1,27 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from reviewapp import apis, views
+from reviewapp.auth_forms import ThrottledAdminAuthenticationForm, ThrottledLoginView
 from reviewapp.health import healthz
+from reviewapp.middleware import content_security_policy
+
+REDOC_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+
+# The admin signs in through the same throttle as /login/ and the token endpoint.
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 api_v1 = [
     path("auth/token", apis.AuthTokenCreateApi.as_view(), name="auth-token"),
     path("auth/token/current", apis.AuthTokenRevokeApi.as_view(), name="auth-token-current"),
+    path("auth/tokens", apis.PersonalTokenListApi.as_view(), name="auth-tokens"),
+    path("auth/tokens/<int:token_id>", apis.PersonalTokenRevokeApi.as_view(), name="auth-token-detail"),
     path("me", apis.MeApi.as_view(), name="me"),
     path("projects", apis.ProjectListApi.as_view(), name="projects"),
     path("api-keys", apis.ApiKeyListCreateApi.as_view(), name="api-keys"),
@@ -23,14 +36,25 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Swagger UI's start-up script is served from its own URL (the split view), so the site's
+    # policy holds there.
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="reviewapp/swagger_ui.html"),
+        name="api-docs",
+    ),
+    # Redoc renders with styled-components, which writes its CSS into <style> elements at run
+    # time: this one page allows inline styles (not scripts), and a worker from a blob: URL for
+    # its search. It shows no user content, only the OpenAPI schema.
     path(
         "api/redoc/",
-        SpectacularRedocView.as_view(url_name="schema", template_name="reviewapp/redoc.html"),
+        content_security_policy(REDOC_CONTENT_SECURITY_POLICY)(
+            SpectacularRedocView.as_view(url_name="schema", template_name="reviewapp/redoc.html")
+        ),
         name="api-redoc",
     ),
     path("admin/", admin.site.urls),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.home, name="home"),
     path("org/switch", views.organization_switch, name="org-switch"),
@@ -38,5 +62,7 @@ urlpatterns = [
     path("conversations/<int:conversation_id>/", views.conversation_detail, name="conversation-detail"),
     path("settings/api-keys/", views.api_key_list, name="api-key-list"),
     path("settings/api-keys/<int:key_id>/revoke", views.api_key_revoke, name="api-key-revoke"),
+    path("settings/tokens/", views.personal_token_list, name="personal-token-list"),
+    path("settings/tokens/<int:token_id>/revoke", views.personal_token_revoke, name="personal-token-revoke"),
     path("labeling/", include("labeling.urls")),
 ]

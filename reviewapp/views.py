@@ -176,3 +176,42 @@ def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
         raise Http404(str(exc)) from exc
     services.api_key_revoke(key=key, actor=request.user)
     return redirect("api-key-list")
+
+
+# Scripts that sign in on every run pile up tokens (for PERSONAL_TOKEN_TTL_DAYS); the page shows
+# the newest ones.
+TOKEN_PAGE_ROWS = 200
+
+
+@member_required()
+@require_GET
+def personal_token_list(request: HttpRequest) -> HttpResponse:
+    """Your own tokens (every organization), and for an admin the organization's."""
+    membership = request.membership  # type: ignore[attr-defined]
+    context: dict[str, Any] = {
+        "own": selectors.personal_token_list_for_user(user=request.user)[:TOKEN_PAGE_ROWS],
+        "rows": TOKEN_PAGE_ROWS,
+    }
+    if "tokens.manage" in CAPABILITIES.get(membership.role, frozenset()):
+        context["organization_tokens"] = selectors.personal_token_list(organization=membership.organization)[
+            :TOKEN_PAGE_ROWS
+        ]
+    return render(request, "reviewapp/tokens.html", context)
+
+
+@member_required()
+@require_POST
+def personal_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    """Revoke one of your own tokens, or as an admin any token of the current organization."""
+    membership = request.membership  # type: ignore[attr-defined]
+    try:
+        token = selectors.personal_token_get_for_user(user=request.user, token_id=token_id)
+    except NotFound:
+        if "tokens.manage" not in CAPABILITIES.get(membership.role, frozenset()):
+            raise Http404("Token not found.") from None
+        try:
+            token = selectors.personal_token_get(organization=membership.organization, token_id=token_id)
+        except NotFound as exc:
+            raise Http404(str(exc)) from exc
+    services.personal_token_revoke(token=token, actor=request.user)
+    return redirect("personal-token-list")

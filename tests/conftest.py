@@ -36,6 +36,8 @@ def _isolated_state(settings) -> None:
     # Throttle counters live in the cache; a fresh cache per test keeps the auth throttle from
     # leaking between tests. Tasks run in-process unless a test asks for the real worker.
     cache.clear()
+    # The default hasher (PBKDF2) costs ~0.2 s a password: throttle tests log in dozens of times.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     from reviewapp.celery import app
 
     app.conf.task_always_eager = True

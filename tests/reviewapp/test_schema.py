@@ -12,6 +12,8 @@ from drf_spectacular.validation import validate_schema
 CORE_OPERATIONS = {
     ("/api/v1/auth/token", "post"),
     ("/api/v1/auth/token/current", "delete"),
+    ("/api/v1/auth/tokens", "get"),
+    ("/api/v1/auth/tokens/{token_id}", "delete"),
     ("/api/v1/me", "get"),
     ("/api/v1/projects", "get"),
     ("/api/v1/api-keys", "get"),
@@ -103,6 +105,12 @@ def test_the_bearer_scheme_is_documented_and_the_token_endpoint_needs_none(schem
     assert "security" not in schema["paths"]["/api/v1/auth/token"]["post"]
 
 
+def test_the_token_endpoint_documents_its_throttle(schema):
+    responses = schema["paths"]["/api/v1/auth/token"]["post"]["responses"]
+
+    assert set(responses) == {"201", "400", "401", "403", "429"}
+
+
 def test_the_ingest_errors_are_documented(schema):
     responses = schema["paths"]["/api/v1/conversations"]["post"]["responses"]
 
@@ -127,15 +135,19 @@ def test_the_docs_pages_load_nothing_from_a_cdn(db, path):
     assets = _local_assets(html)
     assert assets, "expected the docs UI to load local static files"
     for asset in assets:
-        assert asset.startswith("/static/drf_spectacular_sidecar/")
+        assert asset.startswith(("/static/drf_spectacular_sidecar/", "/static/reviewapp/docs.css"))
         assert finders.find(asset.removeprefix("/static/")) is not None, asset
 
 
 def test_the_swagger_ui_points_at_the_local_schema(db):
     html = Client().get("/api/docs/").content.decode()
+    # The start-up script is its own request, so the page runs under the site's strict policy.
+    script = Client().get("/api/docs/?script=")
 
-    assert '"/api/schema/"' in html
     assert "swagger-ui-bundle.js" in html
+    assert '<script src="/api/docs/?script="></script>' in html
+    assert script["Content-Type"].startswith("application/javascript")
+    assert '"/api/schema/"' in script.content.decode()
 
 
 def test_the_docs_assets_are_served_by_the_app(db):

@@ -26,9 +26,9 @@ User = get_user_model()
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    # The seeder sets four passwords per run; the default hasher costs ~0.2 s each.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def _demo_mode(settings) -> None:
+    # The seeder runs on development machines (DEBUG on); with it off it needs --force.
+    settings.DEBUG = True
 
 
 def _seed(seed: int = 7, conversations: int = 60, retail: int = 20) -> str:
@@ -183,6 +183,17 @@ def test_seed_demo_retail_tenant_is_separate(db):
     assert not set(demo_rows.values_list("pk", flat=True)) & set(retail_rows.values_list("pk", flat=True))
     assert conversation_list(organization=demo, filters=ConversationFilters(project=shop)).count() == 0
     assert not any(c.external_id.startswith("retail-") for c in demo_rows)
+
+
+def test_seed_demo_refuses_with_debug_off_unless_forced(db, settings):
+    settings.DEBUG = False
+
+    with pytest.raises(CommandError, match="DEBUG is off"):
+        call_command("seed_demo", conversations=5, retail_conversations=1, stdout=StringIO())
+    assert _counts() == dict.fromkeys(_counts(), 0)
+
+    call_command("seed_demo", conversations=5, retail_conversations=1, force=True, stdout=StringIO())
+    assert Conversation.objects.filter(project__organization__slug="demo").count() == 5
 
 
 def test_seed_demo_rejects_negative_counts(db):

@@ -71,7 +71,7 @@ def test_a_wrong_password_shows_the_form_again(member, org):
     response = client.post("/login/", {"username": "alice", "password": "nope"})
 
     assert response.status_code == 200
-    assert b"didn't match" in response.content
+    assert b"Please enter a correct username and password." in response.content
     assert client.get("/").status_code == 302
 
 

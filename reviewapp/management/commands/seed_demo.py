@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from reviewapp.demo import (
@@ -29,6 +30,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--retail-conversations", type=int, default=200, help="Demo Retail conversations (default 200)."
         )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Seed even with DEBUG off (the demo users have a published password).",
+        )
 
     def handle(
         self,
@@ -36,9 +42,17 @@ class Command(BaseCommand):
         seed: int,
         conversations: int,
         retail_conversations: int,
+        force: bool = False,
         verbosity: int = 1,
         **options: object,
     ) -> None:
+        # The demo people sign in with a password printed in the README; on a real deployment
+        # (DEBUG off) that is an open door, so it takes a deliberate --force.
+        if not settings.DEBUG and not force:
+            raise CommandError(
+                "DEBUG is off: this looks like a real deployment, and the demo users' password is public. "
+                "Run with DEBUG=1, or pass --force if you really mean it."
+            )
         if conversations < 0 or retail_conversations < 0:
             raise CommandError("Conversation counts cannot be negative.")
         if verbosity:
