@@ -187,9 +187,11 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: with REDIS_URL unset, tasks run in-process (eagerly) and periodic jobs run from the
-# in-process scheduler that `manage.py serve` starts beside the dev server.
+# in-process scheduler that `manage.py serve` (or `devserver`) starts in the serving process.
 REDIS_URL = os.environ.get("REDIS_URL", "")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# The in-memory transport is never used (tasks run eagerly) but is still connected to; naming its
+# host keeps kombu from warning "No hostname was supplied" at every start.
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True

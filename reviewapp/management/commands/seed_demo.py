@@ -29,6 +29,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--retail-conversations", type=int, default=200, help="Demo Retail conversations (default 200)."
         )
+        parser.add_argument(
+            "--no-logins", action="store_true", help="Do not print the logins and address (`serve` prints them)."
+        )
 
     def handle(
         self,
@@ -36,6 +39,7 @@ class Command(BaseCommand):
         seed: int,
         conversations: int,
         retail_conversations: int,
+        no_logins: bool = False,
         verbosity: int = 1,
         **options: object,
     ) -> None:
@@ -61,6 +65,8 @@ class Command(BaseCommand):
             self.stderr.write(self.style.WARNING(warning))
         summary = ", ".join(f"{p.label} {p.created} new ({p.skipped} already there)" for p in result.projects)
         self.stdout.write(f"Done in {result.seconds:.1f}s: {summary}.")
+        if no_logins:
+            return
         self.stdout.write(f"Demo logins for organization '{DEMO_ORG}':")
         retail_roles = dict(RETAIL_USERS)
         for username, role in DEMO_USERS:
