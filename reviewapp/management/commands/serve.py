@@ -58,6 +58,10 @@ class EmbeddedServer(Application):
             "preload_app": True,
             "timeout": 60,
             "graceful_timeout": 10,
+            # No proxy in front: browsers keep idle connections for minutes, and gunicorn's 2 s
+            # default closes them under clients about to reuse them (a POST then fails with a
+            # reset). An idle connection costs a file descriptor in the poller, not a thread.
+            "keepalive": 75,
             # gunicorn's control socket is one path per user: a second `make run` would take it.
             "control_socket_disable": True,
             "post_worker_init": post_worker_init,
