@@ -1,4 +1,6 @@
 # Two commands do everything: `make run` and `make test`. See README.md.
+# `make dev` serves with Django's autoreloader instead; `make manage ARGS="create_org acme"` runs
+# any manage.py command in the virtualenv with the environment `make run` uses.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -9,7 +11,7 @@ PORT ?= 8000
 # Parallel workers for pytest (xdist). `make test WORKERS=0` runs in one process.
 WORKERS ?= 2
 
-.PHONY: run test venv migrate seed lint format bench clean
+.PHONY: run dev manage test venv migrate seed lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,8 +28,18 @@ migrate: venv
 seed: migrate
 	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo $(SEED_ARGS)
 
-run: seed
+# The demo logins are printed by the server, once, beside the address it really serves.
+run: migrate
+	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo --no-logins $(SEED_ARGS)
 	DEBUG=$${DEBUG:-1} $(PY) manage.py serve $(HOST):$(PORT)
+
+dev: migrate
+	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo --no-logins $(SEED_ARGS)
+	DEBUG=$${DEBUG:-1} $(PY) manage.py devserver $(HOST):$(PORT)
+
+# Silent, so `KEY=$$(make manage ARGS="create_api_key acme support" | tail -1)` captures the key.
+manage: venv
+	@DEBUG=$${DEBUG:-1} $(PY) manage.py $(ARGS)
 
 test: venv
 	mkdir -p var/staticfiles

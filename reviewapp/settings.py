@@ -253,8 +253,10 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": CACHE_KEY_PREFIX}}
 
 # Celery: with REDIS_URL unset, tasks run in-process (eagerly) and periodic jobs run from the
-# in-process scheduler that `manage.py serve` starts beside the dev server.
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# in-process scheduler that `manage.py serve` (or `devserver`) starts in the serving process.
+# The in-memory transport is never used (tasks run eagerly) but is still connected to; naming its
+# host keeps kombu from warning "No hostname was supplied" at every start.
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True

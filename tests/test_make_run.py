@@ -1,54 +1,23 @@
-"""`make run` from a fresh state, twice: migrates, seeds, serves, prints the demo logins."""
+"""`make run` from a fresh state, twice: migrates, seeds, serves with gunicorn, prints the
+address it serves and the demo logins once."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
+import re
 import sqlite3
-import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
-from reviewapp.demo import DEMO_PASSWORD
-
-ROOT = Path(__file__).resolve().parent.parent
+from reviewapp.demo import DEMO_PASSWORD, DEMO_USERS
+from tests._make_run import make_run
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _run_once(var_dir: Path) -> str:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG"}}
-    env.update(REVIEWAPP_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        ["make", "-s", "run", f"PORT={port}", "SEED_ARGS=--conversations 40"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the app did not come up within 120 s")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=5) as r:
+def _run_once(var_dir: Path) -> tuple[str, dict[str, str]]:
+    with make_run(var_dir) as running:
+        with urllib.request.urlopen(f"http://127.0.0.1:{running.port}/login/", timeout=5) as r:
             assert r.status == 200
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        output, _ = proc.communicate(timeout=30)
-    return output
+        port = running.port
+    return running.output, {"port": str(port), **running.healthz_headers}
 
 
 def _count(var_dir: Path, table: str) -> int:
@@ -56,17 +25,29 @@ def _count(var_dir: Path, table: str) -> int:
         return db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # noqa: S608 - fixed names
 
 
-def test_make_run_twice_serves_the_demo_without_duplicating_it(tmp_path):
-    first = _run_once(tmp_path)
-    assert DEMO_PASSWORD in first
-    for role in ("annotator", "approver", "engineer", "admin"):
-        assert role in first
+def _assert_banner(output: str, port: str) -> None:
+    lines = output.splitlines()
+    assert f"Serving http://127.0.0.1:{port}/" in lines
+    assert set(re.findall(r"http://[\w.]+:(\d+)", output)) == {port}
+    assert output.count(DEMO_PASSWORD) == 1
+    for username, _role in DEMO_USERS:
+        assert sum(line.split()[:1] == [username] for line in lines) == 1, username
+    assert len(re.findall(r"Periodic jobs run in this worker \(pid \d+\)", output)) == 1
+    assert "No hostname was supplied" not in output
+    assert "development server" not in output
+
+
+def test_make_run_twice_serves_the_demo_with_gunicorn_without_duplicating_it(tmp_path):
+    first, headers = _run_once(tmp_path)
+
+    assert headers["Server"] == "gunicorn"
+    _assert_banner(first, headers["port"])
     conversations = _count(tmp_path, "reviewapp_conversation")
     users = _count(tmp_path, "auth_user")
     assert conversations > 0
 
-    second = _run_once(tmp_path)
+    second, headers = _run_once(tmp_path)
 
-    assert DEMO_PASSWORD in second
+    _assert_banner(second, headers["port"])
     assert _count(tmp_path, "reviewapp_conversation") == conversations
     assert _count(tmp_path, "auth_user") == users

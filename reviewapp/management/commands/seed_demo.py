@@ -35,6 +35,9 @@ class Command(BaseCommand):
             action="store_true",
             help="Seed even with DEBUG off (the demo users have a published password).",
         )
+        parser.add_argument(
+            "--no-logins", action="store_true", help="Do not print the logins and address (`serve` prints them)."
+        )
 
     def handle(
         self,
@@ -43,6 +46,7 @@ class Command(BaseCommand):
         conversations: int,
         retail_conversations: int,
         force: bool = False,
+        no_logins: bool = False,
         verbosity: int = 1,
         **options: object,
     ) -> None:
@@ -75,6 +79,8 @@ class Command(BaseCommand):
             self.stderr.write(self.style.WARNING(warning))
         summary = ", ".join(f"{p.label} {p.created} new ({p.skipped} already there)" for p in result.projects)
         self.stdout.write(f"Done in {result.seconds:.1f}s: {summary}.")
+        if no_logins:
+            return
         self.stdout.write(f"Demo logins for organization '{DEMO_ORG}':")
         retail_roles = dict(RETAIL_USERS)
         for username, role in DEMO_USERS:
