@@ -130,3 +130,58 @@ def test_markdown_stops_at_the_page_budget_and_the_rest_is_shown_as_sent(pages):
     assert html.count('<div class="as-sent">') == 2
     assert f'<div class="as-sent">*{per_page}*' in html and f'<div class="as-sent">*{per_page + 1}*' in html
 
+
+# --- the system prompt -----------------------------------------------------------------------
+
+CLOSED = '<details class="system-prompt" data-preference-url="/preferences/system-prompt">'
+OPENED = '<details class="system-prompt" data-preference-url="/preferences/system-prompt" open>'
+
+
+@pytest.mark.parametrize("page", ["work", "edit", "review"])
+def test_the_system_prompt_starts_collapsed_on_labeling_pages(pages, page):
+    client, url = pages(BRACKETS)[page]
+
+    html = client.get(url).content.decode()
+
+    assert html.count(CLOSED) == 1
+    assert OPENED not in html
+    assert '<script src="/static/reviewapp/transcript.js" defer></script>' in html
+    assert "<li>Refunds within 30 days.</li>" in html  # there, behind the summary
+
+
+def test_the_conversation_page_shows_the_system_prompt_as_a_turn(pages):
+    client, url = pages(BRACKETS)["conversation"]
+
+    html = client.get(url).content.decode()
+
+    assert 'class="system-prompt"' not in html
+    assert "<li>Refunds within 30 days.</li>" in html
+
+
+def test_the_system_prompt_stays_as_the_person_left_it(pages, browser_for):
+    site = pages(BRACKETS)
+    client, work = site["work"]
+    edit_client, edit = site["edit"]
+
+    opened = client.post("/preferences/system-prompt", {"open": "1"})
+
+    assert opened.status_code == 204
+    assert OPENED in client.get(work).content.decode()
+    assert CLOSED in edit_client.get(edit).content.decode()  # someone else's choice is their own
+    assert client.post("/preferences/system-prompt", {"open": "0"}).status_code == 204
+    assert CLOSED in client.get(work).content.decode()
+
+
+def test_the_preference_endpoint_takes_signed_in_posts_only(browser_for, member):
+    user = member("annotator")
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(user)
+
+    anonymous = Client().post("/preferences/system-prompt", {"open": "1"})
+    read = browser_for("annotator").get("/preferences/system-prompt")
+    forged = strict.post("/preferences/system-prompt", {"open": "1"})
+
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/login/")
+    assert read.status_code == 405
+    assert forged.status_code == 403
+    assert "system_prompt_open" not in strict.session
