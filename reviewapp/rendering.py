@@ -4,8 +4,8 @@ size and at a bounded cost per page.
 - Markdown goes through markdown-it-py (CommonMark, linear-time by design) with raw HTML off and
   single newlines kept as line breaks, then through nh3's allow-list. Python-Markdown, used
   before, is super-linear on runs of `[` (8 KB of them took 25 s).
-- markdown-it-py is linear but its constant is large on markup characters: about 10-50 µs for
-  each `[`, `*`, `_` or line, against 0.02 µs for a letter (`bench/RESULTS.md`). So a text is
+- markdown-it-py is linear but its constant is large on markup characters: tens of µs for
+  each `[`, `*`, `_` or line, against 0.03 µs for a letter (`bench/RESULTS.md`). So a text is
   parsed as markdown only while its markup characters fit a per-text limit and the page's
   budget; otherwise it is shown escaped as plain text with its whitespace kept (`.as-sent`).
 - Text over `TEXT_CAP` characters is never parsed: the first `PREVIEW_CHARS` are shown escaped,
@@ -35,12 +35,14 @@ TEXT_CAP = 64 * 1024
 # What a capped text shows before "show all": about a screen and a half.
 PREVIEW_CHARS = 4_000
 # Characters that make markdown-it-py emit tokens or try a rule: line ends and the inline rules'
-# terminators. Parsing costs up to ~50 µs per such character on a busy 2-core machine, so 3,000
-# per text is at most ~0.15 s and 10,000 per page at most ~0.5 s. Ordinary answers have a few
-# hundred; a text over the limit still shows, as plain text.
+# terminators. Letters cost next to nothing (0.03 µs each); each of these costs up to ~40 µs on
+# an idle 2-core VM and ~110 µs on one loaded six times over (runs of "[", lists of links;
+# bench/RESULTS.md). 2,000 per text and 6,000 per page keep a page's parsing near 0.2 s idle and
+# under 0.7 s loaded. An agent's answer has tens to a few hundred; a text over the limit, or
+# past the page's budget, is still shown in full, as plain text.
 MARKUP_CHARS = "\n\r!#$%&*+-:<=>@[\\]^_`{}~|"
-MARKDOWN_MAX_MARKS = 3_000
-PAGE_MARKS_BUDGET = 10_000
+MARKDOWN_MAX_MARKS = 2_000
+PAGE_MARKS_BUDGET = 6_000
 # Pretty-printing recurses once per level (json.dumps with indent is pure Python), inside a
 # template render that is already a few hundred frames deep; indentation also grows the output
 # by up to two spaces per level per line. Tool payloads nest a handful of levels.
@@ -100,8 +102,14 @@ class MarkdownBudget:
         return True
 
 
+_MARKUP_BYTES = MARKUP_CHARS.encode()
+
+
 def markup_count(text: str) -> int:
-    return sum(text.count(char) for char in MARKUP_CHARS)
+    # UTF-8 writes every non-ASCII character with bytes >= 0x80, so the ASCII markup bytes are
+    # the markup characters; bytes.translate is one C pass whatever the text holds.
+    raw = text.encode("utf-8", "surrogatepass")
+    return len(raw) - len(raw.translate(None, _MARKUP_BYTES))
 
 
 def markdown_html(text: str) -> str:
@@ -185,12 +193,15 @@ def json_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if _object_depth(value) <= JSON_MAX_DEPTH:
-        return json.dumps(value, ensure_ascii=False, default=str)
+        try:
+            return json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):  # keys json.dumps refuses (a tuple); not from the database
+            pass
     return compact_json(value)
 
 
 class _Raw(str):
-    """A piece of output already encoded, on _compact_json's stack among values still to go."""
+    """A piece of output already encoded, on compact_json's stack among values still to go."""
 
 
 def compact_json(value: Any) -> str:

@@ -276,3 +276,14 @@ def test_json_html_escapes_and_caps():
     capped = str(json_html('{"q": "' + "x" * TEXT_CAP + '"}'))
     assert capped.startswith('<div class="capped"><pre class="as-sent preview">{&quot;q&quot;: &quot;xxx')
     assert "Show all 65,545 characters" in capped
+
+
+def test_markup_is_counted_in_any_text():
+    assert rendering.markup_count("é [ü](x) \ud800 *") == 3  # [ ] *
+    assert rendering.markup_count(rendering.MARKUP_CHARS) == len(rendering.MARKUP_CHARS)
+    assert rendering.markup_count("plain words, and more.") == 0
+
+
+def test_decoded_values_json_cannot_encode_are_shown_anyway():
+    assert pretty_json({(1, 2): "x"}) == '{\n  "[1, 2]": "x"\n}'
+    assert pretty_json({"when": {1, 2}}) == '{\n  "when": "{1, 2}"\n}'
