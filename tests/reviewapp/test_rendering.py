@@ -287,3 +287,14 @@ def test_markup_is_counted_in_any_text():
 def test_decoded_values_json_cannot_encode_are_shown_anyway():
     assert pretty_json({(1, 2): "x"}) == '{\n  "[1, 2]": "x"\n}'
     assert pretty_json({"when": {1, 2}}) == '{\n  "when": "{1, 2}"\n}'
+
+
+def test_json_that_indentation_would_blow_up_is_shown_as_sent():
+    # 1,000 arrays 31 deep: 64 KB sent, about 4 MB once indented.
+    unit = "[" * 31 + "1" + "]" * 31
+    text = "[" + ",".join([unit] * 1_000) + "]"
+    few = "[" + ",".join([unit] * 10) + "]"
+
+    assert len(text) <= TEXT_CAP
+    assert pretty_json(text) == text
+    assert pretty_json(few) == json.dumps(json.loads(few), indent=2)  # ten of them still fit
