@@ -91,6 +91,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "reviewapp.context_processors.organization",
+                "reviewapp.context_processors.transcript",
             ],
         },
     }

@@ -1,9 +1,17 @@
-"""Turn stored OpenAI-format messages into a simple shape templates can show."""
+"""Turn stored OpenAI-format messages into a simple shape templates can show, each text already
+rendered by `reviewapp.rendering` (bounded in time and size, escaped or sanitised)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from django.utils.safestring import SafeString, mark_safe
+
+from reviewapp.rendering import MarkdownBudget, json_html, text_html
+
+# Roles whose text is the agent's standing instructions rather than a turn of the conversation.
+SYSTEM_ROLES = frozenset({"system", "developer"})
 
 
 @dataclass
@@ -11,6 +19,7 @@ class ToolCallView:
     id: str
     name: str
     arguments: Any
+    arguments_html: SafeString = field(default_factory=lambda: mark_safe(""))
 
 
 @dataclass
@@ -22,6 +31,11 @@ class TurnView:
     parts: list[str] = field(default_factory=list)
     tool_calls: list[ToolCallView] = field(default_factory=list)
     tool_call_id: str = ""
+    body: SafeString = field(default_factory=lambda: mark_safe(""))
+
+    @property
+    def is_system(self) -> bool:
+        return self.role in SYSTEM_ROLES
 
 
 def _text_of(content: Any) -> tuple[str, list[str]]:
@@ -39,6 +53,9 @@ def _text_of(content: Any) -> tuple[str, list[str]]:
 
 
 def transcript_turns(messages: list[dict[str, Any]]) -> list[TurnView]:
+    """The turns of a transcript, rendered. One markdown budget covers the whole transcript, so
+    the page costs a bounded time however many hostile messages it has."""
+    budget = MarkdownBudget()
     turns: list[TurnView] = []
     for index, message in enumerate(messages or []):
         if not isinstance(message, dict):
@@ -49,22 +66,28 @@ def transcript_turns(messages: list[dict[str, Any]]) -> list[TurnView]:
             if not isinstance(call, dict):
                 continue
             function = call.get("function") or {}
+            if not isinstance(function, dict):
+                function = {}
+            arguments = function.get("arguments", "")
             calls.append(
                 ToolCallView(
                     id=str(call.get("id") or ""),
                     name=str(function.get("name") or ""),
-                    arguments=function.get("arguments", ""),
+                    arguments=arguments,
+                    arguments_html=json_html(arguments),
                 )
             )
+        role = str(message.get("role", ""))
         turns.append(
             TurnView(
                 index=index,
-                role=str(message.get("role", "")),
+                role=role,
                 name=str(message.get("name") or ""),
                 text=text,
                 parts=parts,
                 tool_calls=calls,
                 tool_call_id=str(message.get("tool_call_id") or ""),
+                body=(json_html(text) if role == "tool" else text_html(text, budget=budget)) if text else mark_safe(""),
             )
         )
     return turns

@@ -58,6 +58,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.home, name="home"),
     path("org/switch", views.organization_switch, name="org-switch"),
+    path("preferences/system-prompt", views.system_prompt_preference, name="preference-system-prompt"),
     path("conversations/", views.conversation_list, name="conversation-list"),
     path("conversations/<int:conversation_id>/", views.conversation_detail, name="conversation-detail"),
     path("settings/api-keys/", views.api_key_list, name="api-key-list"),

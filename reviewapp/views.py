@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from reviewapp import selectors, services
+from reviewapp.context_processors import SYSTEM_PROMPT_OPEN
 from reviewapp.errors import NotFound
 from reviewapp.middleware import SESSION_KEY
 from reviewapp.principal import CAPABILITIES
@@ -67,6 +68,15 @@ def organization_switch(request: HttpRequest) -> HttpResponse:
             request.session[SESSION_KEY] = membership.organization_id
             return redirect("home")
     raise Http404("No such organization.")
+
+
+@member_required()
+@require_POST
+def system_prompt_preference(request: HttpRequest) -> HttpResponse:
+    """`open=1` or `open=0`, sent by static/reviewapp/transcript.js when the person opens or
+    closes a system prompt."""
+    request.session[SYSTEM_PROMPT_OPEN] = request.POST.get("open") == "1"
+    return HttpResponse(status=204)
 
 
 class ConversationFilterForm(forms.Form):

@@ -1,19 +1,23 @@
-"""A hostile transcript shown in a real browser runs no script and shows its text literally."""
+"""A hostile transcript shown in a real browser runs no script and shows its text literally; a
+2 MB message is a preview with "show all"; the system prompt on the labeling page starts
+collapsed and stays as the annotator left it."""
 
 from __future__ import annotations
 
 import pytest
 
+from labeling import services as labeling_services
 from reviewapp import services
 from reviewapp.ingest_schemas import ConversationIn
 from tests.browser.conftest import login
-from tests.factories import DEFAULT_PASSWORD
+from tests.factories import DEFAULT_PASSWORD, ConversationFactory
+from tests.labeling.factories import make_queue
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 XSS = "<script>window.__xss = (window.__xss || 0) + 1</script>"
 IMG = '<img src=x onerror="window.__xss = (window.__xss || 0) + 1">'
-SVG = "<svg onload=\"window.__xss = (window.__xss || 0) + 1\"></svg>"
+SVG = '<svg onload="window.__xss = (window.__xss || 0) + 1"></svg>'
 LINK = "[click me](javascript:window.__xss=1)"
 
 
@@ -43,8 +47,14 @@ def hostile_conversation() -> dict:
         "tags": [f"t{XSS}"],
         "metadata": {f"k{XSS}": f"v{IMG}"},
         "judge_scores": [
-            {"judge": f"j{XSS}", "judge_version": f"{IMG}", "criterion": f"c{SVG}", "score": 0.1, "label": f"l{XSS}",
-             "reasoning": f"because {XSS} {IMG}"}
+            {
+                "judge": f"j{XSS}",
+                "judge_version": f"{IMG}",
+                "criterion": f"c{SVG}",
+                "score": 0.1,
+                "label": f"l{XSS}",
+                "reasoning": f"because {XSS} {IMG}",
+            }
         ],
         "feedback": {"rating": "down", "comment": f"angry {XSS} {IMG}", "user_rephrased": True},
     }
@@ -73,3 +83,49 @@ def test_hostile_transcript_runs_no_script_in_chromium(page, live_server, projec
     assert dialogs == []
     # The transcript shows every turn with its role.
     assert page.locator("article.turn").count() == 6
+
+
+def test_labeling_page_shows_a_huge_message_and_remembers_the_system_prompt(page, live_server, project, member):
+    member("annotator", username="ann")
+    huge = "[" * (2 * 1024 * 1024)
+    conversation = ConversationFactory(
+        project=project,
+        messages=[
+            {"role": "system", "content": "You are the agent.\nPolicies:\n- Refunds within 30 days.\n- Be concise."},
+            {"role": "user", "content": huge},
+            {
+                "role": "assistant",
+                "content": "Here's what I found:\n- DA1887 at 07:35\n- DA1089 at 12:10\nWhich one works for you?",
+            },
+        ],
+    )
+    queue = make_queue(project)
+    labeling_services.queue_items_add(queue=queue, conversation_ids=[conversation.pk], user=None)
+    login(page, live_server, "ann", DEFAULT_PASSWORD)
+    page.goto(f"{live_server.url}/labeling/queues/{queue.pk}/work")
+    panel = page.locator(".item-panel.active")
+    panel.wait_for()
+
+    # The agent's list is a list, each option on its own line; the line after it continues the
+    # last item (CommonMark's lazy continuation) but keeps its line break.
+    assert panel.locator(".role-assistant li").all_inner_texts() == [
+        "DA1887 at 07:35",
+        "DA1089 at 12:10\nWhich one works for you?",
+    ]
+    # 2 MB of "[": a preview; "show all" swaps it for the whole text.
+    capped = panel.locator(".role-user .capped")
+    assert len(capped.locator(".preview").inner_text()) == 4_001
+    capped.locator("summary").click()
+    assert capped.locator(".preview").is_hidden()
+    assert capped.locator("details .as-sent").evaluate("el => el.textContent.length") == len(huge)
+
+    # The system prompt starts collapsed; opened once, it opens on the next page load too.
+    system = panel.locator("details.system-prompt")
+    assert system.evaluate("el => el.open") is False
+    assert panel.get_by_text("Refunds within 30 days.").is_hidden()
+    with page.expect_response(lambda r: r.url.endswith("/preferences/system-prompt")) as sent:
+        system.locator("summary").click()
+    assert sent.value.status == 204
+    assert panel.get_by_text("Refunds within 30 days.").is_visible()
+    page.reload()
+    page.locator(".item-panel.active details.system-prompt[open]").wait_for()
