@@ -8,10 +8,14 @@ storing the rows. Here rows are plain dicts (attname -> value) and, on PostgreSQ
 - `insert_rows(..., return_ids=True)` takes ids from the table's sequence in one query and
   streams the rows with `COPY` (a unique violation still raises `IntegrityError`);
 - `insert_rows(..., ignore_conflicts=True)` sends every row in one JSON document and inserts
-  `SELECT ... FROM jsonb_to_recordset(...) ON CONFLICT DO NOTHING` (COPY has no ON CONFLICT).
+  `SELECT ... FROM jsonb_to_recordset(...) ON CONFLICT DO NOTHING` (COPY has no ON CONFLICT);
+  with `returning="column"` it answers that column of the rows really inserted (`RETURNING`),
+  which is how a caller counts what a conflict dropped.
 
-Other databases get `bulk_create` with the same arguments, so the rows stored, the errors
-raised and the conflicts ignored are the same on every backend; only the speed differs.
+Other databases get `bulk_create` with the same arguments (and, for `returning`, a plain
+`INSERT ... ON CONFLICT DO NOTHING RETURNING`, which SQLite has since 3.35), so the rows
+stored, the errors raised and the conflicts ignored are the same on every backend; only the
+speed differs.
 """
 
 from __future__ import annotations
@@ -50,14 +54,21 @@ def insert_rows(
     *,
     return_ids: bool = False,
     ignore_conflicts: bool = False,
-) -> list[int]:
+    returning: str | None = None,
+) -> list[Any]:
     """Insert `rows` (dicts of attname -> value; missing fields take their default) inside the
-    caller's transaction. With `return_ids`, answers the new primary keys in row order."""
+    caller's transaction. With `return_ids`, answers the new primary keys in row order. With
+    `ignore_conflicts` and `returning` (a column name), answers that column of the rows that
+    were inserted, in no particular order."""
     if return_ids and ignore_conflicts:
         raise ValueError("ids of rows skipped on conflict cannot be returned")
+    if returning is not None and not ignore_conflicts:
+        raise ValueError("returning is for ignore_conflicts; use return_ids")
     if not rows:
         return []
     connection = connections[router.db_for_write(model)]
+    if returning is not None and connection.vendor != "postgresql":
+        return _insert_returning(connection, model, rows, returning)
     if connection.vendor != "postgresql":
         objs = [model(**row) for row in rows]
         model._default_manager.using(connection.alias).bulk_create(
@@ -83,12 +94,13 @@ def insert_rows(
                 }
                 for row in rows
             ]
+            suffix = f" RETURNING {connection.ops.quote_name(returning)}" if returning else ""
             cursor.execute(
                 f"INSERT INTO {table} ({names}) SELECT {names} "  # noqa: S608 - names from model meta
-                f"FROM jsonb_to_recordset(%s::jsonb) AS r({record}) ON CONFLICT DO NOTHING",
+                f"FROM jsonb_to_recordset(%s::jsonb) AS r({record}) ON CONFLICT DO NOTHING{suffix}",
                 [_json_text(document)],
             )
-            return []
+            return [row[0] for row in cursor.fetchall()] if returning else []
 
         ids: list[int] = []
         if return_ids:
@@ -111,3 +123,31 @@ def insert_rows(
                     values.insert(0, ids[index])
                 copy.write_row(values)
     return ids
+
+
+def _insert_returning(
+    connection: Any, model: type[models.Model], rows: Sequence[dict[str, Any]], returning: str
+) -> list[Any]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING for databases other than PostgreSQL, in
+    batches that stay under the backend's limit on bound parameters."""
+    fields = _columns(model)
+    table = connection.ops.quote_name(model._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    batch = max(1, connection.ops.bulk_batch_size(fields, rows))
+    found: list[Any] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            params = [
+                f.get_db_prep_save(value, connection)
+                for row in chunk
+                for f, value in zip(fields, _values(fields, row), strict=True)
+            ]
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) VALUES {', '.join([placeholders] * len(chunk))} "  # noqa: S608
+                f"ON CONFLICT DO NOTHING RETURNING {connection.ops.quote_name(returning)}",
+                params,
+            )
+            found.extend(row[0] for row in cursor.fetchall())
+    return found
