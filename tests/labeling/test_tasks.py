@@ -99,6 +99,30 @@ def test_backfills_resume_restarts_a_lost_backfill_chain(project):
     assert tasks.backfills_resume.delay().get() == 0
 
 
+def test_backfills_resume_leaves_a_live_chain_alone_and_restarts_a_stale_one_once(project, monkeypatch):
+    sent = []
+    monkeypatch.setattr(tasks.queue_backfill, "apply_async", lambda args, **kwargs: sent.append(tuple(args)))
+    queue = make_queue(project, sampling=({"rate": 1.0},))  # its chain has just started
+
+    # Every five minutes for half an hour while the chain is alive: nothing new is started.
+    assert [tasks.backfills_resume.delay().get() for _ in range(6)] == [0] * 6
+    stale = timezone.now() - dt.timedelta(seconds=services.BACKFILL_STALE_SECONDS + 1)
+    Queue.objects.filter(pk=queue.pk).update(backfill_heartbeat_at=stale)
+    assert [tasks.backfills_resume.delay().get() for _ in range(3)] == [1, 0, 0]
+
+    assert sent == [(queue.pk, 0)]
+
+
+def test_a_backfill_step_of_a_superseded_chain_does_nothing(project):
+    _ingest(project, [conversation_payload(f"old{i}", occurred_at=None) for i in range(3)])
+    queue = make_queue(project, sampling=({"rate": 1.0, "if": {"tags_any": ["none"]}},))
+    services.queue_sampling_update(queue=queue, rules=[{"rate": 1.0}], max_per_day=None)
+
+    assert tasks.queue_backfill.delay(queue.pk, 0).get() == 0  # the first rules' chain
+    assert QueueItem.objects.filter(queue=queue).count() == 0
+    assert tasks.queue_backfill.delay(queue.pk, 1).get() == 3
+
+
 def test_leases_expire_returns_expired_leases_to_the_pool(project, member):
     queue = make_queue(project)
     stale, live = add_items(queue, 2)
