@@ -432,6 +432,7 @@ def _limit_for(key: str, queue: Queue, rules: list[sampling.SamplingRule]) -> in
 # anyway: the second run finds the batch gone or locked).
 SAMPLING_RETRY_SECONDS = 120
 SAMPLING_SWEEP_LIMIT = 1000
+SAMPLING_ATTEMPTS_WARN = 5
 
 
 def sampling_work_record(*, project_id: int, conversation_ids: list[int]) -> SamplingBatch | None:
@@ -467,14 +468,17 @@ def sampling_batches_due(*, now: dt.datetime | None = None, limit: int = SAMPLIN
     due = list(
         SamplingBatch.objects.filter(enqueued_at__lt=stale_before)
         .order_by("enqueued_at", "pk")
-        .values_list("pk", "enqueued_at")[:limit]
+        .values_list("pk", "enqueued_at", "attempts")[:limit]
     )
     taken = []
-    for pk, enqueued_at in due:
+    for pk, enqueued_at, attempts in due:
         if SamplingBatch.objects.filter(pk=pk, enqueued_at=enqueued_at).update(
             enqueued_at=now, attempts=F("attempts") + 1
         ):
             taken.append(pk)
+            if attempts + 1 == SAMPLING_ATTEMPTS_WARN:
+                # An outage clears in a few sweeps; this many means the batch itself fails.
+                logger.warning("sampling batch %s still unsampled after %s attempts", pk, attempts + 1)
     return taken
 
 
