@@ -9,7 +9,16 @@ import datetime as dt
 from django.db import connection
 from django.db.models import Exists, F, OuterRef
 
-from labeling.models import Assignment, AssignmentStatus, ItemStatus, Label, Queue, QueueItem
+from labeling.models import (
+    Assignment,
+    AssignmentStatus,
+    ItemStatus,
+    Label,
+    Queue,
+    QueueItem,
+    SamplingBatch,
+    SamplingCounter,
+)
 from reviewapp import rawsql
 from reviewapp.models import Conversation, Project
 
@@ -191,3 +200,23 @@ def expired_leases_lock(*, item_ids: list[int], now: dt.datetime) -> list[tuple[
     list(QueueItem.objects.filter(pk__in=item_ids).order_by("pk").select_for_update().values_list("pk", flat=True))
     qs = Assignment.objects.filter(item_id__in=item_ids, status=AssignmentStatus.ACTIVE, lease_expires_at__lte=now)
     return list(qs.order_by("item_id", "pk").select_for_update().values_list("pk", "item_id"))
+
+
+def sampling_counters_lock(*, queue_id: int, keys: list[str], day: dt.date) -> dict[str, SamplingCounter]:
+    """The queue's budget counters for `day`, created if missing, locked in key order (queues
+    are sampled in id order, so every sampler locks (queue, key) ascending and none deadlock).
+    Call it inside the transaction that spends the budget; it holds the locks until it ends."""
+    if not keys:
+        return {}
+    SamplingCounter.objects.bulk_create(
+        [SamplingCounter(queue_id=queue_id, key=key, day=day) for key in sorted(keys)], ignore_conflicts=True
+    )
+    locked = SamplingCounter.objects.filter(queue_id=queue_id, key__in=keys, day=day).order_by("key")
+    return {counter.key: counter for counter in locked.select_for_update(of=("self",))}
+
+
+def sampling_batch_claim(*, batch_id: int) -> SamplingBatch | None:
+    """Lock a recorded sampling batch, or None if it is gone (done) or another worker holds it
+    (SKIP LOCKED: that worker will finish or, failing, leave it for the sweeper). The caller
+    samples and deletes it inside the same transaction."""
+    return SamplingBatch.objects.filter(pk=batch_id).select_for_update(skip_locked=True, of=("self",)).first()

@@ -73,6 +73,13 @@ class Queue(models.Model):
     # Backfill progress: conversations up to this id have been considered; NULL = to do.
     backfill_cursor = models.BigIntegerField(null=True, blank=True)
     backfill_done_at = models.DateTimeField(null=True, blank=True)
+    # A rules change bumps the generation; a backfill step writes its cursor only if the
+    # generation and the cursor it started from are unchanged (compare-and-set), so a step of
+    # an old chain, or a second chain, can never overwrite newer progress.
+    backfill_generation = models.PositiveIntegerField(default=0)
+    # Set whenever a chain is started and by every step: the resume sweeper only restarts a
+    # chain whose heartbeat is stale, so a live chain is never doubled.
+    backfill_heartbeat_at = models.DateTimeField(null=True, blank=True)
     gold_rate = models.FloatField(default=0.0)
     is_active = models.BooleanField(default=True)
     created_by = models.ForeignKey(
@@ -235,8 +242,32 @@ class ItemEvent(models.Model):
         indexes = [models.Index(fields=["item", "id"], name="item_event_item")]
 
 
+class SamplingBatch(models.Model):
+    """Sampling still owed to some conversations of a project: the outbox row.
+
+    Written in the transaction that stored the conversations (or their new judge scores or
+    feedback), so a broker outage can delay sampling but never lose it. The task that samples
+    the batch locks the row (SKIP LOCKED: two workers never process one batch) and deletes it in
+    the same transaction as the items it adds; the beat sweeper re-enqueues batches left behind.
+    """
+
+    project = models.ForeignKey("reviewapp.Project", on_delete=models.CASCADE, related_name="+")
+    conversation_ids = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    # How many times the sweeper re-enqueued it, and when last: it waits between attempts.
+    attempts = models.PositiveIntegerField(default=0)
+    enqueued_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["enqueued_at"], name="sampling_batch_enqueued")]
+
+    def __str__(self) -> str:
+        return f"sampling batch {self.pk} ({len(self.conversation_ids)} conversations)"
+
+
 class SamplingCounter(models.Model):
-    """Per queue, budget key and UTC day: how many conversations passed the rate (`candidates`)
+    """Per queue, budget key and day (in the project's time zone): how many conversations passed the rate (`candidates`)
     and how many the budget let in (`admitted`). admitted/candidates is the budget's thinning,
     so a label's true inclusion probability is rate * admitted / candidates for its stratum-day."""
 

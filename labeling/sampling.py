@@ -14,6 +14,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -163,12 +164,34 @@ def candidate_for(queue_id: int, rules: list[SamplingRule], facts: ConversationF
     )
 
 
+def budget_time(now: dt.datetime, zone: str) -> dt.datetime:
+    """`now` on the wall clock of the project's time zone: its date is the budget day. An
+    unknown zone (validated where it is set, so only a hand-edited row) counts in UTC."""
+    try:
+        tz: dt.tzinfo = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = dt.UTC
+    return now.astimezone(tz)
+
+
+def zone_valid(zone: str) -> bool:
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 def pacing_allowance(limit: int, now: dt.datetime) -> int:
-    """How much of a daily budget may be used by `now` (UTC): the budget accrues evenly over
-    the day, plus one hour's worth up front, so a morning burst cannot spend the whole day's
-    budget and evening traffic is sampled too."""
+    """How much of a daily budget may be used by `now` (aware, on the budget's wall clock):
+    the budget accrues evenly over the day, plus one hour's worth up front, so a morning burst
+    cannot spend the whole day's budget and evening traffic is sampled too. A day is as long
+    as it really is (23 or 25 hours when the clocks change)."""
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    elapsed = (now - midnight).total_seconds() / 86_400
+    # Aware datetimes sharing a tzinfo subtract as wall times: measure in UTC instead.
+    start = midnight.astimezone(dt.UTC)
+    end = (midnight + dt.timedelta(days=1)).astimezone(dt.UTC)
+    elapsed = (now.astimezone(dt.UTC) - start).total_seconds() / (end - start).total_seconds()
     burst = max(1, math.ceil(limit / 24))
     return min(limit, math.ceil(limit * elapsed) + burst)
 
@@ -185,9 +208,11 @@ __all__ = [
     "JudgeFact",
     "RuleCondition",
     "SamplingRule",
+    "budget_time",
     "candidate_for",
     "condition_matches",
     "pacing_allowance",
     "rules_parse",
     "sample_hash",
+    "zone_valid",
 ]

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from labeling import lock_objects, rubric, sampling
@@ -31,10 +31,11 @@ from labeling.models import (
     LabelSchemaVersion,
     Queue,
     QueueItem,
+    SamplingBatch,
     SamplingCounter,
     SkipPolicy,
 )
-from reviewapp import bulk, rawsql
+from reviewapp import bulk, enqueue, rawsql
 from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.models import Conversation, JudgeScore, Project
 
@@ -143,13 +144,14 @@ def queue_create(*, project: Project, spec: QueueSpec, user: AbstractBaseUser | 
             max_per_day=spec.max_per_day,
             backfill_days=spec.backfill_days,
             backfill_done_at=None if rules else timezone.now(),
+            backfill_heartbeat_at=timezone.now() if rules else None,
             gold_rate=spec.gold_rate,
             created_by=_user(user),
         )
         if spec.assignee_ids:
             queue.assignees.set(spec.assignee_ids)
         if rules:
-            _enqueue_backfill(queue.pk)
+            _enqueue_backfill(queue.pk, queue.backfill_generation)
     return queue
 
 
@@ -157,23 +159,30 @@ def queue_sampling_update(*, queue: Queue, rules: list[dict[str, Any]], max_per_
     """Replace a queue's sampling rules and backfill again under the new rules (items already
     sampled stay: a conversation is never in a queue twice)."""
     parsed = sampling.rules_parse(rules)
+    now = timezone.now()
     with transaction.atomic():
+        # A new generation: a backfill step still running under the old rules can no longer
+        # write its cursor (queue_backfill_step compares and sets it), and its chain ends.
         Queue.objects.filter(pk=queue.pk).update(
             sampling=[r.model_dump(by_alias=True, exclude_none=True) for r in parsed],
             max_per_day=max_per_day,
             backfill_cursor=None,
-            backfill_done_at=None if parsed else timezone.now(),
+            backfill_done_at=None if parsed else now,
+            backfill_generation=F("backfill_generation") + 1,
+            backfill_heartbeat_at=now if parsed else None,
         )
+        queue.refresh_from_db()
         if parsed:
-            _enqueue_backfill(queue.pk)
-    queue.refresh_from_db()
+            _enqueue_backfill(queue.pk, queue.backfill_generation)
     return queue
 
 
-def _enqueue_backfill(queue_id: int) -> None:
+def _enqueue_backfill(queue_id: int, generation: int) -> None:
     from labeling.tasks import queue_backfill
 
-    transaction.on_commit(lambda: queue_backfill.delay(queue_id))
+    # The queue's backfill columns are the record of this work: if the broker is down the
+    # resume sweeper starts the chain once its heartbeat is stale.
+    enqueue.delay_on_commit(queue_backfill, queue_id, generation)
 
 
 # --- sampling --------------------------------------------------------------------------------
@@ -237,51 +246,52 @@ def _facts_for(conversation_ids: list[int]) -> list[sampling.ConversationFacts]:
     ]
 
 
-def conversations_sample(*, project_id: int, conversation_ids: list[int], source: str = "rule") -> int:
-    """Run every active queue's sampling rules over these conversations; returns items added."""
-    queues = list(Queue.objects.filter(project_id=project_id, is_active=True).exclude(sampling=[]))
+def conversations_sample(
+    *, project_id: int, conversation_ids: list[int], source: str = "rule", now: dt.datetime | None = None
+) -> int:
+    """Run every active queue's sampling rules over these conversations; returns items added.
+    Safe to repeat: items are unique per (queue, conversation) and budgets count only the rows
+    really inserted. `now` pins the clock (budget day and pacing) for tests."""
+    # In id order: samplers that meet on several queues take their budget locks queue by queue
+    # in the same order, so they wait for each other instead of deadlocking.
+    queues = list(
+        Queue.objects.filter(project_id=project_id, is_active=True)
+        .exclude(sampling=[])
+        .select_related("project")
+        .order_by("pk")
+    )
     if not queues or not conversation_ids:
         return 0
     facts = _facts_for(conversation_ids)
+    now = now or timezone.now()
     added = 0
     for queue in queues:
-        added += _queue_sample(queue=queue, facts=facts, source=source)
+        added += _queue_sample(queue=queue, facts=facts, source=source, now=now)
     return added
 
 
-def _queue_sample(*, queue: Queue, facts: list[sampling.ConversationFacts], source: str) -> int:
+def _queue_sample(*, queue: Queue, facts: list[sampling.ConversationFacts], source: str, now: dt.datetime) -> int:
     rules = sampling.rules_parse(queue.sampling)
     candidates = [c for f in facts if (c := sampling.candidate_for(queue.pk, rules, f)) is not None]
     if not candidates:
         return 0
-    now = timezone.now()
     # Priority sampling on the hash: when a budget is short, the lowest hashes win, so which
     # conversations get in never depends on arrival order within a batch.
     candidates.sort(key=lambda c: c.u)
+    local_now = sampling.budget_time(now, queue.project.timezone)
+    keys = sorted(_budget_keys(queue, candidates))
     with transaction.atomic():
+        counters = lock_objects.sampling_counters_lock(queue_id=queue.pk, keys=keys, day=local_now.date())
+        # Read after taking the counters: a sampler that held them has committed its items by
+        # now, so they are not counted as candidates (or admitted) a second time.
         existing = _in_queue(queue.pk, [c.conversation_id for c in candidates])
         fresh = [c for c in candidates if c.conversation_id not in existing]
-        admitted = _apply_budgets(queue=queue, rules=rules, candidates=fresh, now=now)
-        items = [
-            {
-                "organization_id": queue.organization_id,
-                "queue_id": queue.pk,
-                "conversation_id": c.conversation_id,
-                "priority": queue.priority,
-                "labels_needed": queue.annotations_per_item,
-                "source": source,
-                "sampling_rule": rule.label(index),
-                "sampling_strategy": rule.strategy(),
-                "inclusion_probability": c.inclusion_probability,
-                "stratum": c.stratum,
-                "sample_hash": c.u,
-                "created_at": now,
-            }
-            for c, index, rule in admitted
-        ]
-        # ignore_conflicts: a manual add or a concurrent task may have put one in already.
-        bulk.insert_rows(QueueItem, items, ignore_conflicts=True)
-    return len(items)
+        added = _admit_and_insert(
+            queue=queue, rules=rules, candidates=fresh, counters=counters, local_now=local_now, source=source, now=now
+        )
+        for counter in counters.values():
+            counter.save(update_fields=["candidates", "admitted"])
+    return added
 
 
 _IN_QUEUE_SQL = "SELECT conversation_id FROM labeling_queueitem WHERE queue_id = %s AND conversation_id = ANY(%s)"
@@ -298,48 +308,115 @@ def _in_queue(queue_id: int, conversation_ids: list[int]) -> set[int]:
     )
 
 
-def _apply_budgets(
-    *, queue: Queue, rules: list[sampling.SamplingRule], candidates: list[sampling.Candidate], now: dt.datetime
-) -> list[tuple[sampling.Candidate, int, sampling.SamplingRule]]:
-    """Admit candidates within per-rule and per-queue daily budgets, paced over the UTC day.
-    Counters are locked rows, so parallel sampling tasks never overspend a budget."""
-    day = now.date()
-    limited_keys = {f"rule:{m.index}" for c in candidates for m in c.passing if m.rule.max_per_day}
+def _budget_keys(queue: Queue, candidates: list[sampling.Candidate]) -> set[str]:
+    keys = {f"rule:{m.index}" for c in candidates for m in c.passing if m.rule.max_per_day}
     if queue.max_per_day:
-        limited_keys.add("queue")
-    counters: dict[str, SamplingCounter] = {}
-    if limited_keys:
-        for key in sorted(limited_keys):  # fixed order: no deadlock between two samplers
-            SamplingCounter.objects.get_or_create(queue=queue, key=key, day=day)
-        for counter in SamplingCounter.objects.select_for_update().filter(queue=queue, key__in=limited_keys, day=day):
-            counters[counter.key] = counter
+        keys.add("queue")
+    return keys
+
+
+@dataclass(frozen=True)
+class _Admission:
+    candidate: sampling.Candidate
+    index: int
+    rule: sampling.SamplingRule
+    keys: tuple[str, ...]  # the budgets it spends
+
+
+# A conflict (a manual add, or an unbudgeted concurrent sampler) can drop admitted rows; their
+# budget goes to the next-lowest hashes, for at most this many rounds.
+_ADMIT_ROUNDS = 3
+
+
+def _admit_and_insert(
+    *,
+    queue: Queue,
+    rules: list[sampling.SamplingRule],
+    candidates: list[sampling.Candidate],
+    counters: dict[str, SamplingCounter],
+    local_now: dt.datetime,
+    source: str,
+    now: dt.datetime,
+) -> int:
+    """Admit candidates within the per-rule and per-queue daily budgets (paced over the
+    project's day), insert them, and count against the budgets only the rows really inserted.
+    The caller holds the counters' locks and saves them."""
+    for c in candidates:
+        for key in _budget_keys(queue, [c]):
+            counters[key].candidates += 1
     room = {
-        key: max(0, sampling.pacing_allowance(_limit_for(key, queue, rules), now) - counter.admitted)
+        key: max(0, sampling.pacing_allowance(_limit_for(key, queue, rules), local_now) - counter.admitted)
         for key, counter in counters.items()
     }
-    admitted: list[tuple[sampling.Candidate, int, sampling.SamplingRule]] = []
+    added = 0
+    pending = candidates
+    for _ in range(_ADMIT_ROUNDS):
+        admitted, refused = _admit(queue, pending, room)
+        if not admitted:
+            break
+        inserted = set(
+            bulk.insert_rows(
+                QueueItem,
+                [_item_row(queue, a, source, now) for a in admitted],
+                ignore_conflicts=True,
+                returning="conversation_id",
+            )
+        )
+        added += len(inserted)
+        dropped = False
+        for a in admitted:
+            for key in a.keys:
+                if a.candidate.conversation_id in inserted:
+                    counters[key].admitted += 1
+                else:
+                    room[key] += 1
+            dropped = dropped or a.candidate.conversation_id not in inserted
+        if not dropped or not refused:
+            break
+        pending = refused
+    return added
+
+
+def _admit(
+    queue: Queue, candidates: list[sampling.Candidate], room: dict[str, int]
+) -> tuple[list[_Admission], list[sampling.Candidate]]:
+    """Candidates (lowest hash first) the room left admits, spending it; and those refused."""
+    admitted: list[_Admission] = []
+    refused: list[sampling.Candidate] = []
     for c in candidates:
-        for key in {f"rule:{m.index}" for m in c.passing if m.rule.max_per_day} | (
-            {"queue"} if queue.max_per_day else set()
-        ):
-            counters[key].candidates += 1
         if queue.max_per_day and room["queue"] <= 0:
+            refused.append(c)
             continue
         for m in c.passing:
             key = f"rule:{m.index}"
             if m.rule.max_per_day and room[key] <= 0:
                 continue
-            if m.rule.max_per_day:
-                room[key] -= 1
-                counters[key].admitted += 1
-            if queue.max_per_day:
-                room["queue"] -= 1
-                counters["queue"].admitted += 1
-            admitted.append((c, m.index, m.rule))
+            keys = ((key,) if m.rule.max_per_day else ()) + (("queue",) if queue.max_per_day else ())
+            for spent in keys:
+                room[spent] -= 1
+            admitted.append(_Admission(c, m.index, m.rule, keys))
             break
-    for counter in counters.values():
-        counter.save(update_fields=["candidates", "admitted"])
-    return admitted
+        else:
+            refused.append(c)
+    return admitted, refused
+
+
+def _item_row(queue: Queue, a: _Admission, source: str, now: dt.datetime) -> dict[str, Any]:
+    c = a.candidate
+    return {
+        "organization_id": queue.organization_id,
+        "queue_id": queue.pk,
+        "conversation_id": c.conversation_id,
+        "priority": queue.priority,
+        "labels_needed": queue.annotations_per_item,
+        "source": source,
+        "sampling_rule": a.rule.label(a.index),
+        "sampling_strategy": a.rule.strategy(),
+        "inclusion_probability": c.inclusion_probability,
+        "stratum": c.stratum,
+        "sample_hash": c.u,
+        "created_at": now,
+    }
 
 
 def _limit_for(key: str, queue: Queue, rules: list[sampling.SamplingRule]) -> int:
@@ -348,28 +425,127 @@ def _limit_for(key: str, queue: Queue, rules: list[sampling.SamplingRule]) -> in
     return int(rules[int(key.split(":", 1)[1])].max_per_day or 0)
 
 
-def queue_backfill_step(*, queue_id: int, chunk: int = BACKFILL_CHUNK) -> tuple[int, bool]:
+# --- sampling outbox -------------------------------------------------------------------------
+
+# The sweeper re-enqueues a batch not sampled this long after it was (last) enqueued: longer
+# than a healthy worker takes, so it rarely duplicates a message still in the broker (harmless
+# anyway: the second run finds the batch gone or locked).
+SAMPLING_RETRY_SECONDS = 120
+SAMPLING_SWEEP_LIMIT = 1000
+SAMPLING_ATTEMPTS_WARN = 5
+
+
+def sampling_work_record(*, project_id: int, conversation_ids: list[int]) -> SamplingBatch | None:
+    """Record, in the caller's transaction, that these conversations must be sampled, and
+    enqueue that after commit. A broker error only delays it: the sweeper finds the row."""
+    from labeling.tasks import sampling_batch_process
+
+    if not conversation_ids:
+        return None
+    batch = SamplingBatch.objects.create(project_id=project_id, conversation_ids=list(conversation_ids))
+    enqueue.delay_on_commit(sampling_batch_process, batch.pk)
+    return batch
+
+
+def sampling_batch_process(*, batch_id: int, now: dt.datetime | None = None) -> int | None:
+    """Sample one recorded batch and delete it, in one transaction; None when there is nothing
+    to do (already done, or another worker holds it right now)."""
+    with transaction.atomic():
+        batch = lock_objects.sampling_batch_claim(batch_id=batch_id)
+        if batch is None:
+            return None
+        added = conversations_sample(project_id=batch.project_id, conversation_ids=batch.conversation_ids, now=now)
+        SamplingBatch.objects.filter(pk=batch.pk).delete()
+    return added
+
+
+def sampling_batches_due(*, now: dt.datetime | None = None, limit: int = SAMPLING_SWEEP_LIMIT) -> list[int]:
+    """Batches enqueued more than SAMPLING_RETRY_SECONDS ago and still here (a broker outage,
+    a lost message, a failed run), marked re-enqueued now (compare-and-set, so two sweepers
+    never both take one). The caller enqueues them."""
+    now = now or timezone.now()
+    stale_before = now - dt.timedelta(seconds=SAMPLING_RETRY_SECONDS)
+    due = list(
+        SamplingBatch.objects.filter(enqueued_at__lt=stale_before)
+        .order_by("enqueued_at", "pk")
+        .values_list("pk", "enqueued_at", "attempts")[:limit]
+    )
+    taken = []
+    for pk, enqueued_at, attempts in due:
+        if SamplingBatch.objects.filter(pk=pk, enqueued_at=enqueued_at).update(
+            enqueued_at=now, attempts=F("attempts") + 1
+        ):
+            taken.append(pk)
+            if attempts + 1 == SAMPLING_ATTEMPTS_WARN:
+                # An outage clears in a few sweeps; this many means the batch itself fails.
+                logger.warning("sampling batch %s still unsampled after %s attempts", pk, attempts + 1)
+    return taken
+
+
+# --- backfill --------------------------------------------------------------------------------
+
+# The resume sweeper restarts a backfill chain whose last step is older than this. A step is
+# bounded by the task time limit (300 s), so a live chain always beats this heartbeat.
+BACKFILL_STALE_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class BackfillStep:
+    added: int
+    more: bool
+    generation: int
+
+
+def queue_backfill_step(
+    *, queue_id: int, generation: int | None = None, chunk: int = BACKFILL_CHUNK, now: dt.datetime | None = None
+) -> BackfillStep:
     """Sample the next chunk of older conversations for a queue (newest first, within its
-    backfill window). Returns (items added, whether more remain)."""
-    queue = Queue.objects.filter(pk=queue_id, is_active=True, backfill_done_at__isnull=True).first()
-    if queue is None:
-        return 0, False
-    since = timezone.now() - dt.timedelta(days=queue.backfill_days)
+    backfill window). The step's progress is written only if the queue's generation (bumped by
+    a rules change) and cursor are still the ones it started from; otherwise another chain or
+    newer rules own the backfill and this chain ends (`more` False)."""
+    queue = (
+        Queue.objects.select_related("project")
+        .filter(pk=queue_id, is_active=True, backfill_done_at__isnull=True)
+        .first()
+    )
+    if queue is None or (generation is not None and queue.backfill_generation != generation):
+        return BackfillStep(0, False, generation or 0)
+    now = now or timezone.now()
+    since = now - dt.timedelta(days=queue.backfill_days)
     qs = Conversation.objects.filter(project_id=queue.project_id, occurred_at__gte=since)
     if queue.backfill_cursor is not None:
         qs = qs.filter(pk__lt=queue.backfill_cursor)
     ids = list(qs.order_by("-pk").values_list("pk", flat=True)[:chunk])
-    added = _queue_sample(queue=queue, facts=_facts_for(ids), source="backfill") if ids else 0
+    added = _queue_sample(queue=queue, facts=_facts_for(ids), source="backfill", now=now) if ids else 0
     more = len(ids) == chunk
-    Queue.objects.filter(pk=queue.pk).update(
+    written = Queue.objects.filter(
+        pk=queue.pk, backfill_generation=queue.backfill_generation, backfill_cursor=queue.backfill_cursor
+    ).update(
         backfill_cursor=ids[-1] if ids else queue.backfill_cursor,
         backfill_done_at=None if more else timezone.now(),
+        backfill_heartbeat_at=timezone.now(),
     )
-    return added, more
+    return BackfillStep(added, more and written == 1, queue.backfill_generation)
 
 
-def queues_with_pending_backfill() -> list[int]:
-    return list(Queue.objects.filter(is_active=True, backfill_done_at__isnull=True).values_list("pk", flat=True))
+def backfills_resume(*, now: dt.datetime | None = None) -> list[tuple[int, int]]:
+    """(queue id, generation) of the backfills to restart: unfinished, and no step for
+    BACKFILL_STALE_SECONDS (a crash, a deploy, a broker outage). Each is claimed by moving its
+    heartbeat (compare-and-set), so only one sweeper restarts it and a live chain is left alone."""
+    now = now or timezone.now()
+    stale_before = now - dt.timedelta(seconds=BACKFILL_STALE_SECONDS)
+    stale = list(
+        Queue.objects.filter(is_active=True, backfill_done_at__isnull=True)
+        .filter(Q(backfill_heartbeat_at__isnull=True) | Q(backfill_heartbeat_at__lt=stale_before))
+        .values_list("pk", "backfill_generation", "backfill_heartbeat_at")
+    )
+    taken = []
+    for pk, generation, heartbeat in stale:
+        if Queue.objects.filter(pk=pk, backfill_generation=generation, backfill_heartbeat_at=heartbeat).update(
+            backfill_heartbeat_at=now
+        ):
+            taken.append((pk, generation))
+    return taken
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import transaction
 
 from labeling import services
+from reviewapp import enqueue
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -15,21 +15,40 @@ def conversations_sample(project_id: int, conversation_ids: list[int]) -> int:
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
-def queue_backfill(queue_id: int) -> int:
-    """One bounded step of a queue's backfill; re-enqueues itself until done."""
-    added, more = services.queue_backfill_step(queue_id=queue_id)
-    if more:
-        transaction.on_commit(lambda: queue_backfill.delay(queue_id))
-    return added
+def sampling_batch_process(batch_id: int) -> int | None:
+    """Sample one recorded batch of conversations (the outbox row is deleted with it)."""
+    return services.sampling_batch_process(batch_id=batch_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def sampling_batches_sweep() -> int:
+    """Beat sweeper: re-enqueue sampling batches still recorded a while after they were
+    enqueued (the broker was down, the message was lost, or the run failed)."""
+    batch_ids = services.sampling_batches_due()
+    for batch_id in batch_ids:
+        if not enqueue.delay_quietly(sampling_batch_process, batch_id):
+            break  # the broker is down: the rest wait for the next sweep
+    return len(batch_ids)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def queue_backfill(queue_id: int, generation: int | None = None) -> int:
+    """One bounded step of a queue's backfill; enqueues the next until done. A step of a chain
+    that newer rules or another chain superseded ends the chain (see queue_backfill_step)."""
+    step = services.queue_backfill_step(queue_id=queue_id, generation=generation)
+    if step.more:
+        enqueue.delay_quietly(queue_backfill, queue_id, step.generation)
+    return step.added
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def backfills_resume() -> int:
-    """Beat sweeper: restart backfills whose task chain was lost (worker crash, deploy)."""
-    queue_ids = services.queues_with_pending_backfill()
-    for queue_id in queue_ids:
-        queue_backfill.delay(queue_id)
-    return len(queue_ids)
+    """Beat sweeper: restart backfills whose chain stopped (worker crash, deploy, broker
+    outage); a chain that stepped recently is alive and left alone."""
+    restarts = services.backfills_resume()
+    for queue_id, generation in restarts:
+        enqueue.delay_quietly(queue_backfill, queue_id, generation)
+    return len(restarts)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -248,6 +248,7 @@ class ProjectListApi(APIView):
         slug = serializers.CharField()
         name = serializers.CharField()
         description = serializers.CharField()
+        timezone = serializers.CharField(help_text="IANA zone; daily sampling budgets roll over at its midnight.")
         created_at = serializers.DateTimeField()
 
     @extend_schema(responses={200: OutputSerializer(many=True)}, tags=["projects"])

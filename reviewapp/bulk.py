@@ -8,15 +8,20 @@ storing the rows. Here rows are plain dicts (attname -> value) and, on PostgreSQ
 - `insert_rows(..., return_ids=True)` takes ids from the table's sequence in one query and
   streams the rows with `COPY` (a unique violation still raises `IntegrityError`);
 - `insert_rows(..., ignore_conflicts=True)` sends every row in one JSON document and inserts
-  `SELECT ... FROM jsonb_to_recordset(...) ON CONFLICT DO NOTHING` (COPY has no ON CONFLICT).
+  `SELECT ... FROM jsonb_to_recordset(...) ON CONFLICT DO NOTHING` (COPY has no ON CONFLICT);
+  with `returning="column"` it answers that column of the rows really inserted (`RETURNING`),
+  which is how a caller counts what a conflict dropped.
 
 On SQLite (the embedded default) the rows go through one `executemany` of a single-row
-`INSERT` (`INSERT OR IGNORE` for `ignore_conflicts`, which is what `bulk_create` emits there),
-values prepared once per field, JSON with orjson: `bulk_create` compiled a statement of ~1,000
-placeholder groups per batch, which cost four times the inserts themselves. Ids come from
-`last_insert_rowid()`: inside a transaction SQLite has one writer, so a statement's rows get
-consecutive ids. Other databases get `bulk_create` with the same arguments, so the rows stored,
-the errors raised and the conflicts ignored are the same on every backend; only the speed differs.
+`INSERT` (with `ON CONFLICT DO NOTHING` for `ignore_conflicts`: unlike the `INSERT OR IGNORE`
+that `bulk_create` emits there, it skips only unique conflicts and still raises on a NOT NULL or
+CHECK violation, as PostgreSQL does), values prepared once per field, JSON with orjson:
+`bulk_create` compiled a statement of ~1,000 placeholder groups per batch, which cost four times
+the inserts themselves. Ids come from `last_insert_rowid()`: inside a transaction SQLite has one
+writer, so a statement's rows get consecutive ids. With `returning`, a plain
+`INSERT ... ON CONFLICT DO NOTHING RETURNING` (SQLite 3.35+). Other databases get `bulk_create`
+with the same arguments, so the rows stored, the errors raised and the conflicts ignored are the
+same on every backend; only the speed differs.
 """
 
 from __future__ import annotations
@@ -55,14 +60,21 @@ def insert_rows(
     *,
     return_ids: bool = False,
     ignore_conflicts: bool = False,
-) -> list[int]:
+    returning: str | None = None,
+) -> list[Any]:
     """Insert `rows` (dicts of attname -> value; missing fields take their default) inside the
-    caller's transaction. With `return_ids`, answers the new primary keys in row order."""
+    caller's transaction. With `return_ids`, answers the new primary keys in row order. With
+    `ignore_conflicts` and `returning` (a column name), answers that column of the rows that
+    were inserted, in no particular order."""
     if return_ids and ignore_conflicts:
         raise ValueError("ids of rows skipped on conflict cannot be returned")
+    if returning is not None and not ignore_conflicts:
+        raise ValueError("returning is for ignore_conflicts; use return_ids")
     if not rows:
         return []
     connection = connections[router.db_for_write(model)]
+    if returning is not None and connection.vendor != "postgresql":
+        return _insert_returning(connection, model, rows, returning)
     if connection.vendor == "sqlite" and (connection.in_atomic_block or not return_ids):
         return _insert_rows_sqlite(connection, model, rows, return_ids=return_ids, ignore_conflicts=ignore_conflicts)
     if connection.vendor != "postgresql":
@@ -90,12 +102,13 @@ def insert_rows(
                 }
                 for row in rows
             ]
+            suffix = f" RETURNING {connection.ops.quote_name(returning)}" if returning else ""
             cursor.execute(
                 f"INSERT INTO {table} ({names}) SELECT {names} "  # noqa: S608 - names from model meta
-                f"FROM jsonb_to_recordset(%s::jsonb) AS r({record}) ON CONFLICT DO NOTHING",
+                f"FROM jsonb_to_recordset(%s::jsonb) AS r({record}) ON CONFLICT DO NOTHING{suffix}",
                 [_json_text(document)],
             )
-            return []
+            return [row[0] for row in cursor.fetchall()] if returning else []
 
         ids: list[int] = []
         if return_ids:
@@ -134,7 +147,7 @@ def _insert_rows_sqlite(
     table = connection.ops.quote_name(model._meta.db_table)
     names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     json_fields = {i for i, f in enumerate(fields) if isinstance(f, models.JSONField)}
-    verb = "INSERT OR IGNORE" if ignore_conflicts else "INSERT"
+    conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
     params = []
     for row in rows:
         values = _values(fields, row)
@@ -147,7 +160,7 @@ def _insert_rows_sqlite(
         params.append(values)
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"{verb} INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(fields))})",
+            f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(fields))}){conflict}",  # noqa: S608
             params,
         )
         if not return_ids:
@@ -155,3 +168,31 @@ def _insert_rows_sqlite(
         cursor.execute("SELECT last_insert_rowid()")
         last = cursor.fetchone()[0]
     return list(range(last - len(rows) + 1, last + 1))
+
+
+def _insert_returning(
+    connection: Any, model: type[models.Model], rows: Sequence[dict[str, Any]], returning: str
+) -> list[Any]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING for databases other than PostgreSQL, in
+    batches that stay under the backend's limit on bound parameters."""
+    fields = _columns(model)
+    table = connection.ops.quote_name(model._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    batch = max(1, connection.ops.bulk_batch_size(fields, rows))
+    found: list[Any] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            params = [
+                f.get_db_prep_save(value, connection)
+                for row in chunk
+                for f, value in zip(fields, _values(fields, row), strict=True)
+            ]
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) VALUES {', '.join([placeholders] * len(chunk))} "  # noqa: S608
+                f"ON CONFLICT DO NOTHING RETURNING {connection.ops.quote_name(returning)}",
+                params,
+            )
+            found.extend(row[0] for row in cursor.fetchall())
+    return found

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 ConversationsCreated = Callable[..., None]
 _conversations_created: list[ConversationsCreated] = []
+_conversations_changed: list[ConversationsCreated] = []
 
 
 def on_conversations_created(receiver: ConversationsCreated) -> ConversationsCreated:
@@ -23,7 +24,21 @@ def on_conversations_created(receiver: ConversationsCreated) -> ConversationsCre
     return receiver
 
 
+def on_conversations_changed(receiver: ConversationsCreated) -> ConversationsCreated:
+    if receiver not in _conversations_changed:
+        _conversations_changed.append(receiver)
+    return receiver
+
+
 def conversations_created(*, project: Project, conversation_ids: list[int]) -> None:
-    """Called inside the ingest transaction; receivers enqueue with transaction.on_commit."""
+    """Called inside the ingest transaction. Receivers record the work they owe in that same
+    transaction (an outbox row) and enqueue it with transaction.on_commit."""
     for receiver in _conversations_created:
+        receiver(project=project, conversation_ids=conversation_ids)
+
+
+def conversations_changed(*, project: Project, conversation_ids: list[int]) -> None:
+    """Stored conversations gained signals (judge scores, feedback) after they arrived; called
+    inside the transaction that stored the signals, like conversations_created."""
+    for receiver in _conversations_changed:
         receiver(project=project, conversation_ids=conversation_ids)

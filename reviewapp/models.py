@@ -5,7 +5,10 @@ Models hold fields, constraints and small properties; behaviour lives in service
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -16,6 +19,14 @@ class Role(models.TextChoices):
     APPROVER = "approver", "Approver"
     ENGINEER = "engineer", "Engineer"
     ADMIN = "admin", "Admin"
+
+
+def zone_validate(value: str) -> None:
+    """An IANA time zone name ("UTC", "Europe/Paris"), as zoneinfo knows it."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"Unknown time zone {value!r}; use an IANA name such as Europe/Paris.") from exc
 
 
 class Organization(models.Model):
@@ -40,6 +51,10 @@ class Project(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # An IANA zone name (validated by the services): daily sampling budgets roll over at its
+    # midnight, so a team's "per day" is their day. Declared after created_at: inside the class
+    # body this name shadows django.utils.timezone.
+    timezone = models.CharField(max_length=64, default="UTC", validators=[zone_validate])
 
     class Meta:
         ordering = ["organization_id", "slug"]

@@ -18,8 +18,15 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "labeling.tasks.leases_expire",
         "schedule": timedelta(minutes=1),
     },
-    # Backfills re-enqueue themselves step by step; this restarts any chain a crash or deploy
-    # dropped, and runs the backfill of queues created while the worker was down.
+    # Sampling work is recorded (labeling.SamplingBatch) in the ingest transaction and enqueued
+    # after commit; this re-enqueues what a broker outage or a failed run left behind. Every
+    # minute: a conversation waits at most a couple of minutes past an outage to be sampled.
+    "labeling-sampling-sweep": {
+        "task": "labeling.tasks.sampling_batches_sweep",
+        "schedule": timedelta(minutes=1),
+    },
+    # Backfills re-enqueue themselves step by step; this restarts any chain a crash, deploy or
+    # broker outage stopped (its heartbeat is stale), and never a live one.
     "labeling-backfills-resume": {
         "task": "labeling.tasks.backfills_resume",
         "schedule": timedelta(minutes=5),

@@ -16,6 +16,7 @@ import orjson
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -40,6 +41,7 @@ from reviewapp.models import (
     PersonalToken,
     Project,
     Role,
+    zone_validate,
 )
 from reviewapp.principal import Principal
 from reviewapp.tokens import (
@@ -91,11 +93,43 @@ def organization_create(*, slug: str, name: str = "") -> Organization:
     return organization
 
 
-def project_create(*, organization: Organization, slug: str, name: str = "", description: str = "") -> Project:
+def project_create(
+    *, organization: Organization, slug: str, name: str = "", description: str = "", time_zone: str = "UTC"
+) -> Project:
+    """Create the project if missing. `time_zone` (an IANA name) is the day its daily sampling
+    budgets count in."""
+    _time_zone_check(time_zone)
     project, _ = Project.objects.get_or_create(
-        organization=organization, slug=slug, defaults={"name": name or slug, "description": description}
+        organization=organization,
+        slug=slug,
+        defaults={"name": name or slug, "description": description, "timezone": time_zone},
     )
     return project
+
+
+def project_timezone_set(*, project: Project, time_zone: str, actor: AbstractBaseUser | None = None) -> Project:
+    """Move the project's budget day to another time zone; today's counters keep what they
+    admitted under their own day."""
+    _time_zone_check(time_zone)
+    with transaction.atomic():
+        changed = Project.objects.filter(pk=project.pk).exclude(timezone=time_zone).update(timezone=time_zone)
+        if changed:
+            audit_event_record(
+                organization=project.organization,
+                kind="project.timezone_set",
+                user=actor,
+                subject=project,
+                data={"from": project.timezone, "to": time_zone},
+            )
+    project.timezone = time_zone
+    return project
+
+
+def _time_zone_check(time_zone: str) -> None:
+    try:
+        zone_validate(time_zone)
+    except DjangoValidationError as exc:
+        raise ValidationFailed("Unknown time zone.", errors={"timezone": list(exc.messages)}) from exc
 
 
 def membership_add(
@@ -306,11 +340,13 @@ def conversations_ingest(
     for attempt in range(_INGEST_ATTEMPTS):
         try:
             with transaction.atomic():
-                results, created_ids = _conversations_ingest_once(
+                results, created_ids, changed_ids = _conversations_ingest_once(
                     project=project, conversations=conversations, principal=principal
                 )
                 if created_ids:
                     _on_conversations_created(project=project, conversation_ids=created_ids)
+                if changed_ids:
+                    _on_conversations_changed(project=project, conversation_ids=changed_ids)
                 return results
         except IntegrityError:
             if attempt == _INGEST_ATTEMPTS - 1:
@@ -326,9 +362,18 @@ def _on_conversations_created(*, project: Project, conversation_ids: list[int]) 
     hooks.conversations_created(project=project, conversation_ids=conversation_ids)
 
 
+def _on_conversations_changed(*, project: Project, conversation_ids: list[int]) -> None:
+    """Stored conversations gained judge scores or feedback: sampling looks at them again."""
+    from reviewapp import hooks
+
+    hooks.conversations_changed(project=project, conversation_ids=conversation_ids)
+
+
 def _conversations_ingest_once(
     *, project: Project, conversations: list[ConversationIn], principal: Principal | None
-) -> tuple[list[IngestResult], list[int]]:
+) -> tuple[list[IngestResult], list[int], list[int]]:
+    """Returns the results, the ids created, and the ids of conversations stored before that
+    gained a judge score or feedback (re-sent identical ones add nothing and are not listed)."""
     now = timezone.now()
     first_index: dict[str, int] = {}
     for index, item in enumerate(conversations):
@@ -426,17 +471,28 @@ def _conversations_ingest_once(
     # ignore_conflicts: a re-sent identical score or feedback is already stored, not an error.
     # Rows that may meet a concurrent request's go in key order: two requests then take the
     # unique-index locks in the same order and wait for each other instead of deadlocking.
-    bulk.insert_rows(
-        JudgeScore,
-        sorted(
-            (row for row in score_rows if row["conversation_id"] not in fresh_ids),
-            key=lambda r: (r["conversation_id"], r["judge"], r["judge_version"], r["criterion"]),
-        ),
-        ignore_conflicts=True,
+    # RETURNING tells which stored conversations really gained a signal: sampling re-evaluates
+    # those (a judge or thumbs-down rule may match now), and only those.
+    changed = set(
+        bulk.insert_rows(
+            JudgeScore,
+            sorted(
+                (row for row in score_rows if row["conversation_id"] not in fresh_ids),
+                key=lambda r: (r["conversation_id"], r["judge"], r["judge_version"], r["criterion"]),
+            ),
+            ignore_conflicts=True,
+            returning="conversation_id",
+        )
     )
-    bulk.insert_rows(
-        Feedback, sorted(feedback_rows, key=lambda r: (r["conversation_id"], r["fingerprint"])), ignore_conflicts=True
+    changed.update(
+        bulk.insert_rows(
+            Feedback,
+            sorted(feedback_rows, key=lambda r: (r["conversation_id"], r["fingerprint"])),
+            ignore_conflicts=True,
+            returning="conversation_id",
+        )
     )
+    changed -= fresh_ids
     # Lock the rows whose summary changes in id order first, for the same reason: the grouped
     # UPDATEs below would otherwise lock them in whatever order the database scans them.
     for chunk in _chunks(sorted(cid for cid, update in summary_updates.items() if update)):
@@ -457,7 +513,7 @@ def _conversations_ingest_once(
         subject=project,
         data={"created": len(created_ids), "duplicate": len(results) - len(created_ids)},
     )
-    return results, created_ids
+    return results, created_ids, sorted(changed)
 
 
 @dataclass(frozen=True)
@@ -505,7 +561,7 @@ def judge_scores_add(
             if status == "created":
                 rows.append(_judge_score_row(conversation_id, s, now))
             results.append(JudgeScoreResult(s.external_id, conversation_id, s.judge, s.criterion, status))
-        bulk.insert_rows(JudgeScore, rows, ignore_conflicts=True)
+        scored = bulk.insert_rows(JudgeScore, rows, ignore_conflicts=True, returning="conversation_id")
         audit_event_record(
             organization=project.organization,
             kind="judge_scores.added",
@@ -513,6 +569,9 @@ def judge_scores_add(
             subject=project,
             data={"created": len(rows), "duplicate": len(results) - len(rows)},
         )
+        if scored:
+            # Judges usually run after ingestion: a score rule can only match now.
+            _on_conversations_changed(project=project, conversation_ids=sorted(set(scored)))
     return results
 
 
@@ -553,6 +612,7 @@ __all__ = [
     "personal_token_revoke",
     "project_create",
     "project_resolve",
+    "project_timezone_set",
     "user_password_set",
 ]
 

@@ -11,11 +11,60 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker_start(*, queue: str, broker_url: str | None = None) -> tuple[subprocess.Popen, IO[str]]:
+    """Start a Celery worker process on `queue` against this test process's test database
+    (call it with the database unblocked), and against `broker_url` if given (else REDIS_URL).
+    Stop it with worker_stop."""
+    settings_dict = connection.settings_dict
+    db = settings_dict["NAME"]
+    user = settings_dict.get("USER") or ""
+    password = settings_dict.get("PASSWORD") or ""
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    env = dict(os.environ, DATABASE_URL=f"postgresql://{auth}{host}:{port}/{db}", CELERY_QUEUE=queue)
+    if broker_url:
+        env["REDIS_URL"] = broker_url
+    log = open(ROOT / "var" / f"celery-{queue}.log", "w")  # noqa: SIM115 - closed by worker_stop
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "reviewapp",
+            "worker",
+            "--pool=solo",
+            "-Q",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel=INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    return proc, log
+
+
+def worker_stop(proc: subprocess.Popen, log: IO[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
 
 
 @pytest.fixture(scope="session")
@@ -24,32 +73,14 @@ def celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[str]:
 
     queue = f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
     with django_db_blocker.unblock():
-        settings_dict = connection.settings_dict
-        db = settings_dict["NAME"]
-    user = settings_dict.get("USER") or ""
-    password = settings_dict.get("PASSWORD") or ""
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host = settings_dict.get("HOST") or "127.0.0.1"
-    port = settings_dict.get("PORT") or 5432
-    env = dict(os.environ, DATABASE_URL=f"postgresql://{auth}{host}:{port}/{db}", CELERY_QUEUE=queue)
-    log = open(ROOT / "var" / f"celery-{queue}.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "reviewapp", "worker", "--pool=solo", "-Q", queue,
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+        proc, log = worker_start(queue=queue)
     previous = app.conf.task_default_queue
     app.conf.task_default_queue = queue
     try:
         yield queue
     finally:
         app.conf.task_default_queue = previous
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        worker_stop(proc, log)
 
 
 @pytest.fixture

@@ -182,10 +182,9 @@ def test_backfill_proceeds_in_bounded_steps(project):
     _ingest(project, [conversation_payload(f"old{i}", occurred_at=None) for i in range(5)])
     queue = make_queue(project, sampling=({"rate": 1.0},))
 
-    assert services.queue_backfill_step(queue_id=queue.pk, chunk=2) == (2, True)
-    assert services.queue_backfill_step(queue_id=queue.pk, chunk=2) == (2, True)
-    assert services.queue_backfill_step(queue_id=queue.pk, chunk=2) == (1, False)
-    assert services.queue_backfill_step(queue_id=queue.pk, chunk=2) == (0, False)
+    steps = [services.queue_backfill_step(queue_id=queue.pk, chunk=2) for _ in range(4)]
+
+    assert [(s.added, s.more) for s in steps] == [(2, True), (2, True), (1, False), (0, False)]
     assert QueueItem.objects.filter(queue=queue).count() == 5
 
 

@@ -59,9 +59,9 @@ def test_queue_backfill_chains_itself_until_the_window_is_done(
     steps = []
     step = services.queue_backfill_step
 
-    def small_step(*, queue_id):
-        result = step(queue_id=queue_id, chunk=2)
-        steps.append(result)
+    def small_step(*, queue_id, generation):
+        result = step(queue_id=queue_id, generation=generation, chunk=2)
+        steps.append((result.added, result.more))
         return result
 
     monkeypatch.setattr(services, "queue_backfill_step", small_step)
@@ -69,9 +69,9 @@ def test_queue_backfill_chains_itself_until_the_window_is_done(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         queue = make_queue(project, sampling=({"rate": 1.0},))
 
-    # queue_create enqueued the first step on commit; each step enqueued the next on commit.
+    # queue_create enqueued the first step on commit; each step enqueued the next.
     assert steps == [(2, True), (2, True), (1, False)]
-    assert len(callbacks) == 3
+    assert len(callbacks) == 1
     assert QueueItem.objects.filter(queue=queue, source="backfill").count() == 5
     queue.refresh_from_db()
     assert queue.backfill_done_at is not None
@@ -88,6 +88,8 @@ def test_backfills_resume_restarts_a_lost_backfill_chain(project):
     _ingest(project, [conversation_payload(f"old{i}", occurred_at=None) for i in range(3)])
     lost = make_queue(project, sampling=({"rate": 1.0},))  # its on-commit task never ran
     make_queue(project, name="Manual")  # nothing to backfill
+    stale = timezone.now() - dt.timedelta(seconds=services.BACKFILL_STALE_SECONDS + 1)
+    Queue.objects.filter(pk=lost.pk).update(backfill_heartbeat_at=stale)
 
     assert tasks.backfills_resume.delay().get() == 1
 
@@ -95,6 +97,30 @@ def test_backfills_resume_restarts_a_lost_backfill_chain(project):
     lost.refresh_from_db()
     assert lost.backfill_done_at is not None
     assert tasks.backfills_resume.delay().get() == 0
+
+
+def test_backfills_resume_leaves_a_live_chain_alone_and_restarts_a_stale_one_once(project, monkeypatch):
+    sent = []
+    monkeypatch.setattr(tasks.queue_backfill, "apply_async", lambda args, **kwargs: sent.append(tuple(args)))
+    queue = make_queue(project, sampling=({"rate": 1.0},))  # its chain has just started
+
+    # Every five minutes for half an hour while the chain is alive: nothing new is started.
+    assert [tasks.backfills_resume.delay().get() for _ in range(6)] == [0] * 6
+    stale = timezone.now() - dt.timedelta(seconds=services.BACKFILL_STALE_SECONDS + 1)
+    Queue.objects.filter(pk=queue.pk).update(backfill_heartbeat_at=stale)
+    assert [tasks.backfills_resume.delay().get() for _ in range(3)] == [1, 0, 0]
+
+    assert sent == [(queue.pk, 0)]
+
+
+def test_a_backfill_step_of_a_superseded_chain_does_nothing(project):
+    _ingest(project, [conversation_payload(f"old{i}", occurred_at=None) for i in range(3)])
+    queue = make_queue(project, sampling=({"rate": 1.0, "if": {"tags_any": ["none"]}},))
+    services.queue_sampling_update(queue=queue, rules=[{"rate": 1.0}], max_per_day=None)
+
+    assert tasks.queue_backfill.delay(queue.pk, 0).get() == 0  # the first rules' chain
+    assert QueueItem.objects.filter(queue=queue).count() == 0
+    assert tasks.queue_backfill.delay(queue.pk, 1).get() == 3
 
 
 def test_leases_expire_returns_expired_leases_to_the_pool(project, member):

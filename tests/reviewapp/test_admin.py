@@ -134,6 +134,7 @@ def _project_form(project: Project, **overrides: object) -> dict:
         "slug": project.slug,
         "name": project.name,
         "description": project.description,
+        "timezone": project.timezone,
         "created_at_0": "2026-01-01",
         "created_at_1": "00:00:00",
         **overrides,
@@ -151,6 +152,17 @@ def test_a_staff_org_admin_edits_their_own_project(org_admin_client, populated):
     assert response.status_code == 302
     own.refresh_from_db()
     assert own.name == "Renamed"
+
+
+def test_the_admin_refuses_a_project_time_zone_zoneinfo_does_not_know(org_admin_client, populated):
+    own = Project.objects.get(slug="support")
+
+    response = org_admin_client.post(_url(Project, "change", own.pk), _project_form(own, timezone="Mars/Olympus"))
+
+    assert response.status_code == 200
+    assert "Unknown time zone" in response.context["adminform"].form.errors["timezone"][0]
+    own.refresh_from_db()
+    assert own.timezone == "UTC"
 
 
 def test_a_staff_org_admin_cannot_move_a_project_into_another_organization(org_admin_client, populated, other_org):

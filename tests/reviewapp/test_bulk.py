@@ -102,6 +102,37 @@ def test_ignore_conflicts_skips_stored_rows_and_keeps_the_first_of_repeats():
     ]
 
 
+def test_returning_answers_the_column_of_the_rows_really_inserted_and_stores_them_exactly():
+    project = ProjectFactory()
+    with transaction.atomic():
+        first, second = bulk.insert_rows(
+            Conversation, [_conversation_row(project, "a"), _conversation_row(project, "b")], return_ids=True
+        )
+    now = dt.datetime(2026, 11, 20, 10, 0, 0, 123456, tzinfo=dt.UTC)
+    stored = {"conversation_id": first, "judge": "j", "criterion": "c", "score": 0.1, "created_at": now}
+    with transaction.atomic():
+        bulk.insert_rows(JudgeScore, [stored], ignore_conflicts=True)
+
+    with transaction.atomic():
+        returned = bulk.insert_rows(
+            JudgeScore,
+            [{**stored, "score": 0.5}, {**stored, "conversation_id": second, "reasoning": AWKWARD}],
+            ignore_conflicts=True,
+            returning="conversation_id",
+        )
+
+    assert returned == [second]
+    assert list(
+        JudgeScore.objects.order_by("conversation_id").values_list("conversation_id", "score", "reasoning")
+    ) == [
+        (first, 0.1, ""),
+        (second, 0.1, AWKWARD),
+    ]
+    assert JudgeScore.objects.get(conversation_id=second).created_at == now
+    with pytest.raises(ValueError, match="returning is for ignore_conflicts"):
+        bulk.insert_rows(JudgeScore, [stored], returning="conversation_id")
+
+
 def test_rows_without_ids_and_an_empty_list_are_fine():
     project = ProjectFactory()
     with transaction.atomic():

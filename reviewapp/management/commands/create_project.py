@@ -1,6 +1,7 @@
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from reviewapp import services
+from reviewapp.errors import ApplicationError
 from reviewapp.management.commands._common import organization_or_fail
 
 
@@ -11,7 +12,13 @@ class Command(BaseCommand):
         parser.add_argument("org")
         parser.add_argument("project")
         parser.add_argument("--name", default="")
+        parser.add_argument("--timezone", default="UTC", help="IANA zone of the project's day (sampling budgets).")
 
-    def handle(self, *args: object, org: str, project: str, name: str, **options: object) -> None:
-        created = services.project_create(organization=organization_or_fail(org), slug=project, name=name)
+    def handle(self, *args: object, org: str, project: str, name: str, timezone: str, **options: object) -> None:
+        try:
+            created = services.project_create(
+                organization=organization_or_fail(org), slug=project, name=name, time_zone=timezone
+            )
+        except ApplicationError as exc:
+            raise CommandError(f"{exc.message} {timezone!r}") from exc
         self.stdout.write(created.slug)
