@@ -137,6 +137,44 @@ def membership_add(
     return membership
 
 
+def membership_role_set(*, membership: Membership, role: str, actor: AbstractBaseUser | None = None) -> Membership:
+    """Change a member's role. The role is read from the membership on every request, so the
+    change applies at once to sessions and personal tokens alike."""
+    if role not in Role.values:
+        raise ValidationFailed("Unknown role.", errors={"role": [f"Choose one of: {', '.join(Role.values)}."]})
+    with transaction.atomic():
+        previous = Membership.objects.filter(pk=membership.pk).values_list("role", flat=True).first()
+        if previous is None:
+            raise NotFound("No such membership.")
+        # Compare-and-set: a concurrent change to the same role records one event.
+        changed = Membership.objects.filter(pk=membership.pk).exclude(role=role).update(role=role)
+        membership.role = role
+        if changed:
+            audit_event_record(
+                organization=membership.organization,
+                kind="membership.set",
+                user=actor,
+                subject=membership,
+                data={"username": membership.user.get_username(), "role": role, "previous_role": previous},
+            )
+    return membership
+
+
+def membership_remove(*, membership: Membership, actor: AbstractBaseUser | None = None) -> None:
+    """Take a person out of an organization; their personal tokens for it stop working on the
+    next request (authentication reads the membership)."""
+    with transaction.atomic():
+        deleted, _ = Membership.objects.filter(pk=membership.pk).delete()
+        if deleted:
+            audit_event_record(
+                organization=membership.organization,
+                kind="membership.removed",
+                user=actor,
+                subject=membership,
+                data={"username": membership.user.get_username(), "role": membership.role},
+            )
+
+
 # --- credentials -----------------------------------------------------------------------------
 
 
@@ -505,6 +543,8 @@ __all__ = [
     "credential_touch",
     "judge_scores_add",
     "membership_add",
+    "membership_remove",
+    "membership_role_set",
     "organization_create",
     "personal_token_create",
     "personal_token_revoke",
