@@ -37,7 +37,7 @@ from labeling.models import (
 )
 from reviewapp import bulk, enqueue, rawsql
 from reviewapp.errors import Conflict, ValidationFailed
-from reviewapp.models import Conversation, JudgeScore, Project
+from reviewapp.models import Conversation, JudgeScore, Membership, Project
 
 logger = logging.getLogger(__name__)
 
@@ -122,10 +122,29 @@ class QueueSpec:
     max_per_day: int | None = None
     backfill_days: int = 30
     gold_rate: float = 0.0
+    is_active: bool = True
+
+
+def _assignees_check(*, organization_id: int, assignee_ids: tuple[int, ...] | list[int]) -> None:
+    """Only members of the queue's organization may be named: anyone else would see this
+    tenant's conversations in their claims."""
+    ids = set(assignee_ids)
+    if not ids:
+        return
+    members = set(
+        Membership.objects.filter(organization_id=organization_id, user_id__in=ids).values_list("user_id", flat=True)
+    )
+    if ids - members:
+        raise ValidationFailed(
+            "Unknown assignees.", errors={"assignees": ["Assignees must be members of the queue's organization."]}
+        )
 
 
 def queue_create(*, project: Project, spec: QueueSpec, user: AbstractBaseUser | None) -> Queue:
     rules = sampling.rules_parse(list(spec.sampling))  # validated by the caller; parse again to be sure
+    if spec.schema.organization_id != project.organization_id or spec.schema.project_id != project.pk:
+        raise ValidationFailed("Unknown schema.", errors={"schema": ["No such label schema in this project."]})
+    _assignees_check(organization_id=project.organization_id, assignee_ids=spec.assignee_ids)
     with transaction.atomic():
         queue = Queue.objects.create(
             organization_id=project.organization_id,
@@ -146,6 +165,7 @@ def queue_create(*, project: Project, spec: QueueSpec, user: AbstractBaseUser | 
             backfill_done_at=None if rules else timezone.now(),
             backfill_heartbeat_at=timezone.now() if rules else None,
             gold_rate=spec.gold_rate,
+            is_active=spec.is_active,
             created_by=_user(user),
         )
         if spec.assignee_ids:
@@ -174,6 +194,46 @@ def queue_sampling_update(*, queue: Queue, rules: list[dict[str, Any]], max_per_
         queue.refresh_from_db()
         if parsed:
             _enqueue_backfill(queue.pk, queue.backfill_generation)
+    return queue
+
+
+# What queue_settings_update may change. The project and rubric are fixed once a queue exists
+# (its labels point at the rubric's versions); sampling goes through queue_sampling_update so
+# the backfill restarts.
+QUEUE_SETTINGS = frozenset(
+    {
+        "name",
+        "description",
+        "annotations_per_item",
+        "max_extra_annotations",
+        "priority",
+        "lease_seconds",
+        "assignee_role",
+        "show_judge_scores",
+        "skip_policy",
+        "backfill_days",
+        "gold_rate",
+        "is_active",
+    }
+)
+
+
+def queue_settings_update(
+    *, queue: Queue, changes: dict[str, Any], assignee_ids: tuple[int, ...] | None = None
+) -> Queue:
+    """Change a queue's settings (`QUEUE_SETTINGS`) and, when given, its named assignees.
+    Items already in the queue keep the number of labels they were created with."""
+    unknown = sorted(set(changes) - QUEUE_SETTINGS)
+    if unknown:
+        raise ValidationFailed("Not a queue setting.", errors={name: ["Cannot be changed here."] for name in unknown})
+    if assignee_ids is not None:
+        _assignees_check(organization_id=queue.organization_id, assignee_ids=assignee_ids)
+    with transaction.atomic():
+        if changes:
+            Queue.objects.filter(pk=queue.pk).update(**changes)
+        if assignee_ids is not None:
+            queue.assignees.set(assignee_ids)
+    queue.refresh_from_db()
     return queue
 
 

@@ -1,16 +1,28 @@
 """The Django admin, scoped: superusers see everything; staff who are an organization's admin
-see that organization's rows only. Credentials are read-only here (create them with the API,
-the API-keys page or `create_api_key`, so the raw key is shown once and hashed)."""
+see and write that organization's rows only (`reviewapp/admin_scoping.py` does it for every
+ModelAdmin). The admin is another client of the services: memberships, key revocation and
+tokens go through them, so audit events are written whichever way a change is made.
+Credentials are never created here (use the API, the API-keys page or `create_api_key`, so
+the raw key is shown once and hashed); conversations arrive through ingestion."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from reviewapp import services
+from reviewapp.admin_scoping import (
+    OrganizationScopedAdmin,
+    ScopedTabularInline,
+    SuperuserOnlyAdmin,
+    admin_organization_ids,
+)
 from reviewapp.models import (
     ApiKey,
     AuditEvent,
@@ -21,41 +33,41 @@ from reviewapp.models import (
     Organization,
     PersonalToken,
     Project,
-    Role,
 )
 
+__all__ = ["OrganizationScopedAdmin", "admin_organization_ids"]
 
-def admin_organization_ids(request: HttpRequest) -> list[int]:
-    return list(Membership.objects.filter(user=request.user, role=Role.ADMIN).values_list("organization_id", flat=True))
+User = get_user_model()
 
 
-class OrganizationScopedAdmin(admin.ModelAdmin):
-    organization_path = "organization"
+# A person may belong to several organizations, so editing them (password, staff flag,
+# permissions) is for superusers; organization admins manage memberships.
+admin.site.unregister(User)
+admin.site.unregister(Group)
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        qs = super().get_queryset(request)
-        if request.user.is_superuser:
-            return qs
-        return qs.filter(**{f"{self.organization_path}__in": admin_organization_ids(request)})
 
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        # Choices are scoped like the rows: otherwise a staff org admin could move a project into
-        # another organization, or add themselves to one as its admin.
-        if not request.user.is_superuser:
-            ids = admin_organization_ids(request)
-            related = db_field.related_model
-            if related is Organization:
-                kwargs["queryset"] = Organization.objects.filter(pk__in=ids)
-            elif related in (Project, ApiKey, Conversation):
-                kwargs["queryset"] = related._default_manager.filter(organization__in=ids)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+@admin.register(User)
+class ReviewappUserAdmin(SuperuserOnlyAdmin, UserAdmin):
+    pass
+
+
+@admin.register(Group)
+class ReviewappGroupAdmin(SuperuserOnlyAdmin, GroupAdmin):
+    pass
 
 
 @admin.register(Organization)
 class OrganizationAdmin(OrganizationScopedAdmin):
-    organization_path = "pk"
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
+
+    # An organization admin renames their organization; creating and deleting tenants is
+    # for superusers (`create_org`).
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
 
 
 @admin.register(Project)
@@ -67,10 +79,29 @@ class ProjectAdmin(OrganizationScopedAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(OrganizationScopedAdmin):
+    """Adds, role changes and removals go through the membership services (audited)."""
+
     list_display = ["user", "organization", "role", "created_at"]
     list_filter = ["organization", "role"]
     search_fields = ["user__username"]
     raw_id_fields = ["user"]
+    fields = ["user", "organization", "role"]
+    # The user is who joins; staff still pick only people of their own organizations (new
+    # people are added with `add_member` or by a superuser).
+    organization_unchecked_fields = ("user",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["user", "organization"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
+        if change:
+            services.membership_role_set(membership=obj, role=obj.role, actor=request.user)
+            return
+        saved = services.membership_add(
+            organization=obj.organization, username=obj.user.get_username(), role=obj.role, actor=request.user
+        )
+        obj.pk = saved.pk
+        obj.created_at = saved.created_at
 
     # Removing someone goes through the service: their tokens for the organization are revoked
     # and the removal is audited.
@@ -78,7 +109,7 @@ class MembershipAdmin(OrganizationScopedAdmin):
         services.membership_remove(membership=obj, actor=request.user)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
-        for membership in queryset.select_related("organization"):
+        for membership in queryset.select_related("user", "organization"):
             services.membership_remove(membership=membership, actor=request.user)
 
 
@@ -86,43 +117,68 @@ class MembershipAdmin(OrganizationScopedAdmin):
 class ApiKeyAdmin(OrganizationScopedAdmin):
     list_display = ["name", "prefix", "project", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["organization", "project"]
-    readonly_fields = ["organization", "project", "prefix", "token_hash", "created_by", "created_at", "last_used_at"]
+    readonly_fields = [
+        "organization",
+        "project",
+        "prefix",
+        "token_hash",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     exclude: list[str] = []
+    actions = ["revoke"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    # Keys are revoked, never deleted: conversations keep pointing at the key that sent them.
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected keys", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        keys = list(queryset.filter(revoked_at__isnull=True).select_related("organization"))
+        for key in keys:
+            services.api_key_revoke(key=key, actor=request.user)
+        self.message_user(request, f"Revoked {len(keys)} key(s).", messages.SUCCESS)
 
 
 @admin.register(PersonalToken)
 class PersonalTokenAdmin(OrganizationScopedAdmin):
     list_display = ["user", "organization", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    list_filter = ["organization"]
     readonly_fields = [
         "user",
         "organization",
         "prefix",
         "token_hash",
         "created_at",
+        "expires_at",
         "last_used_at",
         "revoked_at",
         "password_fingerprint",
     ]
     actions = ["revoke"]
 
-    @admin.action(description="Revoke selected tokens")
-    def revoke(self, request: HttpRequest, queryset: QuerySet[PersonalToken]) -> None:
-        for token in queryset.select_related("organization"):
-            services.personal_token_revoke(token=token, actor=request.user)
-
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[PersonalToken]) -> None:
+        tokens = list(queryset.filter(revoked_at__isnull=True))
+        for token in tokens:
+            services.personal_token_revoke(token=token, actor=request.user)
+        self.message_user(request, f"Revoked {len(tokens)} token(s).", messages.SUCCESS)
 
-class JudgeScoreInline(admin.TabularInline):
+
+class JudgeScoreInline(ScopedTabularInline):
     model = JudgeScore
     extra = 0
 
 
-class FeedbackInline(admin.TabularInline):
+class FeedbackInline(ScopedTabularInline):
     model = Feedback
     extra = 0
     exclude = ["fingerprint"]
@@ -134,13 +190,19 @@ class ConversationAdmin(OrganizationScopedAdmin):
     list_filter = ["organization", "project", "feedback_rating", "user_rephrased"]
     search_fields = ["external_id", "end_user_id"]
     raw_id_fields = ["project", "organization", "ingested_by_key", "ingested_by_user"]
+    # Tags are mirrored in ConversationTag rows by ingestion; the tenant and project are fixed.
+    readonly_fields = ["organization", "project", "tags"]
     inlines = [JudgeScoreInline, FeedbackInline]
     show_full_result_count = False  # a COUNT(*) over millions of rows on every page is slow
+
+    # Conversations arrive through POST /api/v1/conversations (ingestion), which also writes
+    # their tag rows and hands them to sampling; a row added here would skip both.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(JudgeScore)
 class JudgeScoreAdmin(OrganizationScopedAdmin):
-    organization_path = "conversation__organization"
     list_display = ["conversation", "judge", "judge_version", "criterion", "score", "label", "confidence"]
     list_filter = ["judge", "criterion"]
     raw_id_fields = ["conversation"]

@@ -171,6 +171,29 @@ def membership_add(
     return membership
 
 
+def membership_role_set(*, membership: Membership, role: str, actor: AbstractBaseUser | None = None) -> Membership:
+    """Change a member's role. The role is read from the membership on every request, so the
+    change applies at once to sessions and personal tokens alike."""
+    if role not in Role.values:
+        raise ValidationFailed("Unknown role.", errors={"role": [f"Choose one of: {', '.join(Role.values)}."]})
+    with transaction.atomic():
+        previous = Membership.objects.filter(pk=membership.pk).values_list("role", flat=True).first()
+        if previous is None:
+            raise NotFound("No such membership.")
+        # Compare-and-set: a concurrent change to the same role records one event.
+        changed = Membership.objects.filter(pk=membership.pk).exclude(role=role).update(role=role)
+        membership.role = role
+        if changed:
+            audit_event_record(
+                organization=membership.organization,
+                kind="membership.set",
+                user=actor,
+                subject=membership,
+                data={"username": membership.user.get_username(), "role": role, "previous_role": previous},
+            )
+    return membership
+
+
 def membership_remove(*, membership: Membership, actor: AbstractBaseUser | None = None) -> None:
     """Take a person out of an organization and revoke their tokens for it. (Tokens older than a
     membership never work anyway, see selectors.principal_from_token; revoking says so in lists.)"""
@@ -186,7 +209,12 @@ def membership_remove(*, membership: Membership, actor: AbstractBaseUser | None 
                 kind="membership.removed",
                 user=actor,
                 subject=membership,
-                data={"user_id": membership.user_id, "role": membership.role, "tokens_revoked": revoked},
+                data={
+                    "username": membership.user.get_username(),
+                    "user_id": membership.user_id,
+                    "role": membership.role,
+                    "tokens_revoked": revoked,
+                },
             )
 
 
@@ -607,6 +635,7 @@ __all__ = [
     "judge_scores_add",
     "membership_add",
     "membership_remove",
+    "membership_role_set",
     "organization_create",
     "personal_token_create",
     "personal_token_revoke",
