@@ -96,6 +96,9 @@ def in_organization(obj: models.Model, organization_id: int) -> bool:
 def admin_organization_ids(request: HttpRequest) -> list[int]:
     """The organizations where the signed-in staff member is an admin; read once per request,
     since one admin page asks for it for every field and filter."""
+    if not request.user.is_authenticated:
+        # The admin's login page (shown again when sign-in is throttled) asks too.
+        return []
     cached = getattr(request, "_admin_organization_ids", None)
     if cached is None:
         cached = list(

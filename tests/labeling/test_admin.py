@@ -370,7 +370,7 @@ def test_removing_a_member_in_the_admin_is_audited(staff_client, staff, org, mem
     assert (event.organization_id, event.actor_user_id, event.data) == (
         org.pk,
         staff.pk,
-        {"username": "ann", "role": "annotator"},
+        {"username": "ann", "user_id": user.pk, "role": "annotator", "tokens_revoked": 0},
     )
 
 

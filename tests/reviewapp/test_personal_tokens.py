@@ -139,7 +139,7 @@ def test_removing_a_membership_revokes_the_tokens_for_that_organization_only(mem
     assert globex_token.revoked_at is None
     event = AuditEvent.objects.get(kind="membership.removed")
     assert (event.organization_id, event.actor_user_id) == (org.pk, admin_user.pk)
-    assert event.data == {"user_id": alice.pk, "role": "engineer", "tokens_revoked": 1}
+    assert event.data == {"username": "alice", "user_id": alice.pk, "role": "engineer", "tokens_revoked": 1}
 
 
 def test_a_token_stays_dead_when_the_person_is_added_back(member, org):
