@@ -6,40 +6,50 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('labeling', '0001_initial'),
-        ('reviewapp', '0001_initial'),
+        ("labeling", "0001_initial"),
+        ("reviewapp", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AgreementSnapshot',
+            name="AgreementSnapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('idle', 'Idle'), ('queued', 'Refresh queued'), ('running', 'Refreshing')], default='idle', max_length=8)),
-                ('requested_at', models.DateTimeField(blank=True, null=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('computed_at', models.DateTimeField(blank=True, null=True)),
-                ('label_count', models.PositiveIntegerField(default=0)),
-                ('duration_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('payload', models.JSONField(blank=True, default=dict)),
-                ('error', models.TextField(blank=True, default='')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("idle", "Idle"), ("queued", "Refresh queued"), ("running", "Refreshing")],
+                        default="idle",
+                        max_length=8,
+                    ),
+                ),
+                ("requested_at", models.DateTimeField(blank=True, null=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("computed_at", models.DateTimeField(blank=True, null=True)),
+                ("label_count", models.PositiveIntegerField(default=0)),
+                ("duration_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("payload", models.JSONField(blank=True, default=dict)),
+                ("error", models.TextField(blank=True, default="")),
             ],
         ),
         migrations.AddIndex(
-            model_name='label',
-            index=models.Index(fields=['queue', 'updated_at'], name='label_queue_updated'),
+            model_name="label",
+            index=models.Index(fields=["queue", "updated_at"], name="label_queue_updated"),
         ),
         migrations.AddField(
-            model_name='agreementsnapshot',
-            name='organization',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='reviewapp.organization'),
+            model_name="agreementsnapshot",
+            name="organization",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="reviewapp.organization"
+            ),
         ),
         migrations.AddField(
-            model_name='agreementsnapshot',
-            name='queue',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='agreement_snapshot', to='labeling.queue'),
+            model_name="agreementsnapshot",
+            name="queue",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.CASCADE, related_name="agreement_snapshot", to="labeling.queue"
+            ),
         ),
     ]
