@@ -969,10 +969,11 @@ def _snapshot_row(queue: Queue) -> AgreementSnapshot:
 
 def agreement_snapshot_compute(*, queue_id: int, queued_only: bool = False) -> AgreementSnapshot | None:
     """Read the queue's labels and store its statistics snapshot. Returns None when the queue
-    is gone or the computation was not this call's to run. With `queued_only` (the task) it runs only if a refresh is queued, so redelivered
-    or duplicate tasks do nothing; otherwise only when no refresh is running. Either way it
-    first moves the row to RUNNING with a compare-and-set, so two computations never write the
-    same row, and the write at the end only lands if the row is still ours."""
+    is gone or the computation was not this call's to run. With `queued_only` (the task) it
+    runs only if a refresh is queued, so redelivered or duplicate tasks do nothing; otherwise
+    only when no refresh is running. Either way it first moves the row to RUNNING with a
+    compare-and-set, so two computations never write the same row, and the write at the end
+    only lands if the row is still ours."""
     queue = Queue.objects.select_related("schema__latest_version").filter(pk=queue_id).first()
     if queue is None:
         return None
