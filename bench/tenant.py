@@ -16,6 +16,7 @@ _STATEMENTS = [
     "(SELECT id FROM labeling_queue WHERE organization_id = %(org)s)",
     "DELETE FROM labeling_queue_assignees WHERE queue_id IN "
     "(SELECT id FROM labeling_queue WHERE organization_id = %(org)s)",
+    "DELETE FROM labeling_agreementsnapshot WHERE organization_id = %(org)s",
     "DELETE FROM labeling_queue WHERE organization_id = %(org)s",
     "UPDATE labeling_labelschema SET latest_version_id = NULL WHERE organization_id = %(org)s",
     "DELETE FROM labeling_labelschemaversion WHERE schema_id IN "

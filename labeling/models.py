@@ -211,7 +211,40 @@ class Label(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["item", "user"], name="label_once_per_person")]
-        indexes = [models.Index(fields=["queue", "user"], name="label_queue_user")]
+        indexes = [
+            models.Index(fields=["queue", "user"], name="label_queue_user"),
+            # "Has any label of this queue changed since the statistics snapshot?" is one probe
+            # of this index instead of a walk over the queue's labels.
+            models.Index(fields=["queue", "updated_at"], name="label_queue_updated"),
+        ]
+
+
+class SnapshotState(models.TextChoices):
+    IDLE = "idle", "Idle"
+    QUEUED = "queued", "Refresh queued"
+    RUNNING = "running", "Refreshing"
+
+
+class AgreementSnapshot(models.Model):
+    """A queue's agreement and annotator statistics, computed in the background from the labels
+    as they were at `computed_at`. One row per queue, replaced by each refresh; `state` says
+    whether a refresh is queued or running (recorded before it is enqueued, so a sweeper can
+    re-enqueue one a lost task dropped). `payload` is None-free JSON (labeling.agreement)."""
+
+    organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
+    queue = models.OneToOneField(Queue, on_delete=models.CASCADE, related_name="agreement_snapshot")
+    state = models.CharField(max_length=8, choices=SnapshotState.choices, default=SnapshotState.IDLE)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # When the labels were read (the figures are "as of" then); None until the first refresh.
+    computed_at = models.DateTimeField(null=True, blank=True)
+    label_count = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"statistics of queue {self.queue_id} as of {self.computed_at}"
 
 
 class ItemComment(models.Model):

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import statistics
-from collections import defaultdict
+import itertools
+import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Func, Max, Min, Q, QuerySet, TextField, Value
 from django.utils import timezone
 
 from labeling import rubric
 from labeling.models import (
+    AgreementSnapshot,
     Assignment,
     AssignmentStatus,
     ItemStatus,
@@ -28,7 +33,7 @@ from reviewapp.errors import NotFound
 from reviewapp.models import Conversation, Organization, Project, Role
 
 if TYPE_CHECKING:
-    from labeling.agreement import QuestionRatings
+    from labeling.agreement import CodedRatings
 
 MANAGER_ROLES = {Role.ENGINEER, Role.ADMIN}
 
@@ -262,99 +267,226 @@ def queue_questions(*, queue: Queue) -> list[rubric.Question]:
     return rubric.questions_from_json(version.questions if version else [])
 
 
-def agreement_inputs(*, queue: Queue) -> list[QuestionRatings]:
-    """Labels of items with two or more labels, keyed by item (never by text), per question."""
-    from labeling.agreement import QuestionRatings
+# --- statistics (agreement and annotators) ----------------------------------------------------
+
+# Labels are fetched from a server-side cursor in chunks of this many rows, so memory holds one
+# chunk of Python tuples and the compact arrays, never a million row objects.
+_STATS_CHUNK = 20_000
+# Cohen's kappa of an annotator pair on fewer shared items than this is noise (its standard
+# error is about 0.3 at ten items), so the pair is listed without it.
+PAIR_KAPPA_MIN_ITEMS = 10
+STATS_BOOTSTRAP = 200
+
+
+class _AnswerJson(Func):
+    """One answer of `answers` as JSON text ('"good"', '3', 'true', '["a", "b"]'), NULL when
+    absent: unambiguous where the ->> text form makes the option "3" and the rating 3 alike."""
+
+    output_field = TextField()
+
+    def __init__(self, key: str) -> None:
+        super().__init__(F("answers"), Value(key))
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, template="(%(expressions)s)::text", arg_joiner=" -> ", **extra)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # SQLite's -> (3.38+) returns JSON text too; a plain key is read as the path $.key.
+        return self.as_sql(compiler, connection, template="(%(expressions)s)", arg_joiner=" -> ", **extra)
+
+
+class _Coder(dict):
+    """JSON text of an answer -> provisional code (first-seen order); -1 for a missing answer.
+    Texts that decode to the same answer (a multi-choice list in another order) share a code."""
+
+    def __init__(self) -> None:
+        super().__init__({None: -1, "null": -1})
+        self.value_codes: dict[Any, int] = {}
+
+    def __missing__(self, text: str) -> int:
+        from labeling.agreement import normalise
+
+        value = normalise(json.loads(text))
+        code = -1 if value is None else self.value_codes.setdefault(value, len(self.value_codes))
+        self[text] = code
+        return code
+
+
+@dataclass(frozen=True)
+class LabelArrays:
+    """Every label of a queue as parallel arrays, sorted by (item, user)."""
+
+    item: npt.NDArray[np.int64]
+    user: npt.NDArray[np.int64]
+    time_ms: npt.NDArray[np.int64]  # -1 when not recorded
+    gold: npt.NDArray[np.bool_]  # on a gold item (with gold answers)
+    gold_correct: npt.NDArray[np.bool_]  # on a gold item, and every comparable answer matches
+    questions: list[CodedRatings]  # non-gold labels only; annotator = position in `annotators`
+    annotators: list[int]  # user ids by position
+
+
+def queue_label_arrays(*, queue: Queue) -> LabelArrays:
+    """One pass over the queue's labels: item, user, time spent and, per comparable question,
+    the answer encoded as a small integer (ordinal questions in scale order)."""
+    from labeling.agreement import CodedRatings, normalise, question_categories
 
     questions = [q for q in queue_questions(queue=queue) if q.comparable]
-    multi = QueueItem.objects.filter(queue=queue, labels_done__gte=2, is_gold=False).values("pk")
-    ratings: dict[str, dict[int, dict[int, Any]]] = {q.key: defaultdict(dict) for q in questions}
-    for item_id, user_id, answers in Label.objects.filter(queue=queue, item_id__in=multi).values_list(
-        "item_id", "user_id", "answers"
-    ):
-        for q in questions:
-            value = (answers or {}).get(q.key)
-            if value is None:
-                continue
-            ratings[q.key][item_id][user_id] = tuple(value) if isinstance(value, list) else value
-    return [
-        QuestionRatings(key=q.key, level=q.level, ratings=dict(ratings[q.key]), categories=q.categories())
-        for q in questions
-    ]
+    gold_answers = {
+        pk: answers
+        for pk, answers in QueueItem.objects.filter(queue=queue, is_gold=True).values_list("pk", "gold_answers")
+        if answers
+    }
+    columns = {f"answer_{i}": _AnswerJson(q.key) for i, q in enumerate(questions)}
+    rows = (
+        Label.objects.filter(queue=queue)
+        .order_by()
+        .annotate(**columns)
+        .values_list("item_id", "user_id", "time_spent_ms", *columns)
+        .iterator(chunk_size=_STATS_CHUNK)
+    )
+    coders = [_Coder() for _ in questions]
+    parts: list[list[np.ndarray]] = [[] for _ in range(3 + len(questions))]
+    while chunk := list(itertools.islice(rows, _STATS_CHUNK)):
+        columns_of = list(zip(*chunk, strict=True))
+        parts[0].append(np.array(columns_of[0], dtype=np.int64))
+        parts[1].append(np.array(columns_of[1], dtype=np.int64))
+        parts[2].append(np.array([-1 if t is None else t for t in columns_of[2]], dtype=np.int64))
+        for i, coder in enumerate(coders):
+            parts[3 + i].append(np.array([coder[text] for text in columns_of[3 + i]], dtype=np.int32))
+    item, user, time_ms, *provisional = (np.concatenate(p) if p else np.zeros(0, dtype=np.int64) for p in parts)
+    annotators = np.unique(user)
+    position = np.searchsorted(annotators, user)
+    order = np.argsort(item * max(len(annotators), 1) + position, kind="stable")
+    item, user, time_ms, position = item[order], user[order], time_ms[order], position[order]
+    gold_ids = np.array(sorted(gold_answers), dtype=np.int64)
+    gold = np.isin(item, gold_ids)
+    gold_correct = gold.copy()
+
+    coded = []
+    for q, coder, codes in zip(questions, coders, provisional, strict=True):
+        codes = codes[order]
+        by_code = {code: value for value, code in coder.value_codes.items()}
+        used = np.unique(codes[~gold & (codes >= 0)])
+        level, categories = question_categories(q.level, q.categories(), (by_code[int(c)] for c in used))
+        final = {c: i for i, c in enumerate(categories)}
+        # Provisional -> final code; values seen only on gold items get codes past the categories.
+        remap = np.array([final.get(by_code[c], len(categories) + c) for c in range(len(by_code))] + [-1])
+        codes = remap[codes]  # -1 indexes the appended -1: missing stays missing
+        keep = ~gold & (codes >= 0)
+        coded.append(CodedRatings(q.key, level, categories, item[keep], position[keep], codes[keep]))
+        # Gold: the label's answer must equal the gold answer (both missing counts as equal).
+        expected = {
+            pk: (
+                -1
+                if (value := normalise((answers or {}).get(q.key))) is None
+                else final.get(value, len(categories) + coder.value_codes.get(value, len(by_code)))
+            )
+            for pk, answers in gold_answers.items()
+        }
+        gold_rows = np.flatnonzero(gold)
+        gold_correct[gold_rows] &= codes[gold_rows] == np.array(
+            [expected[int(i)] for i in item[gold_rows]], dtype=np.int64
+        )
+    return LabelArrays(item, user, time_ms, gold, gold_correct, coded, annotators.tolist())
 
 
-def queue_agreement(*, queue: Queue, bootstrap: int = 200) -> dict[str, Any]:
-    # Imported here: scikit-learn and statsmodels take a second to import, and only this
-    # read needs them.
+def queue_statistics(*, queue: Queue) -> tuple[dict[str, Any], int]:
+    """Agreement and per-annotator figures of a queue, and how many labels they rest on. The
+    labels are read once (queue_label_arrays); counts per annotator come from SQL aggregates."""
     from labeling import agreement
 
-    return agreement.agreement_report(agreement_inputs(queue=queue), bootstrap=bootstrap, seed=queue.pk)
-
-
-def confusion_table(*, queue: Queue, question_key: str) -> dict[str, Any]:
-    """For items with exactly two labels: how often annotator answer A met answer B."""
-    inputs = {q.key: q for q in agreement_inputs(queue=queue)}
-    q = inputs.get(question_key)
-    if q is None:
-        return {"categories": [], "rows": []}
-    categories = [c for c in (q.categories or [])] or sorted(
-        {v for r in q.ratings.values() for v in r.values()}, key=str
+    arrays = queue_label_arrays(queue=queue)
+    report = agreement.coded_report(
+        arrays.questions,
+        arrays.annotators,
+        bootstrap=STATS_BOOTSTRAP,
+        seed=queue.pk,
+        kappa_min_items=PAIR_KAPPA_MIN_ITEMS,
     )
-    index = {c: i for i, c in enumerate(categories)}
-    table = [[0] * len(categories) for _ in categories]
-    for votes in q.ratings.values():
-        if len(votes) != 2:
-            continue
-        a, b = (votes[k] for k in sorted(votes))
-        if a in index and b in index:
-            table[index[a]][index[b]] += 1
-    return {"categories": categories, "rows": table}
+    with_others = report.pop("agreement_with_others")
+    return {"agreement": report, "annotators": _annotator_rows(queue, arrays, with_others)}, len(arrays.item)
 
 
-def annotator_stats(*, queue: Queue) -> list[dict[str, Any]]:
-    """Per assignee: done, skipped, leased, throughput (labels per active hour), median seconds
-    per item, agreement with others, gold accuracy."""
+def _annotator_rows(queue: Queue, arrays: LabelArrays, with_others: dict[Any, float | None]) -> list[dict[str, Any]]:
     now = timezone.now()
     per_user: dict[int, dict[str, Any]] = {}
-    for user_id, username, status, expires in Assignment.objects.filter(queue=queue).values_list(
-        "user_id", "user__username", "status", "lease_expires_at"
-    ):
-        row = per_user.setdefault(
-            user_id, {"user_id": user_id, "username": username, "done": 0, "skipped": 0, "leased": 0}
+    assignments = (
+        Assignment.objects.filter(queue=queue)
+        .order_by()
+        .values("user_id")
+        .annotate(
+            done=Count("pk", filter=Q(status=AssignmentStatus.SUBMITTED)),
+            skipped=Count("pk", filter=Q(status=AssignmentStatus.SKIPPED)),
+            leased=Count("pk", filter=Q(status=AssignmentStatus.ACTIVE, lease_expires_at__gt=now)),
         )
-        if status == AssignmentStatus.SUBMITTED:
-            row["done"] += 1
-        elif status == AssignmentStatus.SKIPPED:
-            row["skipped"] += 1
-        elif status == AssignmentStatus.ACTIVE and expires > now:
-            row["leased"] += 1
-    times: dict[int, list[int]] = defaultdict(list)
-    spans: dict[int, list] = defaultdict(list)
-    gold_hits: dict[int, list[bool]] = defaultdict(list)
-    questions = [q for q in queue_questions(queue=queue) if q.comparable]
-    for user_id, spent, created, answers, is_gold, gold in Label.objects.filter(queue=queue).values_list(
-        "user_id", "time_spent_ms", "created_at", "answers", "item__is_gold", "item__gold_answers"
-    ):
-        if spent is not None:
-            times[user_id].append(spent)
-        spans[user_id].append(created)
-        if is_gold and gold:
-            gold_hits[user_id].append(rubric.answers_agree(questions, [answers or {}, gold]))
-    from labeling import agreement
-
-    agree = agreement.annotator_agreement_with_others(agreement_inputs(queue=queue))
+    )
+    for row in assignments:
+        per_user[row["user_id"]] = {k: row[k] for k in ("user_id", "done", "skipped", "leased")}
+    spans = {
+        row["user_id"]: row
+        for row in Label.objects.filter(queue=queue)
+        .order_by()
+        .values("user_id")
+        .annotate(n=Count("pk"), first=Min("created_at"), last=Max("created_at"))
+    }
+    for user_id in spans:
+        per_user.setdefault(user_id, {"user_id": user_id, "done": 0, "skipped": 0, "leased": 0})
+    names = dict(get_user_model().objects.filter(pk__in=list(per_user)).values_list("pk", "username"))
+    medians = _median_seconds(arrays.user, arrays.time_ms)
+    golds = _gold_hits(arrays.user, arrays.gold, arrays.gold_correct)
     out = []
     for user_id, row in per_user.items():
-        stamps = sorted(spans.get(user_id, []))
-        hours = (stamps[-1] - stamps[0]).total_seconds() / 3600 if len(stamps) > 1 else 0
-        row["median_seconds"] = round(statistics.median(times[user_id]) / 1000, 1) if times.get(user_id) else None
-        row["labels_per_hour"] = round(len(stamps) / hours, 1) if hours > 0 else None
-        row["agreement_with_others"] = agree.get(user_id)
-        hits = gold_hits.get(user_id, [])
-        row["gold_accuracy"] = round(sum(hits) / len(hits), 3) if hits else None
-        row["gold_items"] = len(hits)
+        span = spans.get(user_id)
+        hours = (span["last"] - span["first"]).total_seconds() / 3600 if span and span["n"] > 1 else 0
+        hits, total = golds.get(user_id, (0, 0))
+        row |= {
+            "username": names.get(user_id, f"user {user_id}"),
+            "median_seconds": medians.get(user_id),
+            "labels_per_hour": round(span["n"] / hours, 1) if hours > 0 else None,
+            "agreement_with_others": with_others.get(user_id),
+            "gold_accuracy": round(hits / total, 3) if total else None,
+            "gold_items": total,
+        }
         out.append(row)
-    return sorted(out, key=lambda r: r["username"])
+    return sorted(out, key=lambda r: (r["username"], r["user_id"]))
+
+
+def _median_seconds(user: np.ndarray, time_ms: np.ndarray) -> dict[int, float]:
+    known = time_ms >= 0
+    user, time_ms = user[known], time_ms[known]
+    if not len(user):
+        return {}
+    order = np.lexsort((time_ms, user))
+    user, time_ms = user[order], time_ms[order]
+    starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
+    ends = np.r_[starts[1:], len(user)]
+    out = {}
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        middle = (start + end - 1) / 2
+        value = (time_ms[int(np.floor(middle))] + time_ms[int(np.ceil(middle))]) / 2
+        out[int(user[start])] = round(float(value) / 1000, 1)
+    return out
+
+
+def _gold_hits(user: np.ndarray, gold: np.ndarray, correct: np.ndarray) -> dict[int, tuple[int, int]]:
+    users, inverse = np.unique(user[gold], return_inverse=True)
+    totals = np.bincount(inverse, minlength=len(users))
+    hits = np.bincount(inverse, weights=correct[gold].astype(np.float64), minlength=len(users))
+    return {int(u): (int(h), int(t)) for u, h, t in zip(users, hits, totals, strict=True)}
+
+
+def agreement_snapshot_get(*, queue: Queue) -> AgreementSnapshot | None:
+    return AgreementSnapshot.objects.filter(queue=queue).first()
+
+
+def labels_changed_since(*, queue: Queue, moment: Any) -> bool:
+    """Any label of the queue added or edited after `moment` (one probe of label_queue_updated)."""
+    return Label.objects.filter(queue=queue, updated_at__gt=moment).exists()
+
+
+def queue_label_count_at_most(*, queue: Queue, limit: int) -> int:
+    """The queue's label count, counted no further than limit + 1: cheap on a huge queue."""
+    return Label.objects.filter(queue=queue).order_by()[: limit + 1].count()
 
 
 def label_list_for_user(*, organization: Organization, user: AbstractBaseUser, queue_ids: list[int]) -> QuerySet[Label]:

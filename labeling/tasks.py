@@ -54,3 +54,16 @@ def backfills_resume() -> int:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def leases_expire() -> int:
     return services.leases_expire(queue_id=None, limit=5000)
+
+
+# Computing a snapshot of a million labels takes seconds and a few hundred MB at most; the
+# soft limit leaves room for a slow machine and stops a runaway before the hard limit.
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=240, time_limit=300)
+def agreement_snapshot_refresh(queue_id: int) -> bool:
+    """Compute a queue's statistics snapshot if a refresh is queued (else a duplicate: no-op)."""
+    return services.agreement_snapshot_compute(queue_id=queue_id, queued_only=True) is not None
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def agreement_snapshots_sweep() -> int:
+    return services.agreement_snapshots_sweep()

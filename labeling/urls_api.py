@@ -18,6 +18,11 @@ urlpatterns = [
     path("queues/<int:queue_id>/claim", apis.QueueClaimApi.as_view(), name="queue-claim"),
     path("queues/<int:queue_id>/review", apis.QueueReviewListApi.as_view(), name="queue-review"),
     path("queues/<int:queue_id>/agreement", apis.QueueAgreementApi.as_view(), name="queue-agreement"),
+    path(
+        "queues/<int:queue_id>/agreement/refresh",
+        apis.QueueStatisticsRefreshApi.as_view(),
+        name="queue-statistics-refresh",
+    ),
     path("queues/<int:queue_id>/annotators", apis.QueueAnnotatorsApi.as_view(), name="queue-annotators"),
     path("items/<int:item_id>", apis.ItemDetailApi.as_view(), name="item-detail"),
     path("items/<int:item_id>/labels", apis.ItemLabelSubmitApi.as_view(), name="item-labels"),

@@ -29,7 +29,6 @@ from django_htmx.http import trigger_client_event
 
 from labeling import rubric, selectors, services
 from labeling.models import Assignment, ItemStatus, LabelSchemaVersion, Queue, QueueItem
-from reviewapp import selectors as core_selectors
 from reviewapp.errors import Conflict, NotFound, ValidationFailed
 from reviewapp.principal import CAPABILITIES
 from reviewapp.transcript import TurnView, transcript_turns
@@ -607,10 +606,24 @@ def _ci(value: Any) -> str:
     return f"[{value[0]:.2f}, {value[1]:.2f}]"
 
 
+# --- statistics pages: read the queue's snapshot ----------------------------------------------
+
+_PAIRS_SHOWN = 100
+
+
+def _snapshot_context(queue: Queue, snapshot: Any) -> dict[str, Any]:
+    return {
+        "snapshot": snapshot,
+        "refreshing": snapshot.state != "idle",
+        "as_of_token": snapshot.computed_at.isoformat() if snapshot.computed_at else "",
+    }
+
+
 @member_required("labeling.manage")
 @require_GET
 def annotators(request: HttpRequest, queue_id: int) -> HttpResponse:
     queue = _managed_queue(request, queue_id)
+    snapshot = services.agreement_snapshot_current(queue=queue)
     rows = [
         dict(
             row,
@@ -619,9 +632,10 @@ def annotators(request: HttpRequest, queue_id: int) -> HttpResponse:
             median=_num(row.get("median_seconds"), 1),
             per_hour=_num(row.get("labels_per_hour"), 1),
         )
-        for row in selectors.annotator_stats(queue=queue)
+        for row in (snapshot.payload or {}).get("annotators") or []
     ]
-    return render(request, "labeling/annotators.html", {"queue": queue, "rows": rows})
+    context = {"queue": queue, "rows": rows, "page": "annotators", **_snapshot_context(queue, snapshot)}
+    return render(request, "labeling/annotators.html", context)
 
 
 def _category_text(value: Any) -> str:
@@ -635,11 +649,15 @@ def _category_text(value: Any) -> str:
 @member_required("labeling.manage")
 @require_GET
 def agreement(request: HttpRequest, queue_id: int) -> HttpResponse:
-    """Agreement per question with bootstrap intervals, annotator pairs, and a plain confusion
-    table for one question (items with exactly two labels)."""
+    """Agreement per question with bootstrap intervals (order-free coefficients only), annotator
+    pairs with Cohen's kappa, and which answers met on items with exactly two labels, all from
+    the queue's statistics snapshot."""
     queue = _managed_queue(request, queue_id)
-    report = selectors.queue_agreement(queue=queue)
-    labels = {q.key: q.label for q in selectors.queue_questions(queue=queue)}
+    snapshot = services.agreement_snapshot_current(queue=queue)
+    payload = snapshot.payload or {}
+    report = payload.get("agreement") or {}
+    questions_by_key = {q.key: q for q in selectors.queue_questions(queue=queue)}
+    labels = {key: q.label for key, q in questions_by_key.items()}
     questions = []
     for key, stats in (report.get("questions") or {}).items():
         prevalence = stats.get("prevalence") or {}
@@ -652,7 +670,6 @@ def agreement(request: HttpRequest, queue_id: int) -> HttpResponse:
                 "stats": [
                     (name, _num(stats.get(field)), _ci(stats.get(f"{field}_ci")))
                     for name, field in (
-                        ("Cohen's κ", "cohen_kappa"),
                         ("Fleiss' κ", "fleiss_kappa"),
                         ("Krippendorff's α", "krippendorff_alpha"),  # noqa: RUF001 - the letter is meant
                         ("Gwet's AC1", "gwet_ac1"),
@@ -661,10 +678,8 @@ def agreement(request: HttpRequest, queue_id: int) -> HttpResponse:
                 "prevalence": [(_category_text(category), _pct(share)) for category, share in prevalence.items()],
             }
         )
-    usernames = {
-        m.user_id: m.user.get_username()
-        for m in core_selectors.membership_list(organization=_membership(request).organization)
-    }
+    usernames = {row["user_id"]: row["username"] for row in payload.get("annotators") or []}
+    all_pairs = sorted(report.get("pairs") or [], key=lambda p: -(p.get("n_items") or 0))
     pairs = [
         {
             "a": usernames.get(p.get("annotator_a"), f"user {p.get('annotator_a')}"),
@@ -676,17 +691,20 @@ def agreement(request: HttpRequest, queue_id: int) -> HttpResponse:
                     (figures or {}).get("n_items") or 0,
                     _pct((figures or {}).get("percent_agreement")),
                     _num((figures or {}).get("cohen_kappa")),
+                    _num((figures or {}).get("cohen_kappa_weighted"))
+                    if getattr(questions_by_key.get(key), "level", "") == "ordinal"
+                    else "",
                 )
                 for key, figures in (p.get("questions") or {}).items()
             ],
         }
-        for p in report.get("pairs") or []
+        for p in all_pairs[:_PAIRS_SHOWN]
     ]
     keys = [q["key"] for q in questions]
     chosen = request.GET.get("question") if request.GET.get("question") in keys else (keys[0] if keys else None)
     confusion = None
-    if chosen:
-        table = selectors.confusion_table(queue=queue, question_key=chosen)
+    table = (report.get("answer_pairs") or {}).get(chosen) if chosen else None
+    if table:
         categories = [_category_text(c) for c in table.get("categories") or []]
         rows = table.get("rows") or []
         confusion = {
@@ -695,10 +713,51 @@ def agreement(request: HttpRequest, queue_id: int) -> HttpResponse:
             "categories": categories,
             "rows": [(categories[i], row, sum(row)) for i, row in enumerate(rows)],
             "totals": [sum(row[j] for row in rows) for j in range(len(categories))],
-            "n": sum(sum(row) for row in rows),
+            "n": table.get("n_items") or 0,
         }
-    return render(
-        request,
-        "labeling/agreement.html",
-        {"queue": queue, "questions": questions, "pairs": pairs, "confusion": confusion, "keys": keys},
-    )
+    context = {
+        "queue": queue,
+        "questions": questions,
+        "pairs": pairs,
+        "n_pairs": len(all_pairs),
+        "confusion": confusion,
+        "keys": keys,
+        "page": "agreement",
+        **_snapshot_context(queue, snapshot),
+    }
+    return render(request, "labeling/agreement.html", context)
+
+
+@member_required("labeling.manage")
+@require_POST
+def statistics_refresh(request: HttpRequest, queue_id: int) -> HttpResponse:
+    """The refresh button: queue a background refresh; htmx swaps in the status line, which then
+    polls until the new snapshot is in."""
+    queue = _managed_queue(request, queue_id)
+    snapshot = services.agreement_snapshot_request(queue=queue)
+    if request.htmx:  # type: ignore[attr-defined]
+        if snapshot.state == "idle":  # done already (tasks run in-process without a broker)
+            response = HttpResponse(status=204)
+            response["HX-Refresh"] = "true"
+            return response
+        context = {"queue": queue, **_snapshot_context(queue, snapshot)}
+        return render(request, "labeling/_snapshot_status.html", context)
+    page = "labeling:annotators" if request.POST.get("page") == "annotators" else "labeling:agreement"
+    return redirect(reverse(page, args=[queue.pk]))
+
+
+@member_required("labeling.manage")
+@require_GET
+def statistics_status(request: HttpRequest, queue_id: int) -> HttpResponse:
+    """Polled by the status line while a refresh runs: reloads the page once the snapshot the
+    page shows (`as_of`) has been replaced."""
+    queue = _managed_queue(request, queue_id)
+    snapshot = selectors.agreement_snapshot_get(queue=queue)
+    if snapshot is None:
+        raise Http404("No statistics yet.")
+    as_of = snapshot.computed_at.isoformat() if snapshot.computed_at else ""
+    if snapshot.state == "idle" or as_of != request.GET.get("as_of", ""):
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
+    return render(request, "labeling/_snapshot_status.html", {"queue": queue, **_snapshot_context(queue, snapshot)})

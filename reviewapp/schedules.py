@@ -31,4 +31,11 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "labeling.tasks.backfills_resume",
         "schedule": timedelta(minutes=5),
     },
+    # Statistics snapshots: re-enqueue refreshes a crash or deploy lost, and refresh stale
+    # snapshots of active queues (labels changed since) so the agreement and annotators pages
+    # open on figures minutes old. A queue without new labels costs one index probe.
+    "labeling-agreement-snapshots-sweep": {
+        "task": "labeling.tasks.agreement_snapshots_sweep",
+        "schedule": timedelta(minutes=10),
+    },
 }

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from labeling import sampling, selectors, services
-from labeling.models import Assignment, Queue, QueueItem
+from labeling.models import AgreementSnapshot, Assignment, Queue, QueueItem
 from reviewapp import services as core_services
 from reviewapp.ingest_schemas import ConversationIn
 from tests.factories import (
@@ -497,6 +497,7 @@ QUEUE_ENDPOINTS = [
     ("post", "/api/v1/queues/{id}/claim", None),
     ("get", "/api/v1/queues/{id}/review", None),
     ("get", "/api/v1/queues/{id}/agreement", None),
+    ("post", "/api/v1/queues/{id}/agreement/refresh", None),
     ("get", "/api/v1/queues/{id}/annotators", None),
 ]
 
@@ -512,6 +513,7 @@ def _snapshot(queue):
         queue.backfill_done_at,
         list(QueueItem.objects.filter(queue=queue).values_list("pk", "status", "leased_count")),
         Assignment.objects.filter(queue=queue).count(),
+        AgreementSnapshot.objects.filter(queue=queue).count(),
     )
 
 
@@ -555,7 +557,7 @@ def test_approvers_and_agent_keys_may_not_use_queues(api_client_for, agent_clien
         *[
             e
             for e in QUEUE_ENDPOINTS
-            if e[1].endswith(("sampling", "items", "gold", "review", "agreement", "annotators"))
+            if e[1].endswith(("sampling", "items", "gold", "review", "agreement", "refresh", "annotators"))
         ],
     ],
 )

@@ -221,7 +221,7 @@ def test_gold_items_are_mixed_in_at_the_gold_rate_and_score_annotator_accuracy(p
 
     assert served == [True, True]
     assert normal.item.is_gold is False
-    [row] = selectors.annotator_stats(queue=queue)
+    [row] = selectors.queue_statistics(queue=queue)[0]["annotators"]
     assert (row["gold_items"], row["gold_accuracy"]) == (2, 0.5)
     assert selectors.queue_counts(queue=queue)["total"] == 2  # gold checks are not queue work
     assert QueueItem.objects.filter(is_gold=True, status=ItemStatus.OPEN).count() == 2
