@@ -28,6 +28,7 @@ from reviewapp.ingest_schemas import (
     errors_from_pydantic,
 )
 from reviewapp.models import Conversation, Feedback, JudgeScore, Organization
+from reviewapp.permissions import ANY_MEMBER
 from reviewapp.principal import Principal
 
 ERROR_RESPONSE = inline_serializer(
@@ -140,6 +141,8 @@ class AuthTokenCreateApi(APIView):
 class AuthTokenRevokeApi(APIView):
     """Revoke the personal token this request is made with (log out a script)."""
 
+    required_capability = ANY_MEMBER  # your own token, whatever your role
+
     @extend_schema(responses={204: None, 400: ERROR_RESPONSE}, tags=["auth"])
     def delete(self, request: Request) -> Response:
         principal = principal_of(request)
@@ -150,6 +153,8 @@ class AuthTokenRevokeApi(APIView):
 
 
 class MeApi(APIView):
+    required_capability = ANY_MEMBER  # who am I: every caller may ask
+
     class OutputSerializer(serializers.Serializer):
         organization = serializers.CharField()
         role = serializers.CharField()
