@@ -344,6 +344,14 @@ class ConversationCursorPagination(CursorPagination):
     max_page_size = 500
 
 
+class ConversationPageSerializer(serializers.Serializer):
+    """One page of the cursor-paginated list: follow `next` until it is null."""
+
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last.")
+    previous = serializers.URLField(allow_null=True)
+    results = ConversationSummarySerializer(many=True)
+
+
 class ConversationFilterSerializer(serializers.Serializer):
     project = serializers.SlugField(required=False)
     agent_version = serializers.CharField(required=False)
@@ -397,8 +405,9 @@ class ConversationsApi(APIView):
     required_capability = {"GET": "conversations.read", "POST": "conversations.ingest"}
 
     @extend_schema(
+        operation_id="v1_conversations_list",
         parameters=[ConversationFilterSerializer],
-        responses={200: ConversationSummarySerializer(many=True), 400: ERROR_RESPONSE},
+        responses={200: ConversationPageSerializer, 400: ERROR_RESPONSE},
         tags=["conversations"],
     )
     def get(self, request: Request) -> Response:
