@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max
@@ -511,6 +512,9 @@ def _item_claim_once(
     # lock is the session's, given back right after the lease commits: one more round trip,
     # and the lease stays a bare statement that does not wait for its WAL flush. Inside one it
     # lasts until the caller commits.
+    if connection.vendor == "postgresql" and not connection.in_atomic_block and not settings.DB_SESSION_LOCKS:
+        with transaction.atomic():  # behind a transaction-mode pooler: see settings.DB_SESSION_LOCKS
+            return _item_claim_once(queue=queue, user=user, exclude_item_id=exclude_item_id, now=now)
     lock = None
     if connection.vendor == "postgresql":
         lock = "transaction" if connection.in_atomic_block else "session"

@@ -292,7 +292,9 @@ def _live_leases(queue, person):
     )
 
 
-def test_one_person_claiming_twenty_times_at_once_holds_one_lease():
+@pytest.mark.parametrize("session_locks", [True, False], ids=["session-lock", "pooler-transaction-lock"])
+def test_one_person_claiming_twenty_times_at_once_holds_one_lease(settings, session_locks):
+    settings.DB_SESSION_LOCKS = session_locks
     queue, [person] = _setup(n_items=30, n_people=1)
 
     got, spans = _claim_in_parallel(queue, person, 20)
