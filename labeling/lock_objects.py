@@ -84,22 +84,42 @@ SELECT (SELECT a.id FROM labeling_assignment a
        EXISTS (SELECT 1 FROM labeling_assignment e
                WHERE e.queue_id = %(queue)s AND e.status = 'active' AND e.lease_expires_at <= %(now)s)
 """
+# One person's claims in one queue take turns on this advisory lock (a hash of the pair: two
+# pairs sharing a hash merely take turns too). Without it, the held-lease check and the lease
+# are two statements, and one person claiming 20 times at once got up to four leases.
+_CLAIM_LOCK_KEY = "hashtextextended('labeling.item_claim:' || %(queue)s::text || ':' || %(user)s::text, 0)"
+_PRECHECK_LOCKED_SQL = {
+    scope: _PRECHECK_SQL + f"FROM {fn}({_CLAIM_LOCK_KEY})"
+    for scope, fn in (("session", "pg_advisory_lock"), ("transaction", "pg_advisory_xact_lock"))
+}
+_CLAIM_UNLOCK_SQL = f"SELECT pg_advisory_unlock({_CLAIM_LOCK_KEY})"
 
 
 def claim_precheck(
-    *, queue_id: int, user_id: int, exclude_item_id: int | None, now: dt.datetime
+    *, queue_id: int, user_id: int, exclude_item_id: int | None, now: dt.datetime, lock: str | None = None
 ) -> tuple[int | None, bool]:
-    """Before a claim, in one indexed read and no lock: the id of a live lease this person
-    already holds in the queue (other than `exclude_item_id`), and whether any lease in the
-    queue has expired and should go back to the pool first."""
+    """Before a claim, in one indexed read: the id of a live lease this person already holds in
+    the queue (other than `exclude_item_id`), and whether any lease in the queue has expired and
+    should go back to the pool first.
+
+    With `lock` ("session" or "transaction", PostgreSQL) the same statement first takes this
+    person's claim lock for the queue; a "session" lock must be given back with claim_unlock.
+    The answer is read from the statement's snapshot, taken before a wait for the lock: after
+    waiting, a lease the previous holder just made may be missing here, so the lease statement
+    checks again (item_lease_next's `held` guard)."""
     params = {
         "queue": queue_id,
         "user": user_id,
         "now": connection.ops.adapt_datetimefield_value(now),
         "exclude": exclude_item_id or 0,
     }
-    held, expired = rawsql.fetchone(_PRECHECK_SQL, params)
+    held, expired = rawsql.fetchone(_PRECHECK_LOCKED_SQL[lock] if lock else _PRECHECK_SQL, params)
     return held, bool(expired)
+
+
+def claim_unlock(*, queue_id: int, user_id: int) -> None:
+    """Give back the session claim lock claim_precheck took. Call it after the lease committed."""
+    rawsql.fetchone(_CLAIM_UNLOCK_SQL, {"queue": queue_id, "user": user_id})
 
 
 # The claim as one statement on PostgreSQL: pick the next item this person may take (the same
@@ -112,6 +132,9 @@ WITH pick AS (
     WHERE i.queue_id = %(queue)s AND i.status = 'open' AND i.is_gold = %(gold)s
       AND i.labels_needed > i.labels_done + i.leased_count
       AND NOT EXISTS (SELECT 1 FROM labeling_assignment a WHERE a.item_id = i.id AND a.user_id = %(user)s)
+      AND NOT EXISTS (SELECT 1 FROM labeling_assignment held
+                      WHERE held.queue_id = %(queue)s AND held.user_id = %(user)s AND held.status = 'active'
+                        AND held.lease_expires_at > %(now)s AND held.item_id <> %(exclude)s)
     ORDER BY i.priority DESC, i.id
     LIMIT 1
     FOR UPDATE OF i SKIP LOCKED
@@ -145,14 +168,24 @@ _LEASE_NEXT_SQL = _LEASE_NEXT_SQL.replace("{relax}", "")
 
 
 def item_lease_next(
-    *, queue: Queue, user_id: int, gold: bool, now: dt.datetime, until: dt.datetime
+    *, queue: Queue, user_id: int, gold: bool, now: dt.datetime, until: dt.datetime, exclude_item_id: int | None
 ) -> Assignment | None:
     """PostgreSQL only: lock the next claimable item, add one to its leased_count and create the
     person's active assignment, in one statement (atomic on its own). Returns the assignment
-    with its item, and the item's conversation, attached; None when nothing is left for them.
-    A concurrent claim by the same person can still raise IntegrityError on (item, user); the
-    caller retries."""
-    params = {"queue": queue.pk, "gold": gold, "user": user_id, "now": now, "until": until}
+    with its item, and the item's conversation, attached; None when nothing is left for them,
+    or when they hold a live lease in the queue other than `exclude_item_id` (the `held`
+    guard). Call it holding this person's claim lock (claim_precheck): the guard then sees every
+    lease their earlier claims made, and one person holds one live lease in the queue at most
+    (two with the browser's prefetch). Without the lock a concurrent claim by the same person can raise IntegrityError
+    on (item, user); the caller retries."""
+    params = {
+        "queue": queue.pk,
+        "gold": gold,
+        "user": user_id,
+        "now": now,
+        "until": until,
+        "exclude": exclude_item_id or 0,
+    }
     # Inside a caller's transaction the setting would outlive this statement: keep it durable.
     row = rawsql.fetchone(_LEASE_NEXT_SQL if connection.in_atomic_block else _LEASE_RELAXED_SQL, params)
     if row is None:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
@@ -743,16 +744,51 @@ def item_claim(
 def _item_claim_once(
     *, queue: Queue, user: AbstractBaseUser, exclude_item_id: int | None, now: dt.datetime
 ) -> Assignment | object | None:
+    # One person's claims in a queue take turns (an advisory lock taken by the precheck
+    # statement itself): the held-lease check and the lease are otherwise two statements, and
+    # parallel claims by one person each found nothing held. Outside a caller's transaction the
+    # lock is the session's, given back right after the lease commits: one more round trip,
+    # and the lease stays a bare statement that does not wait for its WAL flush. Inside one it
+    # lasts until the caller commits.
+    if connection.vendor == "postgresql" and not connection.in_atomic_block and not settings.DB_SESSION_LOCKS:
+        with transaction.atomic():  # behind a transaction-mode pooler: see settings.DB_SESSION_LOCKS
+            return _item_claim_once(queue=queue, user=user, exclude_item_id=exclude_item_id, now=now)
+    lock = None
+    if connection.vendor == "postgresql":
+        lock = "transaction" if connection.in_atomic_block else "session"
     held_id, expired = lock_objects.claim_precheck(
-        queue_id=queue.pk, user_id=user.pk, exclude_item_id=exclude_item_id, now=now
+        queue_id=queue.pk, user_id=user.pk, exclude_item_id=exclude_item_id, now=now, lock=lock
     )
+    try:
+        return _item_claim_locked(
+            queue=queue, user=user, exclude_item_id=exclude_item_id, now=now, held_id=held_id, expired=expired
+        )
+    finally:
+        if lock == "session":
+            lock_objects.claim_unlock(queue_id=queue.pk, user_id=user.pk)
+
+
+def _held_lease(*, held_id: int, now: dt.datetime) -> Assignment | None:
+    live = Assignment.objects.filter(pk=held_id, status=AssignmentStatus.ACTIVE, lease_expires_at__gt=now)
+    return live.select_related("item").first()
+
+
+def _item_claim_locked(
+    *,
+    queue: Queue,
+    user: AbstractBaseUser,
+    exclude_item_id: int | None,
+    now: dt.datetime,
+    held_id: int | None,
+    expired: bool,
+) -> Assignment | object | None:
+    """The claim, holding this person's claim lock for the queue (on PostgreSQL)."""
     if expired:
         leases_expire(queue_id=queue.pk, now=now)
     if held_id is not None:
         # A reload must not hoard items: give back the lease they hold. (It may have ended
         # since the precheck; then they get a new one below.)
-        live = Assignment.objects.filter(pk=held_id, status=AssignmentStatus.ACTIVE, lease_expires_at__gt=now)
-        existing = live.select_related("item").first()
+        existing = _held_lease(held_id=held_id, now=now)
         if existing is not None:
             return existing
     lease_until = now + dt.timedelta(seconds=queue.lease_seconds)
@@ -762,9 +798,19 @@ def _item_claim_once(
     bare = connection.vendor == "postgresql" and not connection.in_atomic_block
     with contextlib.nullcontext() if bare else transaction.atomic():
         for gold in (True, False) if gold_turn else (False,):
-            assignment = _lease_next(queue=queue, user=user, gold=gold, now=now, until=lease_until)
+            assignment = _lease_next(
+                queue=queue, user=user, gold=gold, now=now, until=lease_until, exclude_item_id=exclude_item_id
+            )
             if assignment is not None:
                 return assignment
+    # Nothing leased. Having waited for the lock, this person may hold the lease their other
+    # claim just made, which the precheck could not see and the lease statement's guard did:
+    # look again (a fresh statement sees it), and give that one back.
+    held_id, _ = lock_objects.claim_precheck(
+        queue_id=queue.pk, user_id=user.pk, exclude_item_id=exclude_item_id, now=now
+    )
+    if held_id is not None and (existing := _held_lease(held_id=held_id, now=now)) is not None:
+        return existing
     if queue.skip_policy == SkipPolicy.SAME_PERSON_LATER:
         reclaimed = _skipped_item_reclaim(queue=queue, user=user, now=now, until=lease_until)
         if reclaimed is not None:
@@ -812,11 +858,19 @@ def lease_restart(
 
 
 def _lease_next(
-    *, queue: Queue, user: AbstractBaseUser, gold: bool, now: dt.datetime, until: dt.datetime
+    *,
+    queue: Queue,
+    user: AbstractBaseUser,
+    gold: bool,
+    now: dt.datetime,
+    until: dt.datetime,
+    exclude_item_id: int | None,
 ) -> Assignment | None:
     """Lease the next item nobody has handed this person before."""
     if connection.vendor == "postgresql":
-        return lock_objects.item_lease_next(queue=queue, user_id=user.pk, gold=gold, now=now, until=until)
+        return lock_objects.item_lease_next(
+            queue=queue, user_id=user.pk, gold=gold, now=now, until=until, exclude_item_id=exclude_item_id
+        )
     # Elsewhere (SQLite: one writer at a time, no SKIP LOCKED) the same steps through the ORM.
     item = lock_objects.claimable_item_lock(queue=queue, user_id=user.pk, gold=gold)
     if item is None:

@@ -26,6 +26,7 @@ from reviewapp.ingest_schemas import (
     errors_from_pydantic,
 )
 from reviewapp.models import Conversation, Feedback, JudgeScore, Organization
+from reviewapp.permissions import ANY_MEMBER
 from reviewapp.principal import Principal
 
 ERROR_RESPONSE = inline_serializer(
@@ -150,6 +151,8 @@ class AuthTokenCreateApi(APIView):
 class AuthTokenRevokeApi(APIView):
     """Revoke the personal token this request is made with (log out a script)."""
 
+    required_capability = ANY_MEMBER  # your own token, whatever your role
+
     @extend_schema(responses={204: None, 400: ERROR_RESPONSE}, tags=["auth"])
     def delete(self, request: Request) -> Response:
         principal = principal_of(request)
@@ -217,6 +220,8 @@ class PersonalTokenRevokeApi(APIView):
 
 
 class MeApi(APIView):
+    required_capability = ANY_MEMBER  # who am I: every caller may ask
+
     class OutputSerializer(serializers.Serializer):
         organization = serializers.CharField()
         role = serializers.CharField()
@@ -407,6 +412,14 @@ class ConversationCursorPagination(CursorPagination):
     max_page_size = 500
 
 
+class ConversationPageSerializer(serializers.Serializer):
+    """One page of the cursor-paginated list: follow `next` until it is null."""
+
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last.")
+    previous = serializers.URLField(allow_null=True)
+    results = ConversationSummarySerializer(many=True)
+
+
 class ConversationFilterSerializer(serializers.Serializer):
     project = serializers.SlugField(required=False)
     agent_version = serializers.CharField(required=False)
@@ -460,8 +473,9 @@ class ConversationsApi(APIView):
     required_capability = {"GET": "conversations.read", "POST": "conversations.ingest"}
 
     @extend_schema(
+        operation_id="v1_conversations_list",
         parameters=[ConversationFilterSerializer],
-        responses={200: ConversationSummarySerializer(many=True), 400: ERROR_RESPONSE},
+        responses={200: ConversationPageSerializer, 400: ERROR_RESPONSE},
         tags=["conversations"],
     )
     def get(self, request: Request) -> Response:

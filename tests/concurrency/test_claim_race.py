@@ -174,14 +174,15 @@ def test_a_late_label_racing_the_lease_sweeper_neither_deadlocks_nor_loses_the_l
 
 
 def test_claim_and_label_cost_a_fixed_handful_of_statements(django_assert_num_queries):
-    """The hot path on PostgreSQL: claim = token, queue, precheck, the one-statement lease,
-    feedback; label = token, item, and one short transaction."""
+    """The hot path on PostgreSQL: claim = token, queue, precheck (taking the person's claim
+    lock), the one-statement lease, the unlock, feedback; label = token, item, and one short
+    transaction."""
     queue, [person] = _setup(n_items=3, n_people=1)
     token = core.personal_token_create(user=person, organization=queue.organization).raw
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
     client.get("/api/v1/queues")  # the token's first use stamps last_used_at; measure later requests
 
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         item = client.post(f"/api/v1/queues/{queue.pk}/claim").json()["id"]
     with django_assert_num_queries(10):
         response = client.post(
@@ -244,3 +245,78 @@ def test_a_bare_claim_commits_asynchronously_without_changing_the_connection():
     finally:
         with connection.cursor() as cur:
             cur.execute("RESET synchronous_commit")
+
+
+def _claim_in_parallel(queue, person, n, **claim_kwargs):
+    """n threads released together by a barrier, each claiming once for the same person.
+    Returns the item ids they got and each claim's (start, end) on the monotonic clock."""
+    barrier = threading.Barrier(n)
+    got: list[int | None] = []
+    spans: list[tuple[float, float]] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def claim():
+        try:
+            connection.ensure_connection()  # connect before the barrier: race the claims, not the logins
+            barrier.wait(timeout=30)
+            start = time.monotonic()
+            assignment = services.item_claim(queue=queue, user=person, **claim_kwargs)
+            end = time.monotonic()
+            with lock:
+                got.append(assignment.item_id if assignment else None)
+                spans.append((start, end))
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    return got, spans
+
+
+def _overlapping_pairs(spans):
+    return sum(1 for i, a in enumerate(spans) for b in spans[i + 1 :] if a[0] < b[1] and b[0] < a[1])
+
+
+def _live_leases(queue, person):
+    return list(
+        Assignment.objects.filter(
+            queue=queue, user=person, status=AssignmentStatus.ACTIVE, lease_expires_at__gt=timezone.now()
+        ).values_list("item_id", flat=True)
+    )
+
+
+@pytest.mark.parametrize("session_locks", [True, False], ids=["session-lock", "pooler-transaction-lock"])
+def test_one_person_claiming_twenty_times_at_once_holds_one_lease(settings, session_locks):
+    settings.DB_SESSION_LOCKS = session_locks
+    queue, [person] = _setup(n_items=30, n_people=1)
+
+    got, spans = _claim_in_parallel(queue, person, 20)
+
+    leases = _live_leases(queue, person)
+    assert len(leases) == 1
+    assert got == leases * 20  # every claim answered with that one lease
+    assert sum(QueueItem.objects.filter(queue=queue).values_list("leased_count", flat=True)) == 1
+    # The race happened: claims were in flight at the same time (the lock made them take turns).
+    assert _overlapping_pairs(spans) >= 1
+
+
+def test_a_prefetching_person_claiming_twenty_times_at_once_holds_two_leases():
+    """The browser's prefetch (`exclude=` the item on screen) is the one documented second lease."""
+    queue, [person] = _setup(n_items=30, n_people=1)
+    current = services.item_claim(queue=queue, user=person)
+
+    got, spans = _claim_in_parallel(queue, person, 20, exclude_item_id=current.item_id)
+
+    leases = _live_leases(queue, person)
+    assert len(leases) == 2
+    prefetched = next(i for i in leases if i != current.item_id)
+    assert got == [prefetched] * 20
+    assert sum(QueueItem.objects.filter(queue=queue).values_list("leased_count", flat=True)) == 2
+    assert _overlapping_pairs(spans) >= 1

@@ -114,7 +114,35 @@ def test_the_token_endpoint_documents_its_throttle(schema):
 def test_the_ingest_errors_are_documented(schema):
     responses = schema["paths"]["/api/v1/conversations"]["post"]["responses"]
 
-    assert set(responses) == {"201", "400", "401", "403", "413"}
+    assert set(responses) == {"201", "400", "401", "403", "413", "415"}
+
+
+def test_the_conversation_list_is_documented_as_the_page_it_answers(schema):
+    content = schema["paths"]["/api/v1/conversations"]["get"]["responses"]["200"]["content"]["application/json"]
+    page = _ref(schema, content["schema"]["$ref"])
+
+    assert set(page["required"]) == {"next", "previous", "results"}
+    assert page["properties"]["results"]["items"]["$ref"].endswith("/ConversationSummary")
+
+
+def test_every_operation_documents_its_errors_in_the_one_error_shape(schema):
+    error = schema["components"]["schemas"]["Error"]
+    assert set(error["required"]) == {"message", "errors"}
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            codes = set(responses)
+            assert "401" in codes, f"{method} {path}"
+            if path != "/api/v1/auth/token":
+                assert "403" in codes, f"{method} {path}"
+            if "{" in path:
+                assert "404" in codes, f"{method} {path}"
+            if "requestBody" in operation:
+                assert {"400", "413", "415"} <= codes, f"{method} {path}"
+            for code in codes - {"200", "201", "204"}:
+                ref = responses[code]["content"]["application/json"]["schema"]["$ref"]
+                assert ref == "#/components/schemas/Error", f"{method} {path} {code}"
+    assert "429" in schema["paths"]["/api/v1/auth/token"]["post"]["responses"]
 
 
 def _external_urls(html: str) -> list[str]:
