@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from reviewapp import apis, views
+from reviewapp import apis, converters, views  # noqa: F401 - converters registers <id:>
 from reviewapp.health import healthz
 
 api_v1 = [
@@ -12,9 +12,9 @@ api_v1 = [
     path("me", apis.MeApi.as_view(), name="me"),
     path("projects", apis.ProjectListApi.as_view(), name="projects"),
     path("api-keys", apis.ApiKeyListCreateApi.as_view(), name="api-keys"),
-    path("api-keys/<int:key_id>/revoke", apis.ApiKeyRevokeApi.as_view(), name="api-key-revoke"),
+    path("api-keys/<id:key_id>/revoke", apis.ApiKeyRevokeApi.as_view(), name="api-key-revoke"),
     path("conversations", apis.ConversationsApi.as_view(), name="conversations"),
-    path("conversations/<int:conversation_id>", apis.ConversationDetailApi.as_view(), name="conversation-detail"),
+    path("conversations/<id:conversation_id>", apis.ConversationDetailApi.as_view(), name="conversation-detail"),
     path("judge-scores", apis.JudgeScoreAddApi.as_view(), name="judge-scores"),
     path("", include("labeling.urls_api")),
 ]
@@ -35,8 +35,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("org/switch", views.organization_switch, name="org-switch"),
     path("conversations/", views.conversation_list, name="conversation-list"),
-    path("conversations/<int:conversation_id>/", views.conversation_detail, name="conversation-detail"),
+    path("conversations/<id:conversation_id>/", views.conversation_detail, name="conversation-detail"),
     path("settings/api-keys/", views.api_key_list, name="api-key-list"),
-    path("settings/api-keys/<int:key_id>/revoke", views.api_key_revoke, name="api-key-revoke"),
+    path("settings/api-keys/<id:key_id>/revoke", views.api_key_revoke, name="api-key-revoke"),
     path("labeling/", include("labeling.urls")),
 ]
