@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.db import transaction
 
 from reviewapp import hooks
 from reviewapp.models import Project
+
+logger = logging.getLogger(__name__)
 
 
 @hooks.on_conversations_created
@@ -16,4 +20,15 @@ def sample_new_conversations(*, project: Project, conversation_ids: list[int]) -
     # Most projects have no sampling queue: skip the task (and the broker round trip) entirely.
     if not selectors.project_has_sampling_queues(project_id=project.pk):
         return
-    transaction.on_commit(lambda: conversations_sample.delay(project.pk, conversation_ids))
+    project_id = project.pk
+
+    def enqueue() -> None:
+        # The conversations are committed: whatever happens to their sampling (a broker down,
+        # or, with in-process tasks, an error inside the task) must not turn the ingest into
+        # an error. Per-queue failures are recorded on the queue by the task itself.
+        try:
+            conversations_sample.delay(project_id, conversation_ids)
+        except Exception:
+            logger.exception("sampling of %d conversations of project %s failed", len(conversation_ids), project_id)
+
+    transaction.on_commit(enqueue)
