@@ -58,10 +58,10 @@ class InputError(ValidationFailed):
     """Refused input: a 400 whose `errors` name the offending field (`metadata.a[3]`), or
     `body` for the document as a whole."""
 
-    def __init__(self, message: str, path: str = ""):
+    def __init__(self, message: str, path: str = "", *, detail: str | None = None):
         if len(path) > _PATH_MAX:  # sixty-four levels of long keys: keep the answer small
             path = path[:_PATH_MAX] + "…"
-        super().__init__(message, errors={path or "body": [message]})
+        super().__init__(message, errors={path or "body": [detail or message]})
         self.path = path
 
 
@@ -188,7 +188,7 @@ def _stdlib_loads(raw: bytes, max_depth: int) -> Any:
     try:
         value = json.loads(raw, parse_constant=float)
     except ValueError as exc:  # malformed, or an integer past Python's 4,300-digit limit
-        raise InputError(f"Malformed JSON: {exc}", "body") from exc
+        raise InputError("Malformed JSON.", "body", detail=str(exc)) from exc
     check_json(value, max_depth=max_depth)
     return value
 
