@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -13,10 +13,13 @@ from rest_framework.views import APIView
 
 from labeling import rubric, sampling, selectors, services
 from labeling.models import LabelSchema, Queue, QueueItem, SkipPolicy
+from labeling.sampling import MAX_PER_DAY
 from reviewapp import selectors as core_selectors
 from reviewapp import services as core_services
+from reviewapp import validation
 from reviewapp.apis import ERROR_RESPONSE, ConversationDetailSerializer, conversation_detail_payload, principal_of
 from reviewapp.errors import Conflict, ValidationFailed
+from reviewapp.fields import BoundedDictField, BoundedJSONField, ColumnIntegerField, IdField
 from reviewapp.ingest_schemas import errors_from_pydantic
 from reviewapp.models import Role
 
@@ -30,8 +33,8 @@ class QuestionSerializer(serializers.Serializer):
     help = serializers.CharField(required=False)
     required = serializers.BooleanField(required=False, default=True)
     options = serializers.ListField(child=serializers.CharField(), required=False)
-    min = serializers.IntegerField(required=False)
-    max = serializers.IntegerField(required=False)
+    min = ColumnIntegerField(validation.INTEGER, required=False)
+    max = ColumnIntegerField(validation.INTEGER, required=False)
     roles = serializers.ListField(child=serializers.CharField(), required=False)
     judge_criterion = serializers.CharField(required=False, allow_null=True)
 
@@ -162,12 +165,34 @@ class QueueOutputSerializer(serializers.Serializer):
     gold_rate = serializers.FloatField()
     is_active = serializers.BooleanField()
     created_at = serializers.DateTimeField()
+    sampling_health = serializers.SerializerMethodField(
+        help_text="The last sampling failure of this queue (other queues are sampled regardless)."
+    )
 
     def get_assignees(self, queue: Queue) -> list[str]:
         return sorted(u.get_username() for u in queue.assignees.all())
 
     def get_backfill_done(self, queue: Queue) -> bool:
         return queue.backfill_done_at is not None
+
+    @extend_schema_field(
+        inline_serializer(
+            "SamplingHealth",
+            fields={
+                "failures": serializers.IntegerField(),
+                "last_error": serializers.CharField(),
+                "last_error_at": serializers.DateTimeField(allow_null=True),
+            },
+        )
+    )
+    def get_sampling_health(self, queue: Queue) -> dict[str, Any]:
+        return {
+            "failures": queue.sampling_failures,
+            "last_error": queue.sampling_error,
+            "last_error_at": serializers.DateTimeField().to_representation(queue.sampling_error_at)
+            if queue.sampling_error_at
+            else None,
+        }
 
 
 class QueueDetailSerializer(QueueOutputSerializer):
@@ -198,10 +223,10 @@ class QueueListCreateApi(APIView):
         project = serializers.SlugField(required=False)
         name = serializers.CharField(max_length=200)
         description = serializers.CharField(required=False, default="", allow_blank=True)
-        schema = serializers.IntegerField(help_text="Label schema id.")
+        schema = IdField(help_text="Label schema id.")
         annotations_per_item = serializers.IntegerField(min_value=1, max_value=10, default=1)
         max_extra_annotations = serializers.IntegerField(min_value=0, max_value=5, default=0)
-        priority = serializers.IntegerField(default=0)
+        priority = ColumnIntegerField(validation.INTEGER, default=0)
         lease_seconds = serializers.IntegerField(min_value=30, max_value=86_400, default=600)
         # Approvers do not label (they decide agent actions), so they are no queue audience.
         assignee_role = serializers.ChoiceField(
@@ -210,8 +235,10 @@ class QueueListCreateApi(APIView):
         assignees = serializers.ListField(child=serializers.CharField(), required=False, default=list)
         show_judge_scores = serializers.BooleanField(default=False)
         skip_policy = serializers.ChoiceField(choices=SkipPolicy.values, default=SkipPolicy.OTHERS)
-        sampling = serializers.ListField(child=serializers.DictField(), required=False, default=list)
-        max_per_day = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+        sampling = serializers.ListField(child=BoundedDictField(), required=False, default=list, max_length=100)
+        max_per_day = serializers.IntegerField(
+            min_value=1, max_value=MAX_PER_DAY, required=False, allow_null=True, default=None
+        )
         backfill_days = serializers.IntegerField(min_value=0, max_value=365, default=30)
         gold_rate = serializers.FloatField(min_value=0, max_value=1, default=0)
 
@@ -285,8 +312,10 @@ class QueueSamplingUpdateApi(APIView):
     required_capability = "labeling.manage"
 
     class InputSerializer(serializers.Serializer):
-        sampling = serializers.ListField(child=serializers.DictField())
-        max_per_day = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+        sampling = serializers.ListField(child=BoundedDictField(), max_length=100)
+        max_per_day = serializers.IntegerField(
+            min_value=1, max_value=MAX_PER_DAY, required=False, allow_null=True, default=None
+        )
 
     @extend_schema(
         request=InputSerializer, responses={200: QueueDetailSerializer, 400: ERROR_RESPONSE}, tags=["labeling"]
@@ -307,7 +336,7 @@ class QueueItemsAddApi(APIView):
     required_capability = "labeling.manage"
 
     class InputSerializer(serializers.Serializer):
-        conversation_ids = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=10_000)
+        conversation_ids = serializers.ListField(child=IdField(), required=False, max_length=10_000)
         external_ids = serializers.ListField(child=serializers.CharField(), required=False, max_length=10_000)
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -361,9 +390,9 @@ class QueueGoldAddApi(APIView):
     required_capability = "labeling.manage"
 
     class GoldSerializer(serializers.Serializer):
-        conversation_id = serializers.IntegerField(required=False)
+        conversation_id = IdField(required=False)
         external_id = serializers.CharField(required=False)
-        answers = serializers.DictField()
+        answers = BoundedDictField()
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             if not attrs.get("conversation_id") and not attrs.get("external_id"):
@@ -371,7 +400,7 @@ class QueueGoldAddApi(APIView):
             return attrs
 
     class InputSerializer(serializers.Serializer):
-        items = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=1000)
+        items = serializers.ListField(child=BoundedDictField(), min_length=1, max_length=1000)
 
     @extend_schema(
         request=inline_serializer("GoldAdd", fields={"items": GoldSerializer(many=True)}),
@@ -469,10 +498,10 @@ class QueueClaimApi(APIView):
     def post(self, request: Request, queue_id: int) -> Response:
         p = principal_of(request)
         queue = selectors.queue_get_for_worker(organization=p.organization, queue_id=queue_id, user=p.user, role=p.role)
-        exclude = request.query_params.get("exclude")
-        assignment = services.item_claim(
-            queue=queue, user=p.user, exclude_item_id=int(exclude) if exclude and exclude.isdigit() else None
+        exclude = validation.parse_int_or_none(
+            request.query_params.get("exclude"), field="exclude", min=validation.ID_MIN, max=validation.ID_MAX
         )
+        assignment = services.item_claim(queue=queue, user=p.user, exclude_item_id=exclude)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         item = selectors.item_with_conversation(item=assignment.item, queue=queue)
@@ -500,10 +529,16 @@ class ItemLabelSubmitApi(APIView):
     required_capability = "labeling.work"
 
     class InputSerializer(serializers.Serializer):
-        answers = serializers.JSONField()
+        answers = BoundedJSONField()
         client_token = serializers.CharField(required=False, default="", allow_blank=True, max_length=100)
-        schema_version = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="Version id")
-        time_spent_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
+        schema_version = IdField(required=False, allow_null=True, default=None, help_text="Version id")
+        time_spent_ms = ColumnIntegerField(
+            validation.POSITIVE,
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text=f"Time on task; counted as at most {services.MAX_TIME_SPENT_MS} ms.",
+        )
 
     @extend_schema(
         request=InputSerializer,
@@ -591,7 +626,7 @@ class ItemDraftApi(APIView):
     required_capability = "labeling.work"
 
     class InputSerializer(serializers.Serializer):
-        answers = serializers.DictField()
+        answers = BoundedDictField()
 
     @extend_schema(
         request=InputSerializer,
@@ -703,7 +738,7 @@ class ItemReviewApi(APIView):
     required_capability = "labeling.manage"
 
     class InputSerializer(serializers.Serializer):
-        answers = serializers.JSONField()
+        answers = BoundedJSONField()
 
     @extend_schema(
         request=InputSerializer,

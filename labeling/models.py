@@ -82,6 +82,11 @@ class Queue(models.Model):
     backfill_heartbeat_at = models.DateTimeField(null=True, blank=True)
     gold_rate = models.FloatField(default=0.0)
     is_active = models.BooleanField(default=True)
+    # Sampling health: a queue whose rules fail is skipped (other queues and the ingest go on);
+    # the failure is counted and the last one kept here, for the queue's API and page.
+    sampling_failures = models.PositiveIntegerField(default=0)
+    sampling_error = models.TextField(blank=True, default="")
+    sampling_error_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

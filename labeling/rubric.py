@@ -33,8 +33,9 @@ class Question(BaseModel):
     # validate_default: the checks below must also run when the field is left out, so that
     # "a rating without max" is reported on `max`, the field a client has to fix.
     options: list[Option] = Field(default_factory=list, max_length=50, validate_default=True)
-    min: int | None = Field(default=None, validate_default=True)
-    max: int | None = Field(default=None, validate_default=True)
+    # Bounded like every integer from outside (reviewapp/validation.py): a scale's ends fit 32 bits.
+    min: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1, validate_default=True)
+    max: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1, validate_default=True)
     # For `turn`: which roles may be pointed at (default: assistant turns).
     roles: list[Literal["system", "developer", "user", "assistant", "tool"]] = Field(default_factory=list)
     judge_criterion: Annotated[str, StringConstraints(max_length=100)] | None = None

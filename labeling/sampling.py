@@ -19,6 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 _HASH_SCALE = float(16**15)
+# A daily budget above a billion is no budget; the bound keeps the pacing arithmetic finite
+# and every counter (SamplingCounter's PositiveIntegerField) within its column.
+MAX_PER_DAY = 10**9
 
 
 class RuleCondition(BaseModel):
@@ -32,8 +35,8 @@ class RuleCondition(BaseModel):
     escalated_by_user: bool | None = None
     judge: str | None = None
     criterion: str | None = None
-    score_below: float | None = None
-    confidence_below: float | None = Field(default=None, ge=0, le=1)
+    score_below: float | None = Field(default=None, allow_inf_nan=False)
+    confidence_below: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
 
     @property
     def uses_judge(self) -> bool:
@@ -44,9 +47,9 @@ class SamplingRule(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     name: Annotated[str, StringConstraints(max_length=80)] | None = None
-    rate: float = Field(ge=0, le=1)
+    rate: float = Field(ge=0, le=1, allow_inf_nan=False)
     condition: RuleCondition | None = Field(default=None, alias="if")
-    max_per_day: int | None = Field(default=None, ge=1)
+    max_per_day: int | None = Field(default=None, ge=1, le=MAX_PER_DAY)
 
     def strategy(self) -> str:
         c = self.condition
@@ -203,6 +206,7 @@ def rules_parse(data: Any) -> list[SamplingRule]:
 
 
 __all__ = [
+    "MAX_PER_DAY",
     "Candidate",
     "ConversationFacts",
     "JudgeFact",

@@ -28,7 +28,7 @@ from labeling.models import (
     Queue,
     QueueItem,
 )
-from reviewapp import rawsql
+from reviewapp import rawsql, validation
 from reviewapp.errors import NotFound
 from reviewapp.models import Conversation, Organization, Project, Role
 
@@ -106,6 +106,8 @@ def queue_get_for_worker(*, organization: Organization, queue_id: int, user: Abs
     # One hand-written query on the claim path (every claim calls this): the queue, its
     # project, its rubric and latest version (the claim answers with it), and whether anyone,
     # and the caller, is named on it. The ORM equivalent cost ~2 ms to compile.
+    if not validation.is_id(queue_id):  # raw SQL ahead: an id beyond 64 bits is simply missing
+        raise NotFound("Queue not found.")
     row = rawsql.fetchone(_WORKER_QUEUE_SQL, {"org": organization.pk, "queue": queue_id, "user": user.pk})
     if row is None:
         raise NotFound("Queue not found.")
@@ -218,6 +220,8 @@ WHERE c.id = %(id)s AND c.organization_id = %(org)s
 def item_get_for_worker(*, organization: Organization, item_id: int, user: AbstractBaseUser, role: str) -> QueueItem:
     """item_get for someone working the item's queue, plus the access check, in one
     hand-written query: every label, skip and draft calls it."""
+    if not validation.is_id(item_id):  # raw SQL ahead: an id beyond 64 bits is simply missing
+        raise NotFound("Item not found.")
     row = rawsql.fetchone(_WORKER_ITEM_SQL, {"org": organization.pk, "item": item_id, "user": user.pk})
     if row is None:
         raise NotFound("Item not found.")

@@ -16,9 +16,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
+from pydantic import ValidationError as PydanticValidationError
 
 from labeling import lock_objects, rubric, sampling
 from labeling.models import (
@@ -38,8 +39,9 @@ from labeling.models import (
     SkipPolicy,
     SnapshotState,
 )
-from reviewapp import bulk, enqueue, rawsql
+from reviewapp import bulk, enqueue, rawsql, validation
 from reviewapp.errors import Conflict, ValidationFailed
+from reviewapp.ingest_schemas import errors_from_pydantic
 from reviewapp.models import Conversation, JudgeScore, Membership, Project
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,9 @@ _CLAIM_ATTEMPTS = 3
 _BUSY_RETRIES = 3
 _BUSY_WAIT_SECONDS = 0.02
 _BUSY = object()  # _item_claim_once: work is left, but it was all locked just now
+# A label's time on task is capped: an item left open over a weekend is not a day's work.
+# The API and the browser both send what they measured; the cap is applied here, once.
+MAX_TIME_SPENT_MS = 6 * 3600 * 1000
 # What _resolve may change on an item; its callers save these while holding the item's lock.
 RESOLVE_FIELDS = [
     "status",
@@ -67,7 +72,13 @@ RESOLVE_FIELDS = [
 # --- rubrics ---------------------------------------------------------------------------------
 
 
+def _rubric_check(rubric_in: rubric.Rubric) -> None:
+    # NUL in a name or a question would be stored on SQLite and fail on PostgreSQL.
+    validation.check_json(rubric_in.model_dump(exclude_none=True))
+
+
 def label_schema_create(*, project: Project, rubric_in: rubric.Rubric, user: AbstractBaseUser | None) -> LabelSchema:
+    _rubric_check(rubric_in)
     with transaction.atomic():
         schema = LabelSchema.objects.create(
             organization_id=project.organization_id, project=project, name=rubric_in.name
@@ -88,6 +99,7 @@ def label_schema_version_create(
     *, schema: LabelSchema, rubric_in: rubric.Rubric, user: AbstractBaseUser | None
 ) -> LabelSchemaVersion:
     """Editing a rubric adds a version; labels keep pointing at the version they were made with."""
+    _rubric_check(rubric_in)
     with transaction.atomic():
         locked = LabelSchema.objects.select_for_update().get(pk=schema.pk)
         number = (locked.versions.aggregate(n=Max("version"))["n"] or 0) + 1
@@ -143,8 +155,42 @@ def _assignees_check(*, organization_id: int, assignee_ids: tuple[int, ...] | li
         )
 
 
+def _queue_spec_check(spec: QueueSpec) -> None:
+    """What the serializer bounds, bounded again for every other caller (admin, demo)."""
+    validation.check_text(spec.name, field="name")
+    validation.check_text(spec.description, field="description")
+    validation.check_int(spec.priority, field="priority", bounds=validation.INTEGER)
+    validation.check_int(spec.lease_seconds, field="lease_seconds", bounds=validation.POSITIVE)
+    validation.check_int(spec.backfill_days, field="backfill_days", bounds=validation.POSITIVE)
+    for name in ("annotations_per_item", "max_extra_annotations"):
+        validation.check_int(getattr(spec, name), field=name, bounds=validation.POSITIVE_SMALL)
+    _max_per_day_check(spec.max_per_day)
+    if not (isinstance(spec.gold_rate, int | float) and 0 <= spec.gold_rate <= 1):  # NaN fails too
+        raise validation.InputError("Must be from 0 to 1.", "gold_rate")
+
+
+def _max_per_day_check(max_per_day: int | None) -> None:
+    if max_per_day is not None:
+        validation.check_int(max_per_day, field="max_per_day", bounds=(1, sampling.MAX_PER_DAY))
+
+
+def _rules_parse(rules: list[dict[str, Any]]) -> list[sampling.SamplingRule]:
+    """Parse rules from a client: bounded JSON (depth, NUL, finite), then the rule model."""
+    validation.check_json(rules, path="sampling")
+    parsed, errors = [], {}
+    for index, rule in enumerate(rules):
+        try:
+            parsed.append(sampling.SamplingRule.model_validate(rule))
+        except PydanticValidationError as exc:
+            errors.update(errors_from_pydantic(exc, prefix=("sampling", index)))
+    if errors:
+        raise ValidationFailed("Invalid sampling rules.", errors=errors)
+    return parsed
+
+
 def queue_create(*, project: Project, spec: QueueSpec, user: AbstractBaseUser | None) -> Queue:
-    rules = sampling.rules_parse(list(spec.sampling))  # validated by the caller; parse again to be sure
+    _queue_spec_check(spec)
+    rules = _rules_parse(list(spec.sampling))  # validated by the caller; parse again to be sure
     if spec.schema.organization_id != project.organization_id or spec.schema.project_id != project.pk:
         raise ValidationFailed("Unknown schema.", errors={"schema": ["No such label schema in this project."]})
     _assignees_check(organization_id=project.organization_id, assignee_ids=spec.assignee_ids)
@@ -181,7 +227,8 @@ def queue_create(*, project: Project, spec: QueueSpec, user: AbstractBaseUser | 
 def queue_sampling_update(*, queue: Queue, rules: list[dict[str, Any]], max_per_day: int | None) -> Queue:
     """Replace a queue's sampling rules and backfill again under the new rules (items already
     sampled stay: a conversation is never in a queue twice)."""
-    parsed = sampling.rules_parse(rules)
+    _max_per_day_check(max_per_day)
+    parsed = _rules_parse(rules)
     now = timezone.now()
     with transaction.atomic():
         # A new generation: a backfill step still running under the old rules can no longer
@@ -329,8 +376,27 @@ def conversations_sample(
     now = now or timezone.now()
     added = 0
     for queue in queues:
-        added += _queue_sample(queue=queue, facts=facts, source=source, now=now)
+        # One queue's broken rules (stored before they were bounded, or a bug) must not stop
+        # the others from being sampled: its failure is logged and recorded on it instead.
+        try:
+            added += _queue_sample(queue=queue, facts=facts, source=source, now=now)
+        except Exception as exc:
+            queue_sampling_failed(queue_id=queue.pk, error=exc)
     return added
+
+
+def queue_sampling_failed(*, queue_id: int, error: BaseException) -> None:
+    """Log a queue's sampling failure and record it on the queue: a count, the last error and
+    when, shown by the queue's API and page. _queue_sample's own transaction was rolled back,
+    so nothing of the failed attempt is kept."""
+    logger.error("sampling failed for queue %s", queue_id, exc_info=error)
+    text = f"{type(error).__name__}: {error}"[:1000].replace("\x00", "")
+    try:
+        Queue.objects.filter(pk=queue_id).update(
+            sampling_failures=F("sampling_failures") + 1, sampling_error=text, sampling_error_at=timezone.now()
+        )
+    except DatabaseError:
+        logger.exception("could not record the sampling failure of queue %s", queue_id)
 
 
 def _queue_sample(*, queue: Queue, facts: list[sampling.ConversationFacts], source: str, now: dt.datetime) -> int:
@@ -579,7 +645,13 @@ def queue_backfill_step(
     if queue.backfill_cursor is not None:
         qs = qs.filter(pk__lt=queue.backfill_cursor)
     ids = list(qs.order_by("-pk").values_list("pk", flat=True)[:chunk])
-    added = _queue_sample(queue=queue, facts=_facts_for(ids), source="backfill", now=now) if ids else 0
+    try:
+        added = _queue_sample(queue=queue, facts=_facts_for(ids), source="backfill", now=now) if ids else 0
+    except Exception as exc:
+        # Recorded on the queue; the chain ends, and the resume sweeper restarts it once its
+        # heartbeat is stale (the rules may be fixed by then).
+        queue_sampling_failed(queue_id=queue.pk, error=exc)
+        return BackfillStep(0, False, queue.backfill_generation)
     more = len(ids) == chunk
     written = Queue.objects.filter(
         pk=queue.pk, backfill_generation=queue.backfill_generation, backfill_cursor=queue.backfill_cursor
@@ -717,6 +789,8 @@ def item_claim(
     hoard items); with `exclude_item_id` (the browser prefetching the next item) they get a
     second one. Never the same item twice, never more live leases than labels still needed.
     """
+    if exclude_item_id is not None and not validation.is_id(exclude_item_id):
+        raise validation.InputError("Not an item id.", "exclude")
     conflicts = waits = 0
     while True:
         try:
@@ -952,6 +1026,7 @@ def gold_items_add(*, queue: Queue, items: list[GoldItemIn], user: AbstractBaseU
 def draft_save(*, item: QueueItem, user: AbstractBaseUser, answers: dict[str, Any]) -> Assignment:
     """Keep a half-filled form on the person's assignment, unvalidated, so it survives leaving
     the page. Only the holder of the item has a draft."""
+    validation.check_json(answers, path="answers")
     assignment = Assignment.objects.filter(item=item, user=user, status=AssignmentStatus.ACTIVE).first()
     if assignment is None:
         raise Conflict("Drafts are kept while you hold the item; claim it first.")
@@ -983,7 +1058,16 @@ def label_submit(
 
     Replaying the same `client_token` returns the stored label unchanged. A lost lease is fine
     while the item still needs labels; once it is complete the late label is refused (409).
+    `time_spent_ms` must fit its column and counts as at most MAX_TIME_SPENT_MS.
     """
+    # Everything from the client is checked before anything is locked or written.
+    validation.check_json(answers, path="answers")
+    validation.check_text(client_token, field="client_token")
+    if schema_version_id is not None and not validation.is_id(schema_version_id):
+        raise validation.InputError("Not a version of this queue's schema.", "schema_version")
+    if time_spent_ms is not None:
+        validation.check_int(time_spent_ms, field="time_spent_ms", bounds=validation.POSITIVE)
+        time_spent_ms = min(time_spent_ms, MAX_TIME_SPENT_MS)
     with transaction.atomic():
         item = lock_objects.item_relock(item)
         queue = item.queue
@@ -1095,6 +1179,7 @@ def _release_other_leases(item: QueueItem, now: dt.datetime) -> None:
 def item_skip(*, item: QueueItem, user: AbstractBaseUser, reason: str = "") -> Assignment:
     """A skip is an event and frees the slot; it is never a label. What happens next follows
     the queue's skip policy."""
+    validation.check_text(reason, field="reason")
     with transaction.atomic():
         item = lock_objects.item_relock(item)
         assignment = Assignment.objects.select_for_update().filter(item=item, user=user).first()
@@ -1117,6 +1202,7 @@ def item_skip(*, item: QueueItem, user: AbstractBaseUser, reason: str = "") -> A
 
 def item_review(*, item: QueueItem, user: AbstractBaseUser, answers: Any) -> QueueItem:
     """A reviewer records the final answer (for disputed items, or to overrule agreement)."""
+    validation.check_json(answers, path="answers")
     with transaction.atomic():
         item = lock_objects.item_relock(item)
         if item.status == ItemStatus.DROPPED:
@@ -1155,6 +1241,7 @@ def item_comment_add(*, item: QueueItem, user: AbstractBaseUser, body: str, is_r
     if not is_reviewer and not Assignment.objects.filter(item=item, user=user).exists():
         raise Conflict("Comment on items you were handed.")
     body = (body or "").strip()
+    validation.check_text(body, field="body")
     if not body:
         raise ValidationFailed("Write something.", errors={"body": ["This field may not be blank."]})
     if len(body) > 10_000:
@@ -1193,7 +1280,7 @@ def _turn_roles(questions: list[rubric.Question], item: QueueItem | GoldItemIn) 
 
 
 def _elapsed_ms(start: dt.datetime, end: dt.datetime) -> int:
-    return max(0, int((end - start).total_seconds() * 1000))
+    return min(MAX_TIME_SPENT_MS, max(0, int((end - start).total_seconds() * 1000)))
 
 
 def _event(

@@ -3,23 +3,24 @@
 from django.urls import path
 
 from labeling import views
+from reviewapp import converters  # noqa: F401 - registers the <id:> path converter
 
 app_name = "labeling"
 
 urlpatterns = [
     path("", views.queue_list, name="queue-list"),
     path("mine", views.my_work, name="mine"),
-    path("queues/<int:queue_id>/work", views.work, name="work"),
-    path("queues/<int:queue_id>/next", views.next_panel, name="next"),
-    path("queues/<int:queue_id>/review", views.review_list, name="review-list"),
-    path("queues/<int:queue_id>/annotators", views.annotators, name="annotators"),
-    path("queues/<int:queue_id>/agreement", views.agreement, name="agreement"),
-    path("queues/<int:queue_id>/statistics/refresh", views.statistics_refresh, name="statistics-refresh"),
-    path("queues/<int:queue_id>/statistics/status", views.statistics_status, name="statistics-status"),
-    path("items/<int:item_id>/submit", views.submit, name="submit"),
-    path("items/<int:item_id>/skip", views.skip, name="skip"),
-    path("items/<int:item_id>/draft", views.draft, name="draft"),
-    path("items/<int:item_id>/comments", views.comment, name="comment"),
-    path("items/<int:item_id>/edit", views.edit, name="edit"),
-    path("items/<int:item_id>/review", views.review_item, name="review-item"),
+    path("queues/<id:queue_id>/work", views.work, name="work"),
+    path("queues/<id:queue_id>/next", views.next_panel, name="next"),
+    path("queues/<id:queue_id>/review", views.review_list, name="review-list"),
+    path("queues/<id:queue_id>/annotators", views.annotators, name="annotators"),
+    path("queues/<id:queue_id>/agreement", views.agreement, name="agreement"),
+    path("queues/<id:queue_id>/statistics/refresh", views.statistics_refresh, name="statistics-refresh"),
+    path("queues/<id:queue_id>/statistics/status", views.statistics_status, name="statistics-status"),
+    path("items/<id:item_id>/submit", views.submit, name="submit"),
+    path("items/<id:item_id>/skip", views.skip, name="skip"),
+    path("items/<id:item_id>/draft", views.draft, name="draft"),
+    path("items/<id:item_id>/comments", views.comment, name="comment"),
+    path("items/<id:item_id>/edit", views.edit, name="edit"),
+    path("items/<id:item_id>/review", views.review_item, name="review-item"),
 ]

@@ -29,6 +29,7 @@ from django_htmx.http import trigger_client_event
 
 from labeling import rubric, selectors, services
 from labeling.models import Assignment, ItemStatus, LabelSchemaVersion, Queue, QueueItem
+from reviewapp import validation
 from reviewapp.errors import Conflict, NotFound, ValidationFailed
 from reviewapp.principal import CAPABILITIES
 from reviewapp.transcript import TurnView, transcript_turns
@@ -38,8 +39,6 @@ T = TypeVar("T")
 
 # Digits pick options; "0" is the tenth. Options past the tenth are picked by mouse or Tab.
 _DIGITS = [*"123456789", "0"]
-# A label's time on task is capped: an item left open over a weekend is not a day's work.
-MAX_TIME_SPENT_MS = 6 * 3600 * 1000
 RECENT_LABELS = 50
 NOTICE_EVENT = "labeling-notice"
 
@@ -208,7 +207,11 @@ def answers_from_post(questions: list[rubric.Question], data: QueryDict) -> dict
         if not raw:
             continue
         if q.type in ("rating", "turn"):
-            answers[q.key] = int(raw) if raw.lstrip("-").isdigit() and len(raw) < 10 else raw
+            try:
+                low, high = validation.INTEGER
+                answers[q.key] = validation.parse_int(raw, field=name, min=low, max=high)
+            except validation.InputError:
+                answers[q.key] = raw
         elif q.type == "boolean":
             answers[q.key] = {"yes": True, "no": False}.get(raw, raw)
         else:
@@ -216,9 +219,24 @@ def answers_from_post(questions: list[rubric.Question], data: QueryDict) -> dict
     return answers
 
 
-def _int_or_none(value: str | None) -> int | None:
-    value = (value or "").strip()
-    return int(value) if value.isdigit() and len(value) < 12 else None
+def _id_or_none(value: str | None) -> int | None:
+    """An id the page sends back as a hint (`exclude`, `reviewed`): None unless it is one."""
+    try:
+        return validation.parse_int_or_none(value, field="id", min=validation.ID_MIN, max=validation.ID_MAX)
+    except validation.InputError:
+        return None
+
+
+def _submit_fields(data: QueryDict) -> tuple[int | None, int | None, int | None]:
+    """schema_version, time_spent_ms and shown of a label submit, parsed before anything is
+    saved: a bad one is the client's error (InputError naming it), never a 500 after the save."""
+    ids = {"min": validation.ID_MIN, "max": validation.ID_MAX}
+    version_id = validation.parse_int_or_none(data.get("schema_version"), field="schema_version", **ids)
+    spent = validation.parse_int_or_none(
+        data.get("time_spent_ms"), field="time_spent_ms", min=validation.POSITIVE[0], max=validation.POSITIVE[1]
+    )
+    shown = validation.parse_int_or_none(data.get("shown"), field="shown", **ids)
+    return version_id, spent, shown
 
 
 def _version(queue: Queue, version_id: int | None) -> LabelSchemaVersion | None:
@@ -336,7 +354,7 @@ def next_panel(request: HttpRequest, queue_id: int) -> HttpResponse:
     """Prefetch: lease a second item while the annotator works on `exclude`, and send its
     panel (hidden until they submit). 204 when there is nothing more for them."""
     queue = _worker_queue(request, queue_id)
-    exclude = _int_or_none(request.GET.get("exclude") or request.POST.get("exclude"))
+    exclude = _id_or_none(request.GET.get("exclude") or request.POST.get("exclude"))
     assignment = services.item_claim(queue=queue, user=request.user, exclude_item_id=exclude)
     if assignment is None or assignment.item_id == exclude:
         return HttpResponse(status=204)
@@ -348,7 +366,7 @@ def _after_item(request: HttpRequest, queue: Queue, *, notice: str = "", status:
     item, else the next item's panel (claimed here), else the "all done" panel."""
     if not request.htmx:  # type: ignore[attr-defined]
         return redirect("labeling:work", queue_id=queue.pk)
-    if shown := _int_or_none(request.POST.get("shown")):
+    if shown := _id_or_none(request.POST.get("shown")):
         services.lease_restart(queue=queue, item_id=shown, user=request.user)
         response = HttpResponse("", status=status)
     else:
@@ -375,11 +393,15 @@ def submit(request: HttpRequest, item_id: int) -> HttpResponse:
     item = _worker_item(request, item_id)
     queue = item.queue
     mode = "edit" if request.POST.get("mode") == "edit" else "work"
-    version = _version(queue, _int_or_none(request.POST.get("schema_version")))
+    token = request.POST.get("client_token", "")[:100]
+    try:
+        version_id, spent, _shown = _submit_fields(request.POST)
+    except validation.InputError as exc:
+        context = _panel_context(item=item, mode=mode, errors=exc.errors, message=exc.message, client_token=token)
+        return _page_or_panel(request, context, status=422)
+    version = _version(queue, version_id)
     questions = rubric.questions_from_json(version.questions if version else [])
     answers = answers_from_post(questions, request.POST)
-    spent = _int_or_none(request.POST.get("time_spent_ms"))
-    token = request.POST.get("client_token", "")[:100]
     try:
         services.label_submit(
             item=item,
@@ -387,7 +409,7 @@ def submit(request: HttpRequest, item_id: int) -> HttpResponse:
             answers=answers,
             client_token=token,
             schema_version_id=version.pk if version else None,
-            time_spent_ms=min(spent, MAX_TIME_SPENT_MS) if spent is not None else None,
+            time_spent_ms=spent,
         )
     except ValidationFailed as exc:
         context = _panel_context(
@@ -417,6 +439,8 @@ def skip(request: HttpRequest, item_id: int) -> HttpResponse:
         services.item_skip(item=item, user=request.user, reason=request.POST.get("reason", "").strip()[:500])
     except Conflict as exc:
         return _after_item(request, item.queue, notice=exc.message, status=409)
+    except ValidationFailed as exc:
+        return HttpResponse(exc.message, status=422, content_type="text/plain")
     return _after_item(request, item.queue)
 
 
@@ -426,12 +450,14 @@ def draft(request: HttpRequest, item_id: int) -> HttpResponse:
     """Autosave: the form as it stands, unvalidated, kept on the person's assignment."""
     item = _worker_item(request, item_id)
     data = request.POST if request.method == "POST" else QueryDict(request.body)
-    version = _version(item.queue, _int_or_none(data.get("schema_version")))
+    version = _version(item.queue, _id_or_none(data.get("schema_version")))
     answers = answers_from_post(rubric.questions_from_json(version.questions if version else []), data)
     try:
         services.draft_save(item=item, user=request.user, answers=answers)
     except Conflict as exc:
         return HttpResponse(exc.message, status=409, content_type="text/plain")
+    except ValidationFailed as exc:
+        return HttpResponse(exc.message, status=422, content_type="text/plain")
     return HttpResponse(status=204)
 
 
@@ -510,7 +536,7 @@ def my_work(request: HttpRequest) -> HttpResponse:
 def review_list(request: HttpRequest, queue_id: int) -> HttpResponse:
     queue = _managed_queue(request, queue_id)
     items = list(selectors.review_items(queue=queue))
-    reviewed = _int_or_none(request.GET.get("reviewed"))
+    reviewed = _id_or_none(request.GET.get("reviewed"))
     return render(
         request,
         "labeling/review_list.html",

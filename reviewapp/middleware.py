@@ -1,18 +1,23 @@
-"""Which organization a signed-in browser user is working in, and the security headers."""
+"""Which organization a signed-in browser user is working in, the security headers, and JSON
+errors under /api/."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.functional import SimpleLazyObject
 
+logger = logging.getLogger(__name__)
 View = Callable[..., HttpResponse]
-API_PREFIX = "/api/v1/"
+# Responses under the API are one caller's data (the token endpoint's holds a secret): never cached.
+PRIVATE_API_PREFIX = "/api/v1/"
 
 SESSION_KEY = "organization_id"
 
@@ -64,7 +69,7 @@ class SecurityHeadersMiddleware:
             response["Content-Security-Policy"] = policy
         user = getattr(request, "user", None)
         if (
-            request.path.startswith(API_PREFIX)
+            request.path.startswith(PRIVATE_API_PREFIX)
             or "HTTP_AUTHORIZATION" in request.META
             or (user is not None and user.is_authenticated)
         ):
@@ -88,3 +93,62 @@ def content_security_policy(policy: str) -> Callable[[View], View]:
         return wrapper
 
     return decorator
+
+
+API_PREFIX = "/api/"
+_STATUS_MESSAGES = {
+    400: "Bad request.",
+    403: "Forbidden.",
+    404: "Not found.",
+    405: "Method not allowed.",
+    413: "Request body too large.",
+    500: "Internal server error.",
+}
+
+
+def _api_error(status: int, message: str | None = None) -> HttpResponse:
+    return JsonResponse({"message": message or _STATUS_MESSAGES.get(status, "Error."), "errors": {}}, status=status)
+
+
+class ApiErrorMiddleware:
+    """Under /api/ every answer is JSON in the API's one error shape, whatever produced it:
+    an unknown route (404), a method a plain Django view does not take (405), a body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE (413), an unhandled exception (500, logged). DRF views answer
+    their own errors; this catches what happens around and below them. Other paths keep
+    Django's HTML pages. Goes first in MIDDLEWARE so it sees every response."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith(API_PREFIX):
+            return self.get_response(request)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        length = request.META.get("CONTENT_LENGTH") or ""
+        if limit is not None and length.isascii() and length.isdecimal() and int(length) > limit:
+            return _api_error(413, f"Request body is over the {limit}-byte limit.")
+        response = self.get_response(request)
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
+            # Django's own error pages (404 from the resolver, 405 from require_http_methods,
+            # 400 from a too-big form body, 500 from a crash in a middleware).
+            original = response
+            response = _api_error(original.status_code)
+            # Keep what the inner middleware decided (security headers, never cached) and 405's Allow.
+            for header in ("Allow", "Cache-Control", "Expires", "Content-Security-Policy"):
+                if header in original:
+                    response[header] = original[header]
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not request.path.startswith(API_PREFIX):
+            return None
+        if isinstance(exception, RequestDataTooBig):
+            return _api_error(413)
+        if isinstance(exception, Http404):
+            return _api_error(404)
+        if isinstance(exception, PermissionDenied):
+            return _api_error(403)
+        if isinstance(exception, SuspiciousOperation | BadRequest):
+            return _api_error(400)
+        logger.error("Unhandled error on %s %s", request.method, request.path, exc_info=exception)
+        return _api_error(500)

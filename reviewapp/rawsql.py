@@ -8,7 +8,8 @@ afterwards only executes it; planning the claim's joins took longer than running
 Elsewhere they run through Django's cursor.
 
 `insert`/`update` write rows with each field's own value preparation (`get_db_prep_save`), for
-the label's writes.
+the label's writes; an integer its column cannot hold is refused (a 400 naming the field), on
+every backend, as the ORM's own bounds would.
 
 `columns(Model, "t")` lists a model's concrete columns under a table alias, in field order;
 `instance(Model, values)` builds the instance from that slice of a row, running each value
@@ -24,6 +25,8 @@ from typing import Any, TypeVar
 import psycopg
 from django.db import connection
 from django.db.models import Model
+
+from reviewapp import validation
 
 M = TypeVar("M", bound=Model)
 
@@ -80,7 +83,23 @@ def instances(row: Sequence[Any], *models: type[Model]) -> list[Any]:
     return out
 
 
+def _out_of_range(params: Any) -> bool:
+    """Whether a parameter is an integer beyond 64 bits: SQLite raises OverflowError on it and
+    PostgreSQL would compare it as numeric. Callers validate ids first (validation.is_id); this
+    makes a forgotten check an error, never a silent mismatch."""
+    values = params.values() if isinstance(params, dict) else params
+    for value in values or ():
+        if isinstance(value, list | tuple):
+            if _out_of_range(value):
+                return True
+        elif type(value) is int and not validation.BIG[0] <= value <= validation.BIG[1]:
+            return True
+    return False
+
+
 def _run(sql: str, params: Any, fetch: str | None) -> Any:
+    if _out_of_range(params):
+        raise ValueError("an integer parameter does not fit 64 bits")
     if connection.vendor != "postgresql":
         with connection.cursor() as cur:
             cur.execute(sql, params)
@@ -117,8 +136,23 @@ def _prep(model: type[Model], values: dict[str, Any]) -> tuple[list[str], list[A
     fields = {f.attname: f for f in model._meta.concrete_fields}
     qn = connection.ops.quote_name
     names = [qn(fields[name].column) for name in values]
+    for name, value in values.items():
+        if type(value) is int:
+            _check_column_int(fields[name], value)
     prepared = [fields[name].get_db_prep_save(value, connection) for name, value in values.items()]
     return names, prepared
+
+
+def _check_column_int(field: Any, value: int) -> None:
+    """Refuse an integer its column cannot hold, on every backend: bound to a prepared
+    statement PostgreSQL wrapped one silently (5,000,000,000 stored as 705,032,704), and
+    SQLite would store it whatever the column's declared type."""
+    internal = field.get_internal_type()
+    if internal == "ForeignKey":
+        internal = field.target_field.get_internal_type()
+    bounds = validation.COLUMN_BOUNDS.get(internal)
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise validation.InputError(f"Must be from {bounds[0]} to {bounds[1]}.", field.attname)
 
 
 def insert(model: type[Model], rows: Sequence[dict[str, Any]]) -> list[int]:

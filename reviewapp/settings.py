@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "reviewapp.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -199,7 +200,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["reviewapp.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["reviewapp.permissions.IsOrganizationMember"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["reviewapp.parsers.BoundedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "reviewapp.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "reviewapp.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
-from reviewapp import apis, views
+from reviewapp import apis, converters, views  # noqa: F401 - converters registers <id:>
 from reviewapp.auth_forms import ThrottledAdminAuthenticationForm, ThrottledLoginView
 from reviewapp.health import healthz
 from reviewapp.middleware import content_security_policy
@@ -21,13 +21,13 @@ api_v1 = [
     path("auth/token", apis.AuthTokenCreateApi.as_view(), name="auth-token"),
     path("auth/token/current", apis.AuthTokenRevokeApi.as_view(), name="auth-token-current"),
     path("auth/tokens", apis.PersonalTokenListApi.as_view(), name="auth-tokens"),
-    path("auth/tokens/<int:token_id>", apis.PersonalTokenRevokeApi.as_view(), name="auth-token-detail"),
+    path("auth/tokens/<id:token_id>", apis.PersonalTokenRevokeApi.as_view(), name="auth-token-detail"),
     path("me", apis.MeApi.as_view(), name="me"),
     path("projects", apis.ProjectListApi.as_view(), name="projects"),
     path("api-keys", apis.ApiKeyListCreateApi.as_view(), name="api-keys"),
-    path("api-keys/<int:key_id>/revoke", apis.ApiKeyRevokeApi.as_view(), name="api-key-revoke"),
+    path("api-keys/<id:key_id>/revoke", apis.ApiKeyRevokeApi.as_view(), name="api-key-revoke"),
     path("conversations", apis.ConversationsApi.as_view(), name="conversations"),
-    path("conversations/<int:conversation_id>", apis.ConversationDetailApi.as_view(), name="conversation-detail"),
+    path("conversations/<id:conversation_id>", apis.ConversationDetailApi.as_view(), name="conversation-detail"),
     path("judge-scores", apis.JudgeScoreAddApi.as_view(), name="judge-scores"),
     path("", include("labeling.urls_api")),
 ]
@@ -60,10 +60,10 @@ urlpatterns = [
     path("org/switch", views.organization_switch, name="org-switch"),
     path("preferences/system-prompt", views.system_prompt_preference, name="preference-system-prompt"),
     path("conversations/", views.conversation_list, name="conversation-list"),
-    path("conversations/<int:conversation_id>/", views.conversation_detail, name="conversation-detail"),
+    path("conversations/<id:conversation_id>/", views.conversation_detail, name="conversation-detail"),
     path("settings/api-keys/", views.api_key_list, name="api-key-list"),
-    path("settings/api-keys/<int:key_id>/revoke", views.api_key_revoke, name="api-key-revoke"),
+    path("settings/api-keys/<id:key_id>/revoke", views.api_key_revoke, name="api-key-revoke"),
     path("settings/tokens/", views.personal_token_list, name="personal-token-list"),
-    path("settings/tokens/<int:token_id>/revoke", views.personal_token_revoke, name="personal-token-revoke"),
+    path("settings/tokens/<id:token_id>/revoke", views.personal_token_revoke, name="personal-token-revoke"),
     path("labeling/", include("labeling.urls")),
 ]

@@ -13,7 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidde
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from reviewapp import selectors, services
+from reviewapp import selectors, services, validation
 from reviewapp.context_processors import SYSTEM_PROMPT_OPEN
 from reviewapp.errors import NotFound
 from reviewapp.middleware import SESSION_KEY
@@ -91,7 +91,9 @@ class ConversationFilterForm(forms.Form):
     criterion = forms.CharField(required=False)
     score_max = forms.FloatField(required=False, label="score ≤")
     occurred_after = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    before_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    before_id = forms.IntegerField(
+        required=False, min_value=validation.ID_MIN, max_value=validation.ID_MAX, widget=forms.HiddenInput
+    )
 
 
 PAGE_SIZE = 50

@@ -577,8 +577,8 @@ def test_a_nul_character_anywhere_is_400(agent_client):
 
     assert response.status_code == 400
     assert response.json() == {
-        "message": "Text may not contain NUL (\\u0000) characters.",
-        "errors": {"body": ["Contains \\u0000."]},
+        "message": "Text may not contain NUL (U+0000) characters.",
+        "errors": {"messages[1].content": ["Text may not contain NUL (U+0000) characters."]},
     }
     assert _stored_counts() == NOTHING
 
