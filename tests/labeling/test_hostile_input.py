@@ -452,10 +452,10 @@ def test_an_unexpected_sampling_crash_is_isolated_per_queue(
     good = make_queue(project, name="Fine", sampling=({"rate": 1.0},))
     real = services._queue_sample
 
-    def flaky(*, queue, facts, source):
+    def flaky(*, queue, facts, source, now):
         if queue.pk == bad.pk:
             raise ZeroDivisionError("boom")
-        return real(queue=queue, facts=facts, source=source)
+        return real(queue=queue, facts=facts, source=source, now=now)
 
     monkeypatch.setattr(services, "_queue_sample", flaky)
 
