@@ -17,11 +17,12 @@ from labeling.sampling import MAX_PER_DAY
 from reviewapp import selectors as core_selectors
 from reviewapp import services as core_services
 from reviewapp import validation
-from reviewapp.apis import ERROR_RESPONSE, ConversationDetailSerializer, conversation_detail_payload, principal_of
 from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.fields import BoundedDictField, BoundedJSONField, ColumnIntegerField, IdField
 from reviewapp.ingest_schemas import errors_from_pydantic
 from reviewapp.models import Role
+from reviewapp.permissions import principal_of
+from reviewapp.serializers import ERROR_RESPONSE, ConversationDetailSerializer, conversation_detail_payload
 
 # --- rubrics ---------------------------------------------------------------------------------
 

@@ -30,10 +30,10 @@ from django_htmx.http import trigger_client_event
 from labeling import rubric, selectors, services
 from labeling.models import Assignment, ItemStatus, LabelSchemaVersion, Queue, QueueItem
 from reviewapp import validation
+from reviewapp.decorators import member_required
 from reviewapp.errors import Conflict, NotFound, ValidationFailed
 from reviewapp.principal import CAPABILITIES
 from reviewapp.transcript import TurnView, transcript_turns
-from reviewapp.views import member_required
 
 T = TypeVar("T")
 

@@ -1,7 +1,7 @@
-"""Where the core tells later capabilities that something happened.
+"""Where the core tells later capabilities that something happened, or asks them for something.
 
-The core does not import labeling or escalations; they register a receiver here at app
-start-up instead (explicit function calls, not Django signals, so the call graph stays greppable
+The core imports no other app (docs/architecture.md, "Import rules"); they register a receiver
+here at app start-up instead (explicit function calls, not Django signals, so the call graph stays greppable
 and behaviour never depends on import order at request time).
 """
 
@@ -14,8 +14,10 @@ if TYPE_CHECKING:
     from reviewapp.models import Project
 
 ConversationsCreated = Callable[..., None]
+BannerLines = Callable[[], list[str]]
 _conversations_created: list[ConversationsCreated] = []
 _conversations_changed: list[ConversationsCreated] = []
+_serve_banner: list[BannerLines] = []
 
 
 def on_conversations_created(receiver: ConversationsCreated) -> ConversationsCreated:
@@ -42,3 +44,15 @@ def conversations_changed(*, project: Project, conversation_ids: list[int]) -> N
     inside the transaction that stored the signals, like conversations_created."""
     for receiver in _conversations_changed:
         receiver(project=project, conversation_ids=conversation_ids)
+
+
+def on_serve_banner(provider: BannerLines) -> BannerLines:
+    """`provider()` returns lines for the banner `serve` and `devserver` print at start-up (the
+    demo app's logins), or none."""
+    if provider not in _serve_banner:
+        _serve_banner.append(provider)
+    return provider
+
+
+def serve_banner_lines() -> list[str]:
+    return [line for provider in _serve_banner for line in provider()]

@@ -26,7 +26,7 @@ _ERRORS = {
 
 
 def _error_component() -> Any:
-    from reviewapp.apis import ERROR_RESPONSE  # the views' own: one component, not two
+    from reviewapp.serializers import ERROR_RESPONSE  # the views' own: one component, not two
 
     return ERROR_RESPONSE
 

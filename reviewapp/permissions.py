@@ -61,3 +61,9 @@ class IsOrganizationMember(BasePermission):
         else:
             return True  # no handler: the view answers 405
         return any(c is not None and (c == ANY_MEMBER or principal.can(c)) for c in wanted)
+
+
+def principal_of(request: Request) -> Principal:
+    """The caller of an API view guarded by IsOrganizationMember (which set request.auth)."""
+    assert isinstance(request.auth, Principal)
+    return request.auth

@@ -3,43 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from reviewapp import selectors, services, validation
 from reviewapp.context_processors import SYSTEM_PROMPT_OPEN
+from reviewapp.decorators import member_required
 from reviewapp.errors import NotFound
 from reviewapp.middleware import SESSION_KEY
 from reviewapp.principal import CAPABILITIES
 from reviewapp.transcript import first_user_text, transcript_turns
-
-View = Callable[..., HttpResponse]
-
-
-def member_required(capability: str | None = None) -> Callable[[View], View]:
-    """Signed in, a member of the current organization, and (optionally) holding a capability."""
-
-    def decorator(view: View) -> View:
-        @login_required
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            membership = request.membership  # type: ignore[attr-defined]
-            if not membership:
-                return render(request, "reviewapp/no_membership.html", status=403)
-            if capability and capability not in CAPABILITIES.get(membership.role, frozenset()):
-                return HttpResponseForbidden("Your role may not open this page.")
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorator
 
 
 @member_required()

@@ -8,7 +8,7 @@ import sqlite3
 import urllib.request
 from pathlib import Path
 
-from reviewapp.demo import DEMO_PASSWORD, DEMO_USERS
+from demo.scenarios import DEMO_PASSWORD, DEMO_USERS
 from tests._make_run import make_run
 
 

@@ -11,9 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from reviewapp import rawsql
-from reviewapp.apis import ConversationDetailSerializer, conversation_detail_payload
 from reviewapp.models import Conversation, Feedback, JudgeScore
 from reviewapp.selectors import conversation_feedback_and_scores
+from reviewapp.serializers import ConversationDetailSerializer, conversation_detail_payload
 from tests.factories import ConversationFactory, JudgeScoreFactory
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,8 @@ from html.parser import HTMLParser
 
 import pytest
 
+from demo.scenarios import _RETAIL_SYSTEM
 from reviewapp import rendering
-from reviewapp.demo import _RETAIL_SYSTEM
 from reviewapp.rendering import (
     JSON_MAX_DEPTH,
     MARKDOWN_MAX_MARKS,

@@ -7,8 +7,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 
-from reviewapp.demo import DEMO_ORG, DEMO_PASSWORD, DEMO_USERS, RETAIL_ORG, RETAIL_USERS
-from reviewapp.models import Organization
+from reviewapp import hooks
 
 
 def scheduler_start() -> bool:
@@ -28,20 +27,15 @@ def scheduler_start() -> bool:
 
 
 def banner_write(write: Callable[[str], object], *, url: str) -> None:
-    """The address really served, where the jobs run, and the demo logins when there is a demo."""
+    """The address really served, where the jobs run, and what apps add (the demo app: its logins,
+    once seeded)."""
     write(f"Serving {url}")
     write(
         "Background jobs run in-process (REDIS_URL is not set)."
         if not settings.REDIS_URL
         else "Background jobs go to Celery at REDIS_URL: start a worker and beat."
     )
-    if os.environ.get("REVIEWAPP_QUIET") == "1" or not Organization.objects.filter(slug=DEMO_ORG).exists():
+    if os.environ.get("REVIEWAPP_QUIET") == "1":
         return
-    write(f"Demo logins for organization '{DEMO_ORG}' (password for each: {DEMO_PASSWORD}):")
-    retail_roles = dict(RETAIL_USERS)
-    for username, role in DEMO_USERS:
-        notes = [f"{retail_roles[username]} in '{RETAIL_ORG}' too"] if username in retail_roles else []
-        if username == "admin":
-            notes.append("staff for /admin/")
-        extra = f"  ({'; '.join(notes)})" if notes else ""
-        write(f"  {username:<10} {role:<10}{extra}".rstrip())
+    for line in hooks.serve_banner_lines():
+        write(line)

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from reviewapp.demo import DEMO_PASSWORD, airline_conversations
+from demo.scenarios import DEMO_PASSWORD, airline_conversations
 from reviewapp.ingest_schemas import ConversationIn
 from reviewapp.models import (
     AuditEvent,

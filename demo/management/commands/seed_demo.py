@@ -5,15 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from reviewapp.demo import (
-    DEMO_ORG,
-    DEMO_PASSWORD,
-    DEMO_URL,
-    DEMO_USERS,
-    RETAIL_ORG,
-    RETAIL_USERS,
-    demo_seed,
-)
+from demo.labeling import labeling_demo_seed
+from demo.scenarios import DEMO_ORG, DEMO_PASSWORD, DEMO_PROJECT, DEMO_URL, DEMO_USERS, RETAIL_ORG, RETAIL_USERS
+from demo.seed import demo_seed
+from reviewapp.models import Project
 
 
 class Command(BaseCommand):
@@ -68,10 +63,7 @@ class Command(BaseCommand):
             progress=self.stdout.write if verbosity else None,
         )
         # Labeling's demo queues sample the demo traffic through their backfill.
-        from labeling.demo import labeling_demo_seed
-        from reviewapp.models import Project
-
-        support = Project.objects.get(organization__slug=DEMO_ORG, slug="support")
+        support = Project.objects.get(organization__slug=DEMO_ORG, slug=DEMO_PROJECT)
         for queue in labeling_demo_seed(project=support):
             if verbosity:
                 self.stdout.write(f"Labeling queue '{queue.name}': {queue.items.count()} items")
