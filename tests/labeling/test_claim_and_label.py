@@ -84,7 +84,12 @@ def test_disagreement_pulls_one_extra_annotator_then_goes_to_review(project, ann
     item.refresh_from_db()
     assert item.status == ItemStatus.NEEDS_REVIEW
     assert list(ItemEvent.objects.filter(item=item).values_list("kind", flat=True)) == [
-        "added", "labeled", "labeled", "extra_annotator", "labeled", "needs_review",
+        "added",
+        "labeled",
+        "labeled",
+        "extra_annotator",
+        "labeled",
+        "needs_review",
     ]
 
 
