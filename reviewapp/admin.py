@@ -72,9 +72,32 @@ class OrganizationAdmin(OrganizationScopedAdmin):
 
 @admin.register(Project)
 class ProjectAdmin(OrganizationScopedAdmin):
-    list_display = ["slug", "name", "organization", "created_at"]
+    """Adds go through `project_create`, time-zone changes through `project_timezone_set`
+    (audited: it moves the day the sampling budgets count in)."""
+
+    list_display = ["slug", "name", "organization", "timezone", "created_at"]
     list_filter = ["organization"]
     search_fields = ["slug", "name"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # A project never changes tenant or slug (keys, URLs and ingest clients name it).
+        return ["organization", "slug"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: Project, form: Any, change: bool) -> None:
+        if not change:
+            saved = services.project_create(
+                organization=obj.organization,
+                slug=obj.slug,
+                name=obj.name,
+                description=obj.description,
+                time_zone=obj.timezone,
+            )
+            obj.pk = saved.pk
+            obj.created_at = saved.created_at
+            return
+        if "timezone" in form.changed_data:
+            services.project_timezone_set(project=obj, time_zone=obj.timezone, actor=request.user)
+        Project.objects.filter(pk=obj.pk).update(name=obj.name, description=obj.description)
 
 
 @admin.register(Membership)
@@ -173,14 +196,25 @@ class PersonalTokenAdmin(OrganizationScopedAdmin):
         self.message_user(request, f"Revoked {len(tokens)} token(s).", messages.SUCCESS)
 
 
-class JudgeScoreInline(ScopedTabularInline):
+class _ReadOnlyInline(ScopedTabularInline):
+    """Judge scores and feedback arrive through the API, which also re-samples the conversation
+    (a low score or a thumbs-down may match a queue's rules now): the admin only shows them."""
+
+    extra = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class JudgeScoreInline(_ReadOnlyInline):
     model = JudgeScore
-    extra = 0
 
 
-class FeedbackInline(ScopedTabularInline):
+class FeedbackInline(_ReadOnlyInline):
     model = Feedback
-    extra = 0
     exclude = ["fingerprint"]
 
 
@@ -203,10 +237,18 @@ class ConversationAdmin(OrganizationScopedAdmin):
 
 @admin.register(JudgeScore)
 class JudgeScoreAdmin(OrganizationScopedAdmin):
+    """Read-only: scores arrive through `POST /api/v1/judge-scores` (which re-samples)."""
+
     list_display = ["conversation", "judge", "judge_version", "criterion", "score", "label", "confidence"]
     list_filter = ["judge", "criterion"]
     raw_id_fields = ["conversation"]
     show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(AuditEvent)

@@ -112,6 +112,8 @@ def project_timezone_set(*, project: Project, time_zone: str, actor: AbstractBas
     admitted under their own day."""
     _time_zone_check(time_zone)
     with transaction.atomic():
+        # The stored zone, not the caller's instance: a form may have set the new one on it already.
+        previous = Project.objects.select_for_update().filter(pk=project.pk).values_list("timezone", flat=True).first()
         changed = Project.objects.filter(pk=project.pk).exclude(timezone=time_zone).update(timezone=time_zone)
         if changed:
             audit_event_record(
@@ -119,7 +121,7 @@ def project_timezone_set(*, project: Project, time_zone: str, actor: AbstractBas
                 kind="project.timezone_set",
                 user=actor,
                 subject=project,
-                data={"from": project.timezone, "to": time_zone},
+                data={"from": previous, "to": time_zone},
             )
     project.timezone = time_zone
     return project

@@ -81,8 +81,9 @@ def test_every_core_add_page_loads_or_is_refused_for_a_superuser(superuser_clien
     response = superuser_client.get(_url(model, "add"))
 
     # Keys, tokens and audit events are never created in the admin (the raw key is shown once),
-    # nor conversations (ingestion writes their tag rows and hands them to sampling).
-    expected = 403 if model._meta.model_name in {"apikey", "personaltoken", "auditevent", "conversation"} else 200
+    # nor conversations and judge scores (ingestion writes them and hands them to sampling).
+    never_added = {"apikey", "personaltoken", "auditevent", "conversation", "judgescore"}
+    expected = 403 if model._meta.model_name in never_added else 200
     assert response.status_code == expected
 
 
@@ -170,13 +171,44 @@ def test_a_staff_org_admin_cannot_move_a_project_into_another_organization(org_a
     own = Project.objects.get(slug="support")
 
     response = org_admin_client.post(
-        _url(Project, "change", own.pk), _project_form(own, organization=other_org.pk, name="Moved")
+        _url(Project, "change", own.pk), _project_form(own, organization=other_org.pk, name="Renamed")
     )
 
-    assert response.status_code == 200
-    assert response.context["adminform"].form.errors == {"organization": INVALID_CHOICE}
+    # The organization (and slug) are read-only once the project exists: the posted one is ignored.
+    assert response.status_code == 302
     own.refresh_from_db()
-    assert (own.organization.slug, own.name) == ("acme", "Support agent")
+    assert (own.organization.slug, own.slug, own.name) == ("acme", "support", "Renamed")
+
+
+def test_adding_a_project_in_the_admin_goes_through_the_service(org_admin_client, populated, org):
+    response = org_admin_client.post(
+        _url(Project, "add"),
+        {
+            "organization": org.pk,
+            "slug": "refunds",
+            "name": "Refunds",
+            "description": "",
+            "timezone": "Europe/Paris",
+            "created_at_0": "2026-01-01",
+            "created_at_1": "00:00:00",
+        },
+    )
+
+    assert response.status_code == 302
+    project = Project.objects.get(organization=org, slug="refunds")
+    assert (project.name, project.timezone) == ("Refunds", "Europe/Paris")
+
+
+def test_a_time_zone_change_in_the_admin_is_audited(org_admin_client, populated):
+    own = Project.objects.get(slug="support")
+
+    response = org_admin_client.post(_url(Project, "change", own.pk), _project_form(own, timezone="Asia/Tokyo"))
+
+    assert response.status_code == 302
+    own.refresh_from_db()
+    assert own.timezone == "Asia/Tokyo"
+    event = AuditEvent.objects.get(kind="project.timezone_set")
+    assert event.data == {"from": "UTC", "to": "Asia/Tokyo"}
 
 
 def test_a_staff_org_admin_cannot_grant_themselves_a_role_in_another_organization(

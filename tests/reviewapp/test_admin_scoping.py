@@ -415,17 +415,18 @@ def test_a_superuser_still_sees_every_organization(tenants):
     assert {p.slug for p in response.context["cl"].result_list} == {"acme-proj", "globex-proj"}
 
 
-def test_a_typed_raw_id_of_a_foreign_conversation_is_refused_without_echoing_it(staff_client, tenants):
-    own, score = tenants["own"][Conversation], tenants["own"][JudgeScore]
-    page = staff_client.get(_url(JudgeScore, "change", score.pk))
-    data = {**_post_data(page), "conversation": tenants["foreign"][Conversation].pk}
+def test_a_typed_raw_id_of_a_foreign_user_is_refused_without_echoing_it(staff_client, tenants):
+    foreign_user = tenants["foreign"][User]
+    memberships = Membership.objects.count()
 
-    response = staff_client.post(_url(JudgeScore, "change", score.pk), data)
+    response = staff_client.post(
+        _url(Membership, "add"),
+        {"user": foreign_user.pk, "organization": tenants["own"][Organization].pk, "role": "annotator"},
+    )
 
     assert response.status_code == 200
     assert response.context["adminform"].form.errors == {
-        "conversation": ["Select a valid choice. That choice is not one of the available choices."]
+        "user": ["Select a valid choice. That choice is not one of the available choices."]
     }
-    assert "globex-conv" not in response.content.decode()
-    score.refresh_from_db()
-    assert score.conversation_id == own.pk
+    assert foreign_user.username not in response.content.decode()
+    assert Membership.objects.count() == memberships
