@@ -116,11 +116,12 @@ class Hold:
 
     def wrap(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            mine = self._mine()
-            if mine and self.before:
+            if self.before and self._mine():
                 self._stop()
             result = original(*args, **kwargs)
-            if mine and not self.before:
+            # Held after a call that returned: a call that raised (a racer's insert hitting the
+            # unique index) leaves the hold to the next one.
+            if not self.before and self._mine():
                 self._stop()
             return result
 
