@@ -4,6 +4,8 @@ the other side waited on that lock before it asserts the outcome."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.utils import timezone
 
@@ -31,10 +33,25 @@ def _live_leases(queue, person):
     )
 
 
-def _two_tabs(monkeypatch, queue, person, first: dict, second: dict) -> dict:
+def _two_tabs(monkeypatch, queue, person, first: dict, second: dict) -> tuple[dict, dict]:
     """Tab one claims and is held right after its precheck took this person's claim lock, before
-    it leases; tab two claims meanwhile and must wait on that lock. Returns both answers."""
+    it leases; tab two claims meanwhile and must wait on that lock. Returns both answers, and
+    per tab what its prechecks read and whether it fell back to a busy wait."""
     hold = hold_call(monkeypatch, services, "_item_claim_locked", thread="tab1", before=True)
+    seen: dict = {"tab1": [], "tab2": [], "busy": []}
+    real_precheck, real_exists = lock_objects.claim_precheck, lock_objects.claimable_item_exists
+
+    def claim_precheck(**kwargs):
+        result = real_precheck(**kwargs)
+        seen[threading.current_thread().name].append(result[0])
+        return result
+
+    def claimable_item_exists(**kwargs):
+        seen["busy"].append(threading.current_thread().name)
+        return real_exists(**kwargs)
+
+    monkeypatch.setattr(lock_objects, "claim_precheck", claim_precheck)
+    monkeypatch.setattr(lock_objects, "claimable_item_exists", claimable_item_exists)
     results: dict = {}
     tab1 = start_thread("tab1", lambda: services.item_claim(queue=queue, user=person, **first), results)
     try:
@@ -46,7 +63,7 @@ def _two_tabs(monkeypatch, queue, person, first: dict, second: dict) -> dict:
         hold.release()
     join_all(tab1, tab2)
     assert not any(isinstance(r, BaseException) for r in results.values()), results
-    return {name: (a.item_id if a else None) for name, a in results.items()}
+    return {name: (a.item_id if a else None) for name, a in results.items()}, seen
 
 
 @pytest.mark.parametrize("session_locks", [True, False], ids=["session-lock", "pooler-transaction-lock"])
@@ -60,9 +77,14 @@ def test_two_tabs_opening_the_work_page_at_once_show_the_same_item(monkeypatch, 
     items = add_items(queue, 3)
     person = _person(project, "two-tabs")
 
-    got = _two_tabs(monkeypatch, queue, person, {}, {})
+    got, seen = _two_tabs(monkeypatch, queue, person, {}, {})
 
     assert got == {"tab1": items[0].pk, "tab2": items[0].pk}
+    # Tab two's precheck read its snapshot before it waited, so it saw no lease; its lease
+    # statement's guard refused a second one and the look-again found tab one's lease, with
+    # no busy wait.
+    lease = Assignment.objects.get(user=person, item=items[0]).pk
+    assert seen == {"tab1": [None], "tab2": [None, lease], "busy": []}
     assert _live_leases(queue, person) == [items[0].pk]
     assert list(QueueItem.objects.filter(queue=queue).order_by("id").values_list("leased_count", flat=True)) == [
         1,
@@ -81,9 +103,12 @@ def test_two_tabs_prefetching_at_once_share_one_prefetched_item(monkeypatch):
     on_screen = services.item_claim(queue=queue, user=person)
     assert on_screen.item_id == items[0].pk
 
-    got = _two_tabs(monkeypatch, queue, person, {"exclude_item_id": items[0].pk}, {"exclude_item_id": items[0].pk})
+    prefetch_kwargs = {"exclude_item_id": items[0].pk}
+    got, seen = _two_tabs(monkeypatch, queue, person, prefetch_kwargs, prefetch_kwargs)
 
     assert got == {"tab1": items[1].pk, "tab2": items[1].pk}
+    prefetch = Assignment.objects.get(user=person, item=items[1]).pk
+    assert seen == {"tab1": [None], "tab2": [None, prefetch], "busy": []}
     assert _live_leases(queue, person) == [items[0].pk, items[1].pk]
     assert list(QueueItem.objects.filter(queue=queue).order_by("id").values_list("leased_count", flat=True)) == [
         1,
@@ -101,7 +126,7 @@ def test_a_tab_reloading_while_another_prefetches_keeps_the_held_item_and_one_pr
     person = _person(project, "reloader")
     services.item_claim(queue=queue, user=person)
 
-    got = _two_tabs(monkeypatch, queue, person, {"exclude_item_id": items[0].pk}, {})
+    got, _ = _two_tabs(monkeypatch, queue, person, {"exclude_item_id": items[0].pk}, {})
 
     assert got == {"tab1": items[1].pk, "tab2": items[0].pk}
     assert _live_leases(queue, person) == [items[0].pk, items[1].pk]
