@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from collections import Counter
 
 import pytest
@@ -13,8 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from labeling import lock_objects, services
-from labeling.models import Assignment, AssignmentStatus, ItemStatus, Label, QueueItem
+from labeling.models import Assignment, AssignmentStatus, ItemEvent, ItemStatus, Label, QueueItem
 from reviewapp import services as core
+from tests.concurrency.racing import hold_call, join_all, start_thread, wait_for, wait_until_blocked
 from tests.factories import ConversationFactory, MembershipFactory, ProjectFactory, UserFactory
 from tests.labeling.factories import make_queue
 
@@ -34,7 +34,12 @@ def _setup(n_items: int, n_people: int, **queue_spec):
     return queue, people
 
 
-def _work_until_empty(queue, people, *, answers_for=lambda user: {"quality": "good"}):
+def _work_until_empty(monkeypatch, queue, people, *, answers_for=lambda user: {"quality": "good"}):
+    """Every person claims and labels until the queue is empty. The first label stops, holding
+    its item's lock, until the others have leased one more item each meanwhile: the claims
+    really ran while a label held a lock, and none queued behind it (with overlap, rows with a
+    free slot are locked and passed by: SKIP LOCKED)."""
+    hold = hold_call(monkeypatch, lock_objects, "item_relock")
     barrier = threading.Barrier(len(people))
     errors: list[BaseException] = []
     handled: list[tuple[int, int]] = []
@@ -58,16 +63,21 @@ def _work_until_empty(queue, people, *, answers_for=lambda user: {"quality": "go
     threads = [threading.Thread(target=annotator, args=(u,)) for u in people]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(timeout=120)
+    try:
+        hold.wait_inside()
+        leased_before = len(handled)
+        assert wait_for(lambda: len(handled) >= leased_before + len(people)), "claims stalled behind a locked item"
+    finally:
+        hold.release()
+    join_all(*threads, timeout=120)
     assert errors == []
     return handled
 
 
-def test_sixteen_annotators_never_get_the_same_item():
+def test_sixteen_annotators_never_get_the_same_item(monkeypatch):
     queue, people = _setup(n_items=120, n_people=16)
 
-    handled = _work_until_empty(queue, people)
+    handled = _work_until_empty(monkeypatch, queue, people)
 
     per_item = Counter(item_id for item_id, _ in handled)
     assert len(per_item) == 120
@@ -78,10 +88,10 @@ def test_sixteen_annotators_never_get_the_same_item():
     }
 
 
-def test_overlap_of_three_gives_each_item_to_exactly_three_different_people():
+def test_overlap_of_three_gives_each_item_to_exactly_three_different_people(monkeypatch):
     queue, people = _setup(n_items=40, n_people=8, annotations_per_item=3)
 
-    handled = _work_until_empty(queue, people)
+    handled = _work_until_empty(monkeypatch, queue, people)
 
     per_item = Counter(item_id for item_id, _ in handled)
     assert set(per_item.values()) == {3}
@@ -90,12 +100,15 @@ def test_overlap_of_three_gives_each_item_to_exactly_three_different_people():
     assert set(QueueItem.objects.filter(queue=queue).values_list("labels_done", flat=True)) == {3}
 
 
-def test_expired_leases_are_reclaimed_once_under_contention():
+def test_expired_leases_are_reclaimed_once_under_contention(monkeypatch):
     queue, people = _setup(n_items=9, n_people=10, lease_seconds=30)  # 8 free + 1 stale lease
     stale = people[0]
     held = [services.item_claim(queue=queue, user=stale)]
     assert held[0] is not None
     later = timezone.now() + dt.timedelta(minutes=5)
+    # The first claimer to lock the stale lease's item stops there, its expiry uncommitted:
+    # the others, seeing the same expired lease, must wait for that item, not expire it again.
+    hold = hold_call(monkeypatch, lock_objects, "expired_leases_lock")
     barrier = threading.Barrier(9)
     got: list[int] = []
     lock = threading.Lock()
@@ -113,12 +126,18 @@ def test_expired_leases_are_reclaimed_once_under_contention():
     threads = [threading.Thread(target=claim, args=(u,)) for u in people[1:]]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(timeout=60)
+    try:
+        hold.wait_inside()
+        wait_until_blocked(count=1)
+        assert held[0].item_id not in got  # its slot is not back in the pool before that commit
+    finally:
+        hold.release()
+    join_all(*threads)
 
     assert len(got) == len(set(got)) == 9
     assert Assignment.objects.get(pk=held[0].pk).status == AssignmentStatus.EXPIRED
     assert sum(QueueItem.objects.filter(queue=queue).values_list("leased_count", flat=True)) == 9
+    assert ItemEvent.objects.filter(item_id=held[0].item_id, kind="lease_expired").count() == 1
 
 
 def test_a_late_label_racing_the_lease_sweeper_neither_deadlocks_nor_loses_the_label(monkeypatch):
@@ -128,40 +147,25 @@ def test_a_late_label_racing_the_lease_sweeper_neither_deadlocks_nor_loses_the_l
     queue, [person] = _setup(n_items=1, n_people=1, lease_seconds=30)
     assignment = services.item_claim(queue=queue, user=person)
     Assignment.objects.filter(pk=assignment.pk).update(lease_expires_at=timezone.now() - dt.timedelta(minutes=1))
-    item_locked, errors, swept = threading.Event(), [], []
-    real_schema_version = services._schema_version
-
-    def slow_schema_version(**kwargs):
-        # Runs inside label_submit right after it locked the item: hold that lock a while so
-        # the sweeper starts in the middle of the label.
-        item_locked.set()
-        time.sleep(0.5)
-        return real_schema_version(**kwargs)
-
-    monkeypatch.setattr(services, "_schema_version", slow_schema_version)
-
-    def label():
-        try:
-            services.label_submit(item=assignment.item, user=person, answers={"quality": "good"})
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    def sweep():
-        try:
-            assert item_locked.wait(timeout=10)
-            swept.append(services.leases_expire(queue_id=None))
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=label), threading.Thread(target=sweep)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
+    # _schema_version runs inside label_submit right after it locked the item: hold the label
+    # there so the sweeper starts in the middle of it.
+    hold = hold_call(monkeypatch, services, "_schema_version", thread="label", before=True)
+    results: dict = {}
+    label = start_thread(
+        "label",
+        lambda: services.label_submit(item=assignment.item, user=person, answers={"quality": "good"}),
+        results,
+    )
+    try:
+        hold.wait_inside()
+        sweep = start_thread("sweep", lambda: services.leases_expire(queue_id=None), results)
+        wait_until_blocked(count=1)  # the sweeper waits for the item the label holds
+        assert results == {}
+    finally:
+        hold.release()
+    join_all(label, sweep)
+    errors = [r for r in results.values() if isinstance(r, BaseException)]
+    swept = [results["sweep"]]
 
     assert errors == []
     assert swept == [0]  # by the time the sweeper held the item, the label had settled it
@@ -192,32 +196,39 @@ def test_claim_and_label_cost_a_fixed_handful_of_statements(django_assert_num_qu
     assert response.status_code == 201
 
 
-def test_a_claim_waits_for_work_locked_for_a_moment_instead_of_answering_nothing_left():
+def test_a_claim_waits_for_work_locked_for_a_moment_instead_of_answering_nothing_left(monkeypatch):
     """SKIP LOCKED passes over an item whose row is locked (here: another person's label being
     saved on an overlapping item). When that was the only work left, the claim must wait the
     few milliseconds the lock lasts, not tell the annotator the queue is done."""
     queue, (first_person, second_person) = _setup(n_items=1, n_people=2, annotations_per_item=2)
     first = services.item_claim(queue=queue, user=first_person)
-    locked, errors = threading.Event(), []
+    locked, met_the_lock = threading.Event(), threading.Event()
+    real_exists = lock_objects.claimable_item_exists
+
+    def claimable_item_exists(**kwargs):
+        # Asked only after the lease statement skipped everything: work left means it met a lock.
+        found = real_exists(**kwargs)
+        if found:
+            met_the_lock.set()
+        return found
+
+    monkeypatch.setattr(lock_objects, "claimable_item_exists", claimable_item_exists)
 
     def save_a_label_slowly():
-        try:
-            with transaction.atomic():
-                lock_objects.item_relock(first.item)
-                locked.set()
-                time.sleep(0.03)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+        with transaction.atomic():
+            lock_objects.item_relock(first.item)
+            locked.set()
+            # Held until the claim really passed over this row: the race, not a lucky timing.
+            assert met_the_lock.wait(20), "the claim never met the locked row"
 
-    holder = threading.Thread(target=save_a_label_slowly)
-    holder.start()
+    results: dict = {}
+    holder = start_thread("holder", save_a_label_slowly, results)
     assert locked.wait(timeout=10)
     second = services.item_claim(queue=queue, user=second_person)
-    holder.join(timeout=10)
+    join_all(holder)
 
-    assert errors == []
+    assert results == {"holder": None}
+    assert met_the_lock.is_set()
     assert second is not None
     assert second.item_id == first.item_id
     assert services.item_claim(queue=queue, user=UserFactory(username="late")) is None  # truly done: no wait
@@ -247,12 +258,13 @@ def test_a_bare_claim_commits_asynchronously_without_changing_the_connection():
             cur.execute("RESET synchronous_commit")
 
 
-def _claim_in_parallel(queue, person, n, **claim_kwargs):
-    """n threads released together by a barrier, each claiming once for the same person.
-    Returns the item ids they got and each claim's (start, end) on the monotonic clock."""
+def _claim_in_parallel(monkeypatch, queue, person, n, **claim_kwargs):
+    """n threads released together by a barrier, each claiming once for the same person. The
+    first claim to take the person's claim lock stops there until the n - 1 others are seen
+    waiting for that lock: the claims really met. Returns the item ids they got."""
+    hold = hold_call(monkeypatch, services, "_item_claim_locked", before=True)
     barrier = threading.Barrier(n)
     got: list[int | None] = []
-    spans: list[tuple[float, float]] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
 
@@ -260,12 +272,9 @@ def _claim_in_parallel(queue, person, n, **claim_kwargs):
         try:
             connection.ensure_connection()  # connect before the barrier: race the claims, not the logins
             barrier.wait(timeout=30)
-            start = time.monotonic()
             assignment = services.item_claim(queue=queue, user=person, **claim_kwargs)
-            end = time.monotonic()
             with lock:
                 got.append(assignment.item_id if assignment else None)
-                spans.append((start, end))
         except BaseException as exc:  # surfaced by the assertion below
             errors.append(exc)
         finally:
@@ -274,14 +283,15 @@ def _claim_in_parallel(queue, person, n, **claim_kwargs):
     threads = [threading.Thread(target=claim) for _ in range(n)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(timeout=120)
+    try:
+        hold.wait_inside()
+        wait_until_blocked(count=n - 1, wait_event="advisory")
+        assert got == []
+    finally:
+        hold.release()
+    join_all(*threads, timeout=120)
     assert errors == []
-    return got, spans
-
-
-def _overlapping_pairs(spans):
-    return sum(1 for i, a in enumerate(spans) for b in spans[i + 1 :] if a[0] < b[1] and b[0] < a[1])
+    return got
 
 
 def _live_leases(queue, person):
@@ -293,30 +303,27 @@ def _live_leases(queue, person):
 
 
 @pytest.mark.parametrize("session_locks", [True, False], ids=["session-lock", "pooler-transaction-lock"])
-def test_one_person_claiming_twenty_times_at_once_holds_one_lease(settings, session_locks):
+def test_one_person_claiming_twenty_times_at_once_holds_one_lease(monkeypatch, settings, session_locks):
     settings.DB_SESSION_LOCKS = session_locks
     queue, [person] = _setup(n_items=30, n_people=1)
 
-    got, spans = _claim_in_parallel(queue, person, 20)
+    got = _claim_in_parallel(monkeypatch, queue, person, 20)
 
     leases = _live_leases(queue, person)
     assert len(leases) == 1
     assert got == leases * 20  # every claim answered with that one lease
     assert sum(QueueItem.objects.filter(queue=queue).values_list("leased_count", flat=True)) == 1
-    # The race happened: claims were in flight at the same time (the lock made them take turns).
-    assert _overlapping_pairs(spans) >= 1
 
 
-def test_a_prefetching_person_claiming_twenty_times_at_once_holds_two_leases():
+def test_a_prefetching_person_claiming_twenty_times_at_once_holds_two_leases(monkeypatch):
     """The browser's prefetch (`exclude=` the item on screen) is the one documented second lease."""
     queue, [person] = _setup(n_items=30, n_people=1)
     current = services.item_claim(queue=queue, user=person)
 
-    got, spans = _claim_in_parallel(queue, person, 20, exclude_item_id=current.item_id)
+    got = _claim_in_parallel(monkeypatch, queue, person, 20, exclude_item_id=current.item_id)
 
     leases = _live_leases(queue, person)
     assert len(leases) == 2
     prefetched = next(i for i in leases if i != current.item_id)
     assert got == [prefetched] * 20
     assert sum(QueueItem.objects.filter(queue=queue).values_list("leased_count", flat=True)) == 2
-    assert _overlapping_pairs(spans) >= 1

@@ -9,8 +9,9 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from reviewapp import services
+from reviewapp import bulk, services
 from reviewapp.models import Conversation, JudgeScore
+from tests.concurrency.racing import hold_call, join_all, wait_until_blocked
 from tests.factories import ProjectFactory, conversation_payload
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -18,8 +19,13 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 THREADS = 8
 
 
-def _post_in_threads(raw_key: str, body: dict | Callable[[int], dict]) -> list:
-    """POST from THREADS threads released together; `body` may depend on the thread's slot."""
+def _post_in_threads(monkeypatch, raw_key: str, body: dict | Callable[[int], dict]) -> list:
+    """POST from THREADS threads released together; `body` may depend on the thread's slot.
+
+    The first request to insert its conversations stops there, its transaction open, until
+    every other request is seen waiting on a lock (the unique index on the rows it inserted):
+    the duplicates really raced that insert, not a committed row."""
+    hold = hold_call(monkeypatch, bulk, "insert_rows")
     barrier = threading.Barrier(THREADS)
     responses: list = [None] * THREADS
 
@@ -28,6 +34,7 @@ def _post_in_threads(raw_key: str, body: dict | Callable[[int], dict]) -> list:
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
         try:
             payload = body(slot) if callable(body) else body
+            connection.ensure_connection()  # connect before the barrier: race the requests, not the logins
             barrier.wait(timeout=10)
             responses[slot] = client.post("/api/v1/conversations", payload, format="json")
         finally:
@@ -36,17 +43,22 @@ def _post_in_threads(raw_key: str, body: dict | Callable[[int], dict]) -> list:
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(timeout=60)
+    try:
+        hold.wait_inside()
+        wait_until_blocked(count=THREADS - 1)
+        assert responses == [None] * THREADS
+    finally:
+        hold.release()
+    join_all(*threads)
     return responses
 
 
-def test_concurrent_duplicate_batches_leave_exactly_one_row_per_external_id():
+def test_concurrent_duplicate_batches_leave_exactly_one_row_per_external_id(monkeypatch):
     project = ProjectFactory()
     raw = services.api_key_create(project=project, name="race").raw
     body = {"conversations": [conversation_payload(f"race-{i}") for i in range(20)]}
 
-    responses = _post_in_threads(raw, body)
+    responses = _post_in_threads(monkeypatch, raw, body)
 
     assert [r.status_code for r in responses] == [201] * THREADS
     assert Conversation.objects.filter(project=project).count() == 20
@@ -59,11 +71,11 @@ def test_concurrent_duplicate_batches_leave_exactly_one_row_per_external_id():
     assert JudgeScore.objects.filter(conversation__project=project).count() == 20
 
 
-def test_concurrent_single_conversation_submissions_create_one_row():
+def test_concurrent_single_conversation_submissions_create_one_row(monkeypatch):
     project = ProjectFactory()
     raw = services.api_key_create(project=project, name="race").raw
 
-    responses = _post_in_threads(raw, conversation_payload("only-one"))
+    responses = _post_in_threads(monkeypatch, raw, conversation_payload("only-one"))
 
     assert [r.status_code for r in responses] == [201] * THREADS
     statuses = sorted(r.json()["results"][0]["status"] for r in responses)
@@ -71,13 +83,13 @@ def test_concurrent_single_conversation_submissions_create_one_row():
     assert Conversation.objects.filter(project=project, external_id="only-one").count() == 1
 
 
-def test_concurrent_batches_in_opposite_orders_do_not_deadlock():
+def test_concurrent_batches_in_opposite_orders_do_not_deadlock(monkeypatch):
     project = ProjectFactory()
     raw = services.api_key_create(project=project, name="race").raw
     forward = [conversation_payload(f"order-{i}", feedback={"rating": "down", "comment": f"c{i}"}) for i in range(50)]
 
     responses = _post_in_threads(
-        raw, lambda slot: {"conversations": forward if slot % 2 == 0 else list(reversed(forward))}
+        monkeypatch, raw, lambda slot: {"conversations": forward if slot % 2 == 0 else list(reversed(forward))}
     )
 
     assert [r.status_code for r in responses] == [201] * THREADS
