@@ -1027,10 +1027,14 @@ def draft_save(*, item: QueueItem, user: AbstractBaseUser, answers: dict[str, An
     """Keep a half-filled form on the person's assignment, unvalidated, so it survives leaving
     the page. Only the holder of the item has a draft."""
     validation.check_json(answers, path="answers")
-    assignment = Assignment.objects.filter(item=item, user=user, status=AssignmentStatus.ACTIVE).first()
-    if assignment is None:
+    # One compare-and-set: the lease must still be live when the draft is written, not only
+    # when it was read (a label, skip, drop or the sweeper may end it in between).
+    live = Assignment.objects.filter(
+        item=item, user=user, status=AssignmentStatus.ACTIVE, lease_expires_at__gt=timezone.now()
+    )
+    if live.update(draft_answers=answers) != 1:
         raise Conflict("Drafts are kept while you hold the item; claim it first.")
-    Assignment.objects.filter(pk=assignment.pk).update(draft_answers=answers)
+    assignment = Assignment.objects.get(item=item, user=user)
     assignment.draft_answers = answers
     return assignment
 
@@ -1102,6 +1106,8 @@ def label_submit(
             ItemEvent.objects.bulk_create(events)
             return LabelOutcome(existing, False, item.status)
 
+        if item.status == ItemStatus.DROPPED:
+            raise Conflict("This item was dropped from the queue.")
         if assignment is None or assignment.status == AssignmentStatus.SKIPPED:
             raise Conflict("You do not hold this item; claim it first.")
         if item.status != ItemStatus.OPEN:
@@ -1192,9 +1198,14 @@ def item_skip(*, item: QueueItem, user: AbstractBaseUser, reason: str = "") -> A
         assignment.save(update_fields=["status", "finished_at", "skip_reason"])
         item.leased_count = max(0, item.leased_count - 1)
         fields = ["leased_count"]
-        if item.queue.skip_policy == SkipPolicy.DROP and item.labels_done == 0:
+        # A gold item is everyone's check and never completes: one person's skip must not
+        # take it from the others, so it is only skipped for them.
+        if item.queue.skip_policy == SkipPolicy.DROP and item.labels_done == 0 and not item.is_gold:
             item.status = ItemStatus.DROPPED
             fields.append("status")
+            # Nobody else may keep working on a dropped item: end their leases now, so their
+            # label is refused as "dropped" instead of counted against a slot that is gone.
+            _release_other_leases(item, now)
         item.save(update_fields=fields)
         _event(item, user, "skipped", {"reason": reason[:500], "policy": item.queue.skip_policy})
     return assignment
