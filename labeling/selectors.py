@@ -250,6 +250,20 @@ WHERE i.id = %(item)s AND i.organization_id = %(org)s
 """  # noqa: S608 - only the models' own column names are interpolated
 
 
+def lease_held(*, queue: Queue, user: AbstractBaseUser) -> Assignment | None:
+    """The live lease this person holds in the queue (the one a claim would give back: the
+    oldest), with its item; None when they hold none. A read: showing the labeling page
+    never leases."""
+    return (
+        Assignment.objects.filter(
+            queue=queue, user=user, status=AssignmentStatus.ACTIVE, lease_expires_at__gt=timezone.now()
+        )
+        .select_related("item")
+        .order_by("leased_at", "pk")
+        .first()
+    )
+
+
 def assignment_for(*, item: QueueItem, user: AbstractBaseUser) -> Assignment | None:
     return Assignment.objects.filter(item=item, user=user).first()
 

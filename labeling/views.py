@@ -2,7 +2,9 @@
 engineer's review, annotators and agreement pages. They call the same selectors and services
 as labeling/apis.py, so the browser and the API cannot drift.
 
-The labeling page is one long-lived page. Each item is a panel (`_panel.html`); submit and skip
+The labeling page is one long-lived page. Loading it never leases (link prefetchers and
+background tabs load pages too): it shows the item already held, or a start panel that
+labeling.js posts once the page is on screen. Each item is a panel (`_panel.html`); submit and skip
 post from the panel with htmx and the response replaces that panel. labeling.js prefetches the
 next item's panel into the page (a second lease, `item_claim(exclude_item_id=...)`) and shows
 it the moment the annotator submits; it then sends `shown=<id>` and the server restarts that
@@ -297,6 +299,8 @@ def _claimed_panel_context(
 
 
 def _panel_template(context: dict[str, Any]) -> str:
+    if context.get("start"):
+        return "labeling/_start.html"
     return "labeling/_done.html" if context.get("done") else "labeling/_panel.html"
 
 
@@ -340,12 +344,23 @@ def queue_list(request: HttpRequest) -> HttpResponse:
 
 
 @member_required("labeling.work")
-@require_GET
+@require_http_methods(["GET", "HEAD", "POST"])
 def work(request: HttpRequest, queue_id: int) -> HttpResponse:
-    """The labeling page. A reload gets back the lease already held, never a new item."""
+    """The labeling page. GET only shows: the item this person already holds, else a start
+    panel whose form (sent by labeling.js once the page is really on screen) claims one. Link
+    prefetchers, prerendering and tabs opened in the background therefore take no lease.
+    POST claims (a reload gets back the lease already held, never a new item): htmx gets the
+    item's panel, a plain form post is redirected to the page, which then shows the lease."""
     queue = _worker_queue(request, queue_id)
-    assignment = services.item_claim(queue=queue, user=request.user)
-    return _render_work_page(request, queue, _claimed_panel_context(request, assignment, queue=queue))
+    if request.method == "POST":
+        assignment = services.item_claim(queue=queue, user=request.user)
+        if not request.htmx:  # type: ignore[attr-defined]
+            return redirect("labeling:work", queue_id=queue.pk)
+        return _render_panel(request, _claimed_panel_context(request, assignment, queue=queue))
+    held = selectors.lease_held(queue=queue, user=request.user)
+    if held is None:
+        return _render_work_page(request, queue, {"start": True, "queue": queue, "active": True})
+    return _render_work_page(request, queue, _claimed_panel_context(request, held, queue=queue))
 
 
 @member_required("labeling.work")

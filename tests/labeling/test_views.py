@@ -143,7 +143,7 @@ def test_labeling_page_claims_an_item_and_a_reload_gets_the_same_one(project, br
     JudgeScoreFactory(conversation=items[0].conversation, criterion="correctness", score=0.123)
     client = browser_for("annotator")
 
-    first = client.get(f"/labeling/queues/{queue.pk}/work")
+    first = client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
     again = client.get(f"/labeling/queues/{queue.pk}/work")
 
     assert first.status_code == again.status_code == 200
@@ -160,12 +160,66 @@ def test_labeling_page_claims_an_item_and_a_reload_gets_the_same_one(project, br
     assert 'src="/static/labeling/labeling.js"' in html
 
 
+def test_opening_the_labeling_page_takes_no_lease_and_shows_a_start_form(project, browser_for):
+    queue = make_queue(project)
+    _add_items(queue, 2)
+    client = browser_for("annotator")
+
+    responses = [client.get(f"/labeling/queues/{queue.pk}/work") for _ in range(3)]
+
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    html = responses[0].content.decode()
+    assert 'class="item-panel start active" data-state="start"' in html
+    assert f'hx-post="/labeling/queues/{queue.pk}/work"' in html
+    assert "data-item=" not in html
+    assert Assignment.objects.count() == 0
+    assert QueueItem.objects.filter(leased_count__gt=0).count() == 0
+
+
+def test_starting_by_htmx_claims_and_answers_the_items_panel(project, browser_for):
+    queue = make_queue(project)
+    items = _add_items(queue, 2)
+    client = browser_for("annotator")
+
+    first = client.post(f"/labeling/queues/{queue.pk}/work", **HX)
+    again = client.post(f"/labeling/queues/{queue.pk}/work", **HX)
+
+    assert first.status_code == again.status_code == 200
+    for response in (first, again):
+        html = response.content.decode()
+        assert f'class="item-panel incoming" data-item="{items[0].pk}"' in html
+        assert "<html" not in html
+    [assignment] = Assignment.objects.filter(user=client.user)
+    assert (assignment.item_id, assignment.status) == (items[0].pk, AssignmentStatus.ACTIVE)
+
+
+def test_starting_without_htmx_redirects_to_the_page_showing_the_lease(project, browser_for):
+    queue = make_queue(project)
+    items = _add_items(queue, 1)
+    client = browser_for("annotator")
+
+    response = client.post(f"/labeling/queues/{queue.pk}/work")
+    page = client.get(f"/labeling/queues/{queue.pk}/work")
+
+    assert (response.status_code, response["Location"]) == (302, f"/labeling/queues/{queue.pk}/work")
+    assert page.context["item"] == items[0]
+    assert Assignment.objects.filter(user=client.user, status=AssignmentStatus.ACTIVE).count() == 1
+
+
+def test_starting_an_empty_queue_shows_all_done(project, browser_for):
+    queue = make_queue(project)
+
+    response = browser_for("annotator").post(f"/labeling/queues/{queue.pk}/work", **HX)
+
+    assert 'class="item-panel done incoming"' in response.content.decode()
+
+
 def test_judge_scores_show_when_the_queue_shows_them(project, browser_for):
     queue = make_queue(project, show_judge_scores=True)
     [item] = _add_items(queue, 1)
     JudgeScoreFactory(conversation=item.conversation, criterion="correctness", score=0.123)
 
-    html = browser_for("annotator").get(f"/labeling/queues/{queue.pk}/work").content.decode()
+    html = browser_for("annotator").post(f"/labeling/queues/{queue.pk}/work", follow=True).content.decode()
 
     assert "correctness 0.12" in html
 
@@ -175,7 +229,7 @@ def test_turn_questions_list_the_eligible_turns_with_their_index(project, browse
     queue = make_queue(project, schema=schema)
     _add_items(queue, 1)
 
-    response = browser_for("annotator").get(f"/labeling/queues/{queue.pk}/work")
+    response = browser_for("annotator").post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     [question] = response.context["questions"]
     assert [(c.value, c.text, c.kbd) for c in question.choices] == [("1", "#1 assistant", "1")]
@@ -185,7 +239,7 @@ def test_submit_stores_the_label_and_returns_the_next_items_panel(project, brows
     queue = make_queue(project)
     items = _add_items(queue, 3)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     response = _submit(client, items[0], **{"a-quality": "good", "a-helpfulness": "4", "a-notes": " fine "})
 
@@ -205,7 +259,7 @@ def test_prefetch_leases_a_second_item_and_submit_then_answers_with_nothing(
     queue = make_queue(project)
     items = _add_items(queue, 3)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     # The per-item path of a labeling session; a bound, so an N+1 shows up here. About a third
     # is the session, user and membership lookups every signed-in page makes.
@@ -227,7 +281,7 @@ def test_the_prefetched_items_lease_runs_from_when_it_is_shown_not_when_it_was_f
     queue = make_queue(project, lease_seconds=600)
     items = _add_items(queue, 2)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
     client.post(f"/labeling/queues/{queue.pk}/next?exclude={items[0].pk}", **HX)
     prefetched = Assignment.objects.get(user=client.user, item=items[1])
     # Eight minutes on the first item: the prefetched lease would have two minutes left.
@@ -260,7 +314,7 @@ def test_prefetch_answers_204_when_nothing_else_is_left(project, browser_for):
     queue = make_queue(project)
     [item] = _add_items(queue, 1)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     response = client.post(f"/labeling/queues/{queue.pk}/next?exclude={item.pk}", **HX)
 
@@ -272,7 +326,7 @@ def test_the_last_submit_returns_the_all_done_panel(project, browser_for):
     queue = make_queue(project)
     [item] = _add_items(queue, 1)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     response = _submit(client, item, **{"a-quality": "good"})
 
@@ -284,7 +338,7 @@ def test_invalid_answers_come_back_on_the_same_item_with_the_messages_and_nothin
     queue = make_queue(project)
     items = _add_items(queue, 2)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     response = _submit(client, items[0], **{"a-helpfulness": "4", "a-notes": "half done"})
 
@@ -304,7 +358,7 @@ def test_out_of_range_answers_name_the_question(project, browser_for):
     queue = make_queue(project)
     [item] = _add_items(queue, 1)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     response = _submit(client, item, **{"a-quality": "meh", "a-helpfulness": "9"})
 
@@ -320,7 +374,7 @@ def test_a_label_after_the_lease_was_lost_and_the_item_completed_is_a_notice_and
     queue = make_queue(project)
     items = _add_items(queue, 2)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
     Assignment.objects.filter(user=client.user).update(lease_expires_at="2000-01-01T00:00:00Z")
     other = member("annotator")
     assert services.item_claim(queue=queue, user=other).item_id == items[0].pk
@@ -339,7 +393,7 @@ def test_without_htmx_submit_redirects_back_to_the_labeling_page(project, browse
     queue = make_queue(project)
     [item] = _add_items(queue, 1)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     response = _submit(client, item, htmx=False, **{"a-quality": "good"})
 
@@ -351,7 +405,7 @@ def test_skip_records_the_reason_and_returns_the_next_item(project, browser_for)
     queue = make_queue(project)
     items = _add_items(queue, 2)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     response = client.post(f"/labeling/items/{items[0].pk}/skip", {"reason": "not English"}, **HX)
 
@@ -366,7 +420,7 @@ def test_skipping_an_item_you_do_not_hold_is_a_notice(project, browser_for):
     queue = make_queue(project)
     items = _add_items(queue, 2)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
     client.post(f"/labeling/items/{items[0].pk}/skip", {}, **HX)
 
     response = client.post(f"/labeling/items/{items[0].pk}/skip", {"shown": str(items[1].pk)}, **HX)
@@ -379,7 +433,7 @@ def test_drafts_autosave_and_come_back_when_the_page_is_opened_again(project, br
     queue = make_queue(project)
     [item] = _add_items(queue, 1)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     saved = client.put(
         f"/labeling/items/{item.pk}/draft",
@@ -415,7 +469,7 @@ def test_comments_for_reviewers_are_stored(project, browser_for):
     queue = make_queue(project)
     [item] = _add_items(queue, 1)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     sent = client.post(f"/labeling/items/{item.pk}/comments", {"body": "Tool result looks stale."}, **HX)
     blank = client.post(f"/labeling/items/{item.pk}/comments", {"body": "  "}, **HX)
@@ -437,7 +491,7 @@ def test_annotators_never_see_other_peoples_labels(project, browser_for, member)
     services.label_submit(item=item, user=other, answers={"quality": "bad", "notes": "secret-note-of-another"})
     services.item_comment_add(item=item, user=other, body="secret-comment-of-another")
 
-    html = browser_for("annotator").get(f"/labeling/queues/{queue.pk}/work").content.decode()
+    html = browser_for("annotator").post(f"/labeling/queues/{queue.pk}/work", follow=True).content.decode()
 
     assert f'data-item="{item.pk}"' in html
     assert "secret-note-of-another" not in html
@@ -628,7 +682,7 @@ def test_hostile_content_is_escaped_on_the_labeling_and_review_pages(project, br
     JudgeScoreFactory(conversation=item.conversation, criterion=f"c{XSS}", label=f"l{XSS}", reasoning=f"r{XSS}")
     annotator = browser_for("annotator")
 
-    labeling_html = annotator.get(f"/labeling/queues/{queue.pk}/work").content.decode()
+    labeling_html = annotator.post(f"/labeling/queues/{queue.pk}/work", follow=True).content.decode()
     other = browser_for("annotator")
     services.item_claim(queue=queue, user=other.user)
     services.label_submit(item=item, user=other.user, answers={"quality": "bad", "notes": f"n{XSS}"})
