@@ -17,7 +17,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
@@ -766,9 +767,14 @@ def leases_expire(*, queue_id: int | None, limit: int = EXPIRE_ON_CLAIM, now: dt
         Assignment.objects.filter(pk__in=[pk for pk, _ in rows]).update(
             status=AssignmentStatus.EXPIRED, finished_at=now
         )
-        for _pk, item_id in rows:
-            QueueItem.objects.filter(pk=item_id, leased_count__gt=0).update(leased_count=F("leased_count") - 1)
-        org_of = dict(QueueItem.objects.filter(pk__in=[i for _, i in rows]).values_list("pk", "organization_id"))
+        # One statement for every item, whatever the number of leases: leased_count counts
+        # the item's active leases, so with the item locked it is counted again.
+        expired_items = sorted({item_id for _, item_id in rows})
+        live = Assignment.objects.filter(item=OuterRef("pk"), status=AssignmentStatus.ACTIVE)
+        QueueItem.objects.filter(pk__in=expired_items).update(
+            leased_count=Coalesce(Subquery(live.values("item").annotate(n=Count("pk")).values("n")), 0)
+        )
+        org_of = dict(QueueItem.objects.filter(pk__in=expired_items).values_list("pk", "organization_id"))
         ItemEvent.objects.bulk_create(
             [
                 ItemEvent(
