@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import statistics
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -329,14 +329,9 @@ def _render_work_page(
 def queue_list(request: HttpRequest) -> HttpResponse:
     m = _membership(request)
     queues = selectors.queue_list_for_worker(organization=m.organization, user=request.user, role=m.role)
-    rows = [
-        {
-            "queue": q,
-            "counts": selectors.queue_counts(queue=q),
-            "mine": selectors.user_queue_progress(queue=q, user=request.user),
-        }
-        for q in queues
-    ]
+    counts = selectors.queue_counts_many(queues=queues)
+    mine = selectors.user_queue_progress_many(queues=queues, user=request.user)
+    rows = [{"queue": q, "counts": counts[q.pk], "mine": mine[q.pk]} for q in queues]
     context = {"rows": rows, "can_manage": _can_manage(request)}
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "labeling/_queue_table.html", context)
@@ -520,27 +515,28 @@ def _render_edit_result(request: HttpRequest, item: QueueItem, *, notice: str = 
 def my_work(request: HttpRequest) -> HttpResponse:
     m = _membership(request)
     queues = selectors.queue_list_for_worker(organization=m.organization, user=request.user, role=m.role)
-    labels = selectors.label_list_for_user(
-        organization=m.organization, user=request.user, queue_ids=[q.pk for q in queues]
-    )
-    times: dict[int, list[int]] = defaultdict(list)
-    for queue_id, spent in labels.values_list("queue_id", "time_spent_ms"):
-        if spent is not None:
-            times[queue_id].append(spent)
-    rows = []
-    for q in queues:
-        progress = selectors.user_queue_progress(queue=q, user=request.user)
-        median = statistics.median(times[q.pk]) / 1000 if times.get(q.pk) else None
-        rows.append({"queue": q, "progress": progress, "median_seconds": median})
+    queue_ids = [q.pk for q in queues]
+    progress = selectors.user_queue_progress_many(queues=queues, user=request.user)
+    times = selectors.user_time_spent_samples(organization=m.organization, user=request.user, queue_ids=queue_ids)
+    rows = [
+        {
+            "queue": q,
+            "progress": progress[q.pk],
+            "median_seconds": statistics.median(times[q.pk]) / 1000 if times.get(q.pk) else None,
+        }
+        for q in queues
+    ]
+    labels = selectors.label_list_for_user(organization=m.organization, user=request.user, queue_ids=queue_ids)
+    page = Paginator(labels, RECENT_LABELS).get_page(request.GET.get("page"))
     recent = [
         {
             "label": label,
             "editable": label_editable(label.item),
             "seconds": label.time_spent_ms / 1000 if label.time_spent_ms is not None else None,
         }
-        for label in labels[:RECENT_LABELS]
+        for label in page
     ]
-    return render(request, "labeling/mine.html", {"rows": rows, "recent": recent})
+    return render(request, "labeling/mine.html", {"rows": rows, "recent": recent, "page": page})
 
 
 # --- engineer pages --------------------------------------------------------------------------

@@ -70,6 +70,30 @@ def test_queue_list_shows_the_queues_an_annotator_may_work_with_progress(project
     assert f"/labeling/queues/{queue.pk}/agreement" not in html  # engineers only
 
 
+def _queues_with_my_labels(project, user, n: int):
+    queues = [make_queue(project, name=f"Queue {i}") for i in range(n)]
+    for queue in queues:
+        for item in _add_items(queue, 2):
+            services.item_claim(queue=queue, user=user)
+            services.label_submit(item=item, user=user, answers={"quality": "good"}, time_spent_ms=2000)
+    return queues
+
+
+@pytest.mark.parametrize("queues", [1, 4])
+def test_queue_list_queries_do_not_grow_with_the_queues(project, browser_for, queues, django_assert_num_queries):
+    client = browser_for("annotator")
+    _queues_with_my_labels(project, client.user, queues)
+    client.get("/labeling/", **HX)
+
+    # Session, user, membership; the queues, their assignees; every queue's counts in one
+    # grouped pass, the person's progress in another.
+    with django_assert_num_queries(7):
+        response = client.get("/labeling/", **HX)
+
+    assert [row["mine"] for row in response.context["rows"]] == [{"done": 2, "skipped": 0, "leased": 0}] * queues
+    assert [row["counts"]["completed"] for row in response.context["rows"]] == [2] * queues
+
+
 def test_queue_list_for_an_engineer_links_review_annotators_and_agreement(project, browser_for):
     queue = make_queue(project)
 
@@ -525,6 +549,41 @@ def test_my_work_shows_progress_per_queue_and_recent_labels_with_edit_links(proj
     html = response.content.decode()
     assert f'href="/labeling/items/{items[1].pk}/edit"' in html
     assert f'href="/labeling/items/{items[0].pk}/edit"' not in html
+
+
+@pytest.mark.parametrize("queues", [1, 4])
+def test_my_work_queries_do_not_grow_with_the_queues_or_labels(project, browser_for, queues, django_assert_num_queries):
+    client = browser_for("annotator")
+    _queues_with_my_labels(project, client.user, queues)
+    client.get("/labeling/mine")
+
+    # Session, user, membership; the queues, their assignees; progress, time samples; the
+    # recent labels' count and page; the page's organization switcher (memberships, org).
+    with django_assert_num_queries(11):
+        response = client.get("/labeling/mine")
+
+    assert [row["median_seconds"] for row in response.context["rows"]] == [2.0] * queues
+    assert len(response.context["recent"]) == 2 * queues
+
+
+def test_my_work_pages_the_recent_labels(project, browser_for, settings, monkeypatch):
+    from labeling import views
+
+    monkeypatch.setattr(views, "RECENT_LABELS", 3)
+    client = browser_for("annotator")
+    [queue] = _queues_with_my_labels(project, client.user, 1)
+    _add_items(queue, 2)
+    for _ in range(2):
+        item = services.item_claim(queue=queue, user=client.user).item
+        services.label_submit(item=item, user=client.user, answers={"quality": "bad"})
+    ids = list(Label.objects.filter(user=client.user).order_by("-updated_at", "-pk").values_list("item_id", flat=True))
+
+    first = client.get("/labeling/mine")
+    second = client.get("/labeling/mine?page=2")
+
+    assert [r["label"].item_id for r in first.context["recent"]] == ids[:3]
+    assert [r["label"].item_id for r in second.context["recent"]] == ids[3:]
+    assert 'href="?page=2"' in first.content.decode()
 
 
 def test_editing_my_label_changes_it_until_the_item_is_reviewed(project, browser_for):
