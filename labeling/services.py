@@ -987,8 +987,18 @@ def gold_items_add(*, queue: Queue, items: list[GoldItemIn], user: AbstractBaseU
     questions = rubric.questions_from_json(version.questions)
     errors: dict[str, list[str]] = {}
     cleaned: list[dict[str, Any]] = []
+    # Turn answers are checked against each conversation's messages: read them all at once.
+    turns = _has_turns(questions)
+    messages: dict[int, Any] = {}
+    if turns:
+        messages = dict(
+            Conversation.objects.filter(
+                organization_id=queue.organization_id, pk__in=[g.conversation_id for g in items]
+            ).values_list("pk", "messages")
+        )
     for index, gold in enumerate(items):
-        clean, problems = rubric.answers_validate(questions, gold.answers, turn_roles=_turn_roles(questions, gold))
+        roles = _roles_of(messages.get(gold.conversation_id)) if turns else None
+        clean, problems = rubric.answers_validate(questions, gold.answers, turn_roles=roles)
         cleaned.append(clean)
         for path, messages in problems.items():
             errors[f"items[{index}].{path}"] = messages
@@ -1287,12 +1297,20 @@ def _schema_version(*, queue: Queue, version_id: int | None) -> LabelSchemaVersi
 def _turn_roles(questions: list[rubric.Question], item: QueueItem | GoldItemIn) -> list[str] | None:
     """The role of each message of the item's conversation, for checking `turn` answers; None
     (nothing to check, no query) when the rubric has no turn question."""
-    if not any(q.type == "turn" for q in questions):
+    if not _has_turns(questions):
         return None
     if isinstance(item, QueueItem) and QueueItem.conversation.is_cached(item):
         messages = item.conversation.messages
     else:
         messages = Conversation.objects.filter(pk=item.conversation_id).values_list("messages", flat=True).first()
+    return _roles_of(messages)
+
+
+def _has_turns(questions: list[rubric.Question]) -> bool:
+    return any(q.type == "turn" for q in questions)
+
+
+def _roles_of(messages: Any) -> list[str]:
     return [str(m.get("role", "")) if isinstance(m, dict) else "" for m in messages or []]
 
 

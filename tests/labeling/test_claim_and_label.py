@@ -9,7 +9,7 @@ from labeling import services
 from labeling.models import Assignment, AssignmentStatus, ItemEvent, ItemStatus, Label, QueueItem
 from reviewapp.errors import Conflict, ValidationFailed
 from tests.factories import ConversationFactory
-from tests.labeling.factories import make_queue
+from tests.labeling.factories import make_queue, make_schema
 
 
 @pytest.fixture
@@ -322,3 +322,24 @@ def test_a_draft_is_not_saved_once_the_lease_ran_out(project, annotators):
         services.draft_save(item=item, user=annotators[0], answers={"quality": "bad"})
 
     assert Assignment.objects.get(pk=assignment.pk).draft_answers == {"quality": "good"}
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_adding_gold_items_with_turn_questions_costs_the_same_queries_for_one_or_many(
+    project, n, django_assert_num_queries
+):
+    schema = make_schema(project, [{"key": "bad_turn", "type": "turn", "label": "Which turn?"}])
+    queue = make_queue(project, schema=schema, gold_rate=0.1)
+    conversations = [ConversationFactory(project=project) for _ in range(n)]
+    wrong = ConversationFactory(project=project, messages=[{"role": "user", "content": "hi"}])
+
+    # The conversations' messages; existing items, the insert, the ids (in a savepoint).
+    with django_assert_num_queries(6):
+        results = services.gold_items_add(
+            queue=queue, items=[services.GoldItemIn(c.pk, {"bad_turn": 1}) for c in conversations], user=None
+        )
+    with pytest.raises(ValidationFailed) as exc:
+        services.gold_items_add(queue=queue, items=[services.GoldItemIn(wrong.pk, {"bad_turn": 0})], user=None)
+
+    assert [r.status for r in results] == ["created"] * n
+    assert list(exc.value.errors) == ["items[0].answers.bad_turn"]
