@@ -1279,6 +1279,19 @@ def item_comment_add(*, item: QueueItem, user: AbstractBaseUser, body: str, is_r
 # --- helpers ---------------------------------------------------------------------------------
 
 
+def schema_version_resolve(*, queue: Queue, version_id: int | None) -> LabelSchemaVersion:
+    """The rubric version answers are made against: the queue's latest when none is named, else
+    the named one, which must be a version of the queue's rubric (400 otherwise). The API and
+    the browser both ask here, so neither quietly labels against another version."""
+    if version_id is not None and not validation.is_id(version_id):
+        raise ValidationFailed(
+            "Unknown schema version.", errors={"schema_version": ["Not a version of this queue's schema."]}
+        )
+    version = _schema_version(queue=queue, version_id=version_id)
+    assert version is not None  # _schema_version raises instead
+    return version
+
+
 def _schema_version(*, queue: Queue, version_id: int | None) -> LabelSchemaVersion | None:
     if version_id is None:
         # The selectors load the queue with its rubric's latest version: no query then.

@@ -242,6 +242,8 @@ def _submit_fields(data: QueryDict) -> tuple[int | None, int | None, int | None]
 
 
 def _version(queue: Queue, version_id: int | None) -> LabelSchemaVersion | None:
+    # Only for reading a draft's fields (drafts are kept unvalidated); a label's version is
+    # resolved, and refused when unknown, by services.schema_version_resolve.
     latest = queue.schema.latest_version
     if version_id is None or (latest is not None and latest.pk == version_id):
         return latest
@@ -406,11 +408,13 @@ def submit(request: HttpRequest, item_id: int) -> HttpResponse:
     token = request.POST.get("client_token", "")[:100]
     try:
         version_id, spent, _shown = _submit_fields(request.POST)
-    except validation.InputError as exc:
+        version = services.schema_version_resolve(queue=queue, version_id=version_id)
+    except ValidationFailed as exc:  # InputError included
         context = _panel_context(item=item, mode=mode, errors=exc.errors, message=exc.message, client_token=token)
         return _page_or_panel(request, context, status=422)
-    version = _version(queue, version_id)
-    questions = rubric.questions_from_json(version.questions if version else [])
+    except Conflict as exc:  # the rubric has no version
+        return _after_item(request, queue, notice=exc.message, status=409)
+    questions = rubric.questions_from_json(version.questions)
     answers = answers_from_post(questions, request.POST)
     try:
         services.label_submit(
@@ -418,7 +422,7 @@ def submit(request: HttpRequest, item_id: int) -> HttpResponse:
             user=request.user,
             answers=answers,
             client_token=token,
-            schema_version_id=version.pk if version else None,
+            schema_version_id=version.pk,
             time_spent_ms=spent,
         )
     except ValidationFailed as exc:

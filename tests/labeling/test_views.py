@@ -259,6 +259,33 @@ def test_turn_questions_list_the_eligible_turns_with_their_index(project, browse
     assert [(c.value, c.text, c.kbd) for c in question.choices] == [("1", "#1 assistant", "1")]
 
 
+def test_a_label_naming_another_rubrics_version_is_refused_by_the_browser_as_by_the_api(
+    project, browser_for, api_client_for
+):
+    queue = make_queue(project)
+    other = make_schema(project, name="Another rubric")
+    [item] = _add_items(queue, 1)
+    client = browser_for("annotator")
+    client.post(f"/labeling/queues/{queue.pk}/work", **HX)
+    api = api_client_for("annotator")
+
+    browser = _submit(client, item, **{"a-quality": "good", "schema_version": str(other.latest_version_id)})
+    answered = api.post(
+        f"/api/v1/items/{item.pk}/labels",
+        {"answers": {"quality": "good"}, "schema_version": other.latest_version_id},
+        format="json",
+    )
+
+    assert browser.status_code == 422
+    assert "Not a version of this queue&#x27;s schema." in browser.content.decode()
+    assert (answered.status_code, answered.json()["errors"]) == (
+        400,
+        {"schema_version": ["Not a version of this queue's schema."]},
+    )
+    assert Label.objects.count() == 0
+    assert Assignment.objects.get(user=client.user).status == AssignmentStatus.ACTIVE
+
+
 def test_submit_stores_the_label_and_returns_the_next_items_panel(project, browser_for):
     queue = make_queue(project)
     items = _add_items(queue, 3)
