@@ -238,6 +238,47 @@ def test_starting_an_empty_queue_shows_all_done(project, browser_for):
     assert 'class="item-panel done incoming"' in response.content.decode()
 
 
+def test_the_labeling_page_queries_are_pinned(project, browser_for, django_assert_num_queries):
+    queue = make_queue(project)
+    _add_items(queue, 3)
+    client = browser_for("annotator")
+    client.get(f"/labeling/queues/{queue.pk}/work")
+
+    # Session, user, membership; the queue; the lease held (none); the organization switcher's
+    # memberships and organization.
+    with django_assert_num_queries(7):
+        start = client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", **HX)
+    # ...and with a lease held, its conversation too.
+    with django_assert_num_queries(8):
+        held = client.get(f"/labeling/queues/{queue.pk}/work")
+
+    assert 'data-state="start"' in start.content.decode()
+    assert held.context["item"].pk == Assignment.objects.get(user=client.user).item_id
+
+
+@pytest.mark.parametrize("disputed", [1, 3])
+def test_the_review_list_queries_do_not_grow_with_the_items(
+    project, browser_for, member, disputed, django_assert_num_queries
+):
+    queue = make_queue(project, annotations_per_item=2)
+    items = _add_items(queue, disputed)
+    for answer in ("good", "bad"):
+        person = member("annotator")
+        for _ in items:
+            item = services.item_claim(queue=queue, user=person).item
+            services.label_submit(item=item, user=person, answers={"quality": answer})
+    client = browser_for("engineer")
+    client.get(f"/labeling/queues/{queue.pk}/review")
+
+    # Session, user, membership; the queue; the items with their conversations; the counts;
+    # the organization switcher's memberships and organization.
+    with django_assert_num_queries(8):
+        response = client.get(f"/labeling/queues/{queue.pk}/review")
+
+    assert len(response.context["items"]) == disputed
+
+
 def test_judge_scores_show_when_the_queue_shows_them(project, browser_for):
     queue = make_queue(project, show_judge_scores=True)
     [item] = _add_items(queue, 1)
