@@ -377,6 +377,9 @@ def _after_item(request: HttpRequest, queue: Queue, *, notice: str = "", status:
     """What replaces a finished panel: nothing when the browser already shows its prefetched
     item, else the next item's panel (claimed here), else the "all done" panel."""
     if not request.htmx:  # type: ignore[attr-defined]
+        # A plain form post: lease the next item here (a POST), so the page it is sent back to
+        # shows it, as it would have without the start panel.
+        services.item_claim(queue=queue, user=request.user)
         return redirect("labeling:work", queue_id=queue.pk)
     if shown := _id_or_none(request.POST.get("shown")):
         services.lease_restart(queue=queue, item_id=shown, user=request.user)

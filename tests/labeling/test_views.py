@@ -483,14 +483,16 @@ def test_a_label_after_the_lease_was_lost_and_the_item_completed_is_a_notice_and
 
 def test_without_htmx_submit_redirects_back_to_the_labeling_page(project, browser_for):
     queue = make_queue(project)
-    [item] = _add_items(queue, 1)
+    item, following = _add_items(queue, 2)
     client = browser_for("annotator")
     client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     response = _submit(client, item, htmx=False, **{"a-quality": "good"})
+    page = client.get(response["Location"])
 
     assert (response.status_code, response["Location"]) == (302, f"/labeling/queues/{queue.pk}/work")
     assert Label.objects.get().answers == {"quality": "good"}
+    assert page.context["item"] == following  # leased by the post, shown by the page
 
 
 def test_skip_records_the_reason_and_returns_the_next_item(project, browser_for):
