@@ -989,15 +989,15 @@ def gold_items_add(*, queue: Queue, items: list[GoldItemIn], user: AbstractBaseU
     cleaned: list[dict[str, Any]] = []
     # Turn answers are checked against each conversation's messages: read them all at once.
     turns = _has_turns(questions)
-    messages: dict[int, Any] = {}
+    messages_of: dict[int, Any] = {}
     if turns:
-        messages = dict(
+        messages_of = dict(
             Conversation.objects.filter(
                 organization_id=queue.organization_id, pk__in=[g.conversation_id for g in items]
             ).values_list("pk", "messages")
         )
     for index, gold in enumerate(items):
-        roles = _roles_of(messages.get(gold.conversation_id)) if turns else None
+        roles = _roles_of(messages_of.get(gold.conversation_id)) if turns else None
         clean, problems = rubric.answers_validate(questions, gold.answers, turn_roles=roles)
         cleaned.append(clean)
         for path, messages in problems.items():
@@ -1288,7 +1288,8 @@ def schema_version_resolve(*, queue: Queue, version_id: int | None) -> LabelSche
             "Unknown schema version.", errors={"schema_version": ["Not a version of this queue's schema."]}
         )
     version = _schema_version(queue=queue, version_id=version_id)
-    assert version is not None  # _schema_version raises instead
+    if version is None:  # _schema_version raises first; this narrows the type
+        raise Conflict("This queue's schema has no version.")
     return version
 
 

@@ -339,7 +339,11 @@ def test_adding_gold_items_with_turn_questions_costs_the_same_queries_for_one_or
             queue=queue, items=[services.GoldItemIn(c.pk, {"bad_turn": 1}) for c in conversations], user=None
         )
     with pytest.raises(ValidationFailed) as exc:
-        services.gold_items_add(queue=queue, items=[services.GoldItemIn(wrong.pk, {"bad_turn": 0})], user=None)
+        services.gold_items_add(
+            queue=queue,
+            items=[services.GoldItemIn(wrong.pk, {"bad_turn": 0}), services.GoldItemIn(wrong.pk, {"bad_turn": 5})],
+            user=None,
+        )
 
     assert [r.status for r in results] == ["created"] * n
-    assert list(exc.value.errors) == ["items[0].answers.bad_turn"]
+    assert list(exc.value.errors) == ["items[0].answers.bad_turn", "items[1].answers.bad_turn"]
