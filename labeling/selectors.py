@@ -13,7 +13,8 @@ import numpy.typing as npt
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import Count, F, Func, Max, Min, Q, QuerySet, TextField, Value
+from django.db.models import Count, F, Func, Max, Min, Q, QuerySet, TextField, Value, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from labeling import rubric
@@ -161,24 +162,70 @@ def _queue_counts_now(queue: Queue) -> dict[str, int]:
     # One pass over the queue's rows: leased_count (kept under the item lock) says whether an
     # item is leased, instead of a lookup of its live assignments per item. A lease that ran
     # out counts as in progress until the sweeper returns it (within a minute).
-    open_ = Q(status=ItemStatus.OPEN)
-    row = QueueItem.objects.filter(queue=queue, is_gold=False).aggregate(
-        pending=Count("pk", filter=open_ & Q(labels_done=0, leased_count=0)),
-        in_progress=Count("pk", filter=open_ & (Q(labels_done__gt=0) | Q(leased_count__gt=0))),
-        needs_review=Count("pk", filter=Q(status=ItemStatus.NEEDS_REVIEW)),
-        completed=Count("pk", filter=Q(status=ItemStatus.COMPLETED)),
-        dropped=Count("pk", filter=Q(status=ItemStatus.DROPPED)),
-        total=Count("pk"),
-    )
+    row = QueueItem.objects.filter(queue=queue, is_gold=False).aggregate(**_COUNT_AGGREGATES)
     return {k: int(v or 0) for k, v in row.items()}
 
 
-def user_queue_progress(*, queue: Queue, user: AbstractBaseUser) -> dict[str, int]:
-    row = Assignment.objects.filter(queue=queue, user=user).aggregate(
-        done=Count("pk", filter=Q(status=AssignmentStatus.SUBMITTED)),
-        skipped=Count("pk", filter=Q(status=AssignmentStatus.SKIPPED)),
-        leased=Count("pk", filter=Q(status=AssignmentStatus.ACTIVE, lease_expires_at__gt=timezone.now())),
+_OPEN = Q(status=ItemStatus.OPEN)
+_COUNT_AGGREGATES = {
+    "pending": Count("pk", filter=_OPEN & Q(labels_done=0, leased_count=0)),
+    "in_progress": Count("pk", filter=_OPEN & (Q(labels_done__gt=0) | Q(leased_count__gt=0))),
+    "needs_review": Count("pk", filter=Q(status=ItemStatus.NEEDS_REVIEW)),
+    "completed": Count("pk", filter=Q(status=ItemStatus.COMPLETED)),
+    "dropped": Count("pk", filter=Q(status=ItemStatus.DROPPED)),
+    "total": Count("pk"),
+}
+
+
+def queue_counts_many(*, queues: list[Queue]) -> dict[int, dict[str, int]]:
+    """queue_counts of several queues: the cached ones from one cache read, the others from one
+    grouped pass (the queue list asks for every queue it shows)."""
+    keys = {f"labeling:queue-counts:{q.pk}": q.pk for q in queues}
+    counts: dict[int, dict[str, int]] = {keys[k]: v for k, v in cache.get_many(list(keys)).items()}
+    missing = [q.pk for q in queues if q.pk not in counts]
+    if missing:
+        empty = {name: 0 for name in ("pending", "in_progress", "needs_review", "completed", "dropped", "total")}
+        fresh = {pk: dict(empty) for pk in missing}
+        for row in (
+            QueueItem.objects.filter(queue_id__in=missing, is_gold=False)
+            .values("queue_id")
+            .order_by()
+            .annotate(**_COUNT_AGGREGATES)
+        ):
+            queue_id = row.pop("queue_id")
+            fresh[queue_id] = {k: int(v or 0) for k, v in row.items()}
+        big = {f"labeling:queue-counts:{pk}": c for pk, c in fresh.items() if c["total"] >= COUNTS_CACHE_MIN_ITEMS}
+        if big:
+            cache.set_many(big, COUNTS_CACHE_SECONDS)
+        counts.update(fresh)
+    return counts
+
+
+def user_queue_progress_many(*, queues: list[Queue], user: AbstractBaseUser) -> dict[int, dict[str, int]]:
+    """user_queue_progress for several queues in one grouped query."""
+    progress = {q.pk: {"done": 0, "skipped": 0, "leased": 0} for q in queues}
+    rows = (
+        Assignment.objects.filter(queue_id__in=list(progress), user=user)
+        .values("queue_id")
+        .order_by()
+        .annotate(**_progress_aggregates())
     )
+    for row in rows:
+        queue_id = row.pop("queue_id")
+        progress[queue_id] = {k: int(v or 0) for k, v in row.items()}
+    return progress
+
+
+def _progress_aggregates() -> dict[str, Count]:
+    return {
+        "done": Count("pk", filter=Q(status=AssignmentStatus.SUBMITTED)),
+        "skipped": Count("pk", filter=Q(status=AssignmentStatus.SKIPPED)),
+        "leased": Count("pk", filter=Q(status=AssignmentStatus.ACTIVE, lease_expires_at__gt=timezone.now())),
+    }
+
+
+def user_queue_progress(*, queue: Queue, user: AbstractBaseUser) -> dict[str, int]:
+    row = Assignment.objects.filter(queue=queue, user=user).aggregate(**_progress_aggregates())
     return {k: int(v or 0) for k, v in row.items()}
 
 
@@ -248,6 +295,20 @@ JOIN reviewapp_conversation c ON c.id = i.conversation_id
 JOIN reviewapp_project p ON p.id = c.project_id
 WHERE i.id = %(item)s AND i.organization_id = %(org)s
 """  # noqa: S608 - only the models' own column names are interpolated
+
+
+def lease_held(*, queue: Queue, user: AbstractBaseUser) -> Assignment | None:
+    """The live lease this person holds in the queue (the one a claim would give back: the
+    oldest), with its item; None when they hold none. A read: showing the labeling page
+    never leases."""
+    return (
+        Assignment.objects.filter(
+            queue=queue, user=user, status=AssignmentStatus.ACTIVE, lease_expires_at__gt=timezone.now()
+        )
+        .select_related("item")
+        .order_by("leased_at", "pk")
+        .first()
+    )
 
 
 def assignment_for(*, item: QueueItem, user: AbstractBaseUser) -> Assignment | None:
@@ -501,3 +562,25 @@ def label_list_for_user(*, organization: Organization, user: AbstractBaseUser, q
         .select_related("queue", "item", "item__conversation")
         .order_by("-updated_at", "-pk")
     )
+
+
+# "My work" shows each queue's median time over the person's latest labels there, not all of
+# them: a long-serving annotator's page reads a bounded number of rows.
+MEDIAN_SAMPLE = 1000
+
+
+def user_time_spent_samples(
+    *, organization: Organization, user: AbstractBaseUser, queue_ids: list[int], sample: int = MEDIAN_SAMPLE
+) -> dict[int, list[int]]:
+    """time_spent_ms of a person's latest `sample` labels in each queue (one query)."""
+    latest = Window(RowNumber(), partition_by=[F("queue_id")], order_by=[F("updated_at").desc(), F("pk").desc()])
+    rows = (
+        Label.objects.filter(organization=organization, user=user, queue_id__in=queue_ids, time_spent_ms__isnull=False)
+        .annotate(n=latest)
+        .filter(n__lte=sample)
+        .values_list("queue_id", "time_spent_ms")
+    )
+    times: dict[int, list[int]] = {}
+    for queue_id, spent in rows:
+        times.setdefault(queue_id, []).append(spent)
+    return times

@@ -17,7 +17,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
@@ -766,9 +767,14 @@ def leases_expire(*, queue_id: int | None, limit: int = EXPIRE_ON_CLAIM, now: dt
         Assignment.objects.filter(pk__in=[pk for pk, _ in rows]).update(
             status=AssignmentStatus.EXPIRED, finished_at=now
         )
-        for _pk, item_id in rows:
-            QueueItem.objects.filter(pk=item_id, leased_count__gt=0).update(leased_count=F("leased_count") - 1)
-        org_of = dict(QueueItem.objects.filter(pk__in=[i for _, i in rows]).values_list("pk", "organization_id"))
+        # One statement for every item, whatever the number of leases: leased_count counts
+        # the item's active leases, so with the item locked it is counted again.
+        expired_items = sorted({item_id for _, item_id in rows})
+        live = Assignment.objects.filter(item=OuterRef("pk"), status=AssignmentStatus.ACTIVE)
+        QueueItem.objects.filter(pk__in=expired_items).update(
+            leased_count=Coalesce(Subquery(live.values("item").annotate(n=Count("pk")).values("n")), 0)
+        )
+        org_of = dict(QueueItem.objects.filter(pk__in=expired_items).values_list("pk", "organization_id"))
         ItemEvent.objects.bulk_create(
             [
                 ItemEvent(
@@ -981,8 +987,18 @@ def gold_items_add(*, queue: Queue, items: list[GoldItemIn], user: AbstractBaseU
     questions = rubric.questions_from_json(version.questions)
     errors: dict[str, list[str]] = {}
     cleaned: list[dict[str, Any]] = []
+    # Turn answers are checked against each conversation's messages: read them all at once.
+    turns = _has_turns(questions)
+    messages_of: dict[int, Any] = {}
+    if turns:
+        messages_of = dict(
+            Conversation.objects.filter(
+                organization_id=queue.organization_id, pk__in=[g.conversation_id for g in items]
+            ).values_list("pk", "messages")
+        )
     for index, gold in enumerate(items):
-        clean, problems = rubric.answers_validate(questions, gold.answers, turn_roles=_turn_roles(questions, gold))
+        roles = _roles_of(messages_of.get(gold.conversation_id)) if turns else None
+        clean, problems = rubric.answers_validate(questions, gold.answers, turn_roles=roles)
         cleaned.append(clean)
         for path, messages in problems.items():
             errors[f"items[{index}].{path}"] = messages
@@ -1027,10 +1043,14 @@ def draft_save(*, item: QueueItem, user: AbstractBaseUser, answers: dict[str, An
     """Keep a half-filled form on the person's assignment, unvalidated, so it survives leaving
     the page. Only the holder of the item has a draft."""
     validation.check_json(answers, path="answers")
-    assignment = Assignment.objects.filter(item=item, user=user, status=AssignmentStatus.ACTIVE).first()
-    if assignment is None:
+    # One compare-and-set: the lease must still be live when the draft is written, not only
+    # when it was read (a label, skip, drop or the sweeper may end it in between).
+    live = Assignment.objects.filter(
+        item=item, user=user, status=AssignmentStatus.ACTIVE, lease_expires_at__gt=timezone.now()
+    )
+    if live.update(draft_answers=answers) != 1:
         raise Conflict("Drafts are kept while you hold the item; claim it first.")
-    Assignment.objects.filter(pk=assignment.pk).update(draft_answers=answers)
+    assignment = Assignment.objects.get(item=item, user=user)
     assignment.draft_answers = answers
     return assignment
 
@@ -1102,6 +1122,8 @@ def label_submit(
             ItemEvent.objects.bulk_create(events)
             return LabelOutcome(existing, False, item.status)
 
+        if item.status == ItemStatus.DROPPED:
+            raise Conflict("This item was dropped from the queue.")
         if assignment is None or assignment.status == AssignmentStatus.SKIPPED:
             raise Conflict("You do not hold this item; claim it first.")
         if item.status != ItemStatus.OPEN:
@@ -1192,9 +1214,14 @@ def item_skip(*, item: QueueItem, user: AbstractBaseUser, reason: str = "") -> A
         assignment.save(update_fields=["status", "finished_at", "skip_reason"])
         item.leased_count = max(0, item.leased_count - 1)
         fields = ["leased_count"]
-        if item.queue.skip_policy == SkipPolicy.DROP and item.labels_done == 0:
+        # A gold item is everyone's check and never completes: one person's skip must not
+        # take it from the others, so it is only skipped for them.
+        if item.queue.skip_policy == SkipPolicy.DROP and item.labels_done == 0 and not item.is_gold:
             item.status = ItemStatus.DROPPED
             fields.append("status")
+            # Nobody else may keep working on a dropped item: end their leases now, so their
+            # label is refused as "dropped" instead of counted against a slot that is gone.
+            _release_other_leases(item, now)
         item.save(update_fields=fields)
         _event(item, user, "skipped", {"reason": reason[:500], "policy": item.queue.skip_policy})
     return assignment
@@ -1252,6 +1279,20 @@ def item_comment_add(*, item: QueueItem, user: AbstractBaseUser, body: str, is_r
 # --- helpers ---------------------------------------------------------------------------------
 
 
+def schema_version_resolve(*, queue: Queue, version_id: int | None) -> LabelSchemaVersion:
+    """The rubric version answers are made against: the queue's latest when none is named, else
+    the named one, which must be a version of the queue's rubric (400 otherwise). The API and
+    the browser both ask here, so neither quietly labels against another version."""
+    if version_id is not None and not validation.is_id(version_id):
+        raise ValidationFailed(
+            "Unknown schema version.", errors={"schema_version": ["Not a version of this queue's schema."]}
+        )
+    version = _schema_version(queue=queue, version_id=version_id)
+    if version is None:  # _schema_version raises first; this narrows the type
+        raise Conflict("This queue's schema has no version.")
+    return version
+
+
 def _schema_version(*, queue: Queue, version_id: int | None) -> LabelSchemaVersion | None:
     if version_id is None:
         # The selectors load the queue with its rubric's latest version: no query then.
@@ -1270,12 +1311,20 @@ def _schema_version(*, queue: Queue, version_id: int | None) -> LabelSchemaVersi
 def _turn_roles(questions: list[rubric.Question], item: QueueItem | GoldItemIn) -> list[str] | None:
     """The role of each message of the item's conversation, for checking `turn` answers; None
     (nothing to check, no query) when the rubric has no turn question."""
-    if not any(q.type == "turn" for q in questions):
+    if not _has_turns(questions):
         return None
     if isinstance(item, QueueItem) and QueueItem.conversation.is_cached(item):
         messages = item.conversation.messages
     else:
         messages = Conversation.objects.filter(pk=item.conversation_id).values_list("messages", flat=True).first()
+    return _roles_of(messages)
+
+
+def _has_turns(questions: list[rubric.Question]) -> bool:
+    return any(q.type == "turn" for q in questions)
+
+
+def _roles_of(messages: Any) -> list[str]:
     return [str(m.get("role", "")) if isinstance(m, dict) else "" for m in messages or []]
 
 

@@ -2,7 +2,9 @@
 engineer's review, annotators and agreement pages. They call the same selectors and services
 as labeling/apis.py, so the browser and the API cannot drift.
 
-The labeling page is one long-lived page. Each item is a panel (`_panel.html`); submit and skip
+The labeling page is one long-lived page. Loading it never leases (link prefetchers and
+background tabs load pages too): it shows the item already held, or a start panel that
+labeling.js posts once the page is on screen. Each item is a panel (`_panel.html`); submit and skip
 post from the panel with htmx and the response replaces that panel. labeling.js prefetches the
 next item's panel into the page (a second lease, `item_claim(exclude_item_id=...)`) and shows
 it the moment the annotator submits; it then sends `shown=<id>` and the server restarts that
@@ -15,11 +17,11 @@ from __future__ import annotations
 
 import statistics
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -240,6 +242,8 @@ def _submit_fields(data: QueryDict) -> tuple[int | None, int | None, int | None]
 
 
 def _version(queue: Queue, version_id: int | None) -> LabelSchemaVersion | None:
+    # Only for reading a draft's fields (drafts are kept unvalidated); a label's version is
+    # resolved, and refused when unknown, by services.schema_version_resolve.
     latest = queue.schema.latest_version
     if version_id is None or (latest is not None and latest.pk == version_id):
         return latest
@@ -297,6 +301,8 @@ def _claimed_panel_context(
 
 
 def _panel_template(context: dict[str, Any]) -> str:
+    if context.get("start"):
+        return "labeling/_start.html"
     return "labeling/_done.html" if context.get("done") else "labeling/_panel.html"
 
 
@@ -325,14 +331,9 @@ def _render_work_page(
 def queue_list(request: HttpRequest) -> HttpResponse:
     m = _membership(request)
     queues = selectors.queue_list_for_worker(organization=m.organization, user=request.user, role=m.role)
-    rows = [
-        {
-            "queue": q,
-            "counts": selectors.queue_counts(queue=q),
-            "mine": selectors.user_queue_progress(queue=q, user=request.user),
-        }
-        for q in queues
-    ]
+    counts = selectors.queue_counts_many(queues=queues)
+    mine = selectors.user_queue_progress_many(queues=queues, user=request.user)
+    rows = [{"queue": q, "counts": counts[q.pk], "mine": mine[q.pk]} for q in queues]
     context = {"rows": rows, "can_manage": _can_manage(request)}
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "labeling/_queue_table.html", context)
@@ -340,12 +341,23 @@ def queue_list(request: HttpRequest) -> HttpResponse:
 
 
 @member_required("labeling.work")
-@require_GET
+@require_http_methods(["GET", "HEAD", "POST"])
 def work(request: HttpRequest, queue_id: int) -> HttpResponse:
-    """The labeling page. A reload gets back the lease already held, never a new item."""
+    """The labeling page. GET only shows: the item this person already holds, else a start
+    panel whose form (sent by labeling.js once the page is really on screen) claims one. Link
+    prefetchers, prerendering and tabs opened in the background therefore take no lease.
+    POST claims (a reload gets back the lease already held, never a new item): htmx gets the
+    item's panel, a plain form post is redirected to the page, which then shows the lease."""
     queue = _worker_queue(request, queue_id)
-    assignment = services.item_claim(queue=queue, user=request.user)
-    return _render_work_page(request, queue, _claimed_panel_context(request, assignment, queue=queue))
+    if request.method == "POST":
+        assignment = services.item_claim(queue=queue, user=request.user)
+        if not request.htmx:  # type: ignore[attr-defined]
+            return redirect("labeling:work", queue_id=queue.pk)
+        return _render_panel(request, _claimed_panel_context(request, assignment, queue=queue))
+    held = selectors.lease_held(queue=queue, user=request.user)
+    if held is None:
+        return _render_work_page(request, queue, {"start": True, "queue": queue, "active": True})
+    return _render_work_page(request, queue, _claimed_panel_context(request, held, queue=queue))
 
 
 @member_required("labeling.work")
@@ -365,6 +377,9 @@ def _after_item(request: HttpRequest, queue: Queue, *, notice: str = "", status:
     """What replaces a finished panel: nothing when the browser already shows its prefetched
     item, else the next item's panel (claimed here), else the "all done" panel."""
     if not request.htmx:  # type: ignore[attr-defined]
+        # A plain form post: lease the next item here (a POST), so the page it is sent back to
+        # shows it, as it would have without the start panel.
+        services.item_claim(queue=queue, user=request.user)
         return redirect("labeling:work", queue_id=queue.pk)
     if shown := _id_or_none(request.POST.get("shown")):
         services.lease_restart(queue=queue, item_id=shown, user=request.user)
@@ -396,11 +411,13 @@ def submit(request: HttpRequest, item_id: int) -> HttpResponse:
     token = request.POST.get("client_token", "")[:100]
     try:
         version_id, spent, _shown = _submit_fields(request.POST)
-    except validation.InputError as exc:
+        version = services.schema_version_resolve(queue=queue, version_id=version_id)
+    except ValidationFailed as exc:  # InputError included
         context = _panel_context(item=item, mode=mode, errors=exc.errors, message=exc.message, client_token=token)
         return _page_or_panel(request, context, status=422)
-    version = _version(queue, version_id)
-    questions = rubric.questions_from_json(version.questions if version else [])
+    except Conflict as exc:  # the rubric has no version
+        return _after_item(request, queue, notice=exc.message, status=409)
+    questions = rubric.questions_from_json(version.questions)
     answers = answers_from_post(questions, request.POST)
     try:
         services.label_submit(
@@ -408,7 +425,7 @@ def submit(request: HttpRequest, item_id: int) -> HttpResponse:
             user=request.user,
             answers=answers,
             client_token=token,
-            schema_version_id=version.pk if version else None,
+            schema_version_id=version.pk,
             time_spent_ms=spent,
         )
     except ValidationFailed as exc:
@@ -505,27 +522,28 @@ def _render_edit_result(request: HttpRequest, item: QueueItem, *, notice: str = 
 def my_work(request: HttpRequest) -> HttpResponse:
     m = _membership(request)
     queues = selectors.queue_list_for_worker(organization=m.organization, user=request.user, role=m.role)
-    labels = selectors.label_list_for_user(
-        organization=m.organization, user=request.user, queue_ids=[q.pk for q in queues]
-    )
-    times: dict[int, list[int]] = defaultdict(list)
-    for queue_id, spent in labels.values_list("queue_id", "time_spent_ms"):
-        if spent is not None:
-            times[queue_id].append(spent)
-    rows = []
-    for q in queues:
-        progress = selectors.user_queue_progress(queue=q, user=request.user)
-        median = statistics.median(times[q.pk]) / 1000 if times.get(q.pk) else None
-        rows.append({"queue": q, "progress": progress, "median_seconds": median})
+    queue_ids = [q.pk for q in queues]
+    progress = selectors.user_queue_progress_many(queues=queues, user=request.user)
+    times = selectors.user_time_spent_samples(organization=m.organization, user=request.user, queue_ids=queue_ids)
+    rows = [
+        {
+            "queue": q,
+            "progress": progress[q.pk],
+            "median_seconds": statistics.median(times[q.pk]) / 1000 if times.get(q.pk) else None,
+        }
+        for q in queues
+    ]
+    labels = selectors.label_list_for_user(organization=m.organization, user=request.user, queue_ids=queue_ids)
+    page = Paginator(labels, RECENT_LABELS).get_page(request.GET.get("page"))
     recent = [
         {
             "label": label,
             "editable": label_editable(label.item),
             "seconds": label.time_spent_ms / 1000 if label.time_spent_ms is not None else None,
         }
-        for label in labels[:RECENT_LABELS]
+        for label in page
     ]
-    return render(request, "labeling/mine.html", {"rows": rows, "recent": recent})
+    return render(request, "labeling/mine.html", {"rows": rows, "recent": recent, "page": page})
 
 
 # --- engineer pages --------------------------------------------------------------------------

@@ -188,6 +188,10 @@ class Conversation(models.Model):
             models.Index(fields=["organization", "-id"], name="conv_org_id_desc"),
             models.Index(fields=["project", "occurred_at"], name="conv_project_occurred"),
             models.Index(fields=["project", "agent_version"], name="conv_project_version"),
+            # A queue's backfill walks its project's conversations newest id first, a chunk at
+            # a time below a cursor (labeling queue_backfill_step): without this each step
+            # read the whole project through conv_project_occurred and sorted it.
+            models.Index(fields=["project", "-id"], name="conv_project_id_desc"),
         ]
 
     def __str__(self) -> str:

@@ -466,6 +466,30 @@
 
   // --- start -----------------------------------------------------------------------------------
 
+  // The page itself never leases (link prefetchers and background tabs load it too): a start
+  // panel's form claims the first item, sent here once the page is really on screen.
+  function startWhenShown(panel) {
+    var form = panel.querySelector("form.start-form");
+    if (!form) return;
+    var sent = false;
+    function send() {
+      if (sent || document.hidden || document.prerendering || !document.body.contains(form)) return;
+      sent = true;
+      document.removeEventListener("visibilitychange", send);
+      document.removeEventListener("prerenderingchange", send);
+      form.requestSubmit();
+    }
+    function watch() {
+      document.addEventListener("visibilitychange", send);
+      document.addEventListener("prerenderingchange", send);
+      send();
+    }
+    // htmx binds hx-post on DOMContentLoaded, after this deferred script has run.
+    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", watch);
+    else watch();
+  }
+
   var first = activePanel();
-  if (first) activate(first);
+  if (first && first.dataset.state === "start") startWhenShown(first);
+  else if (first) activate(first);
 })();

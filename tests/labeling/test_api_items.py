@@ -384,6 +384,23 @@ def test_a_dropped_item_cannot_be_reviewed(project, ann, engineer):
     assert (item.status, item.final_answers) == (ItemStatus.DROPPED, None)
 
 
+def test_a_label_on_an_item_another_annotator_dropped_is_a_409_saying_so(project, ann, api_client_for):
+    queue = make_queue(project, skip_policy="drop", annotations_per_item=2)
+    [item] = add_items(queue, 1)
+    other = api_client_for("annotator")
+    _claim(ann, queue)
+    _claim(other, queue)
+    ann.post(f"/api/v1/items/{item.pk}/skip", format="json")
+
+    response = other.post(f"/api/v1/items/{item.pk}/labels", {"answers": {"quality": "good"}}, format="json")
+    draft = other.put(f"/api/v1/items/{item.pk}/draft", {"answers": {"quality": "good"}}, format="json")
+
+    assert (response.status_code, response.json()["message"]) == (409, "This item was dropped from the queue.")
+    assert draft.status_code == 409
+    item.refresh_from_db()
+    assert (item.status, item.labels_done, item.leased_count) == (ItemStatus.DROPPED, 0, 0)
+
+
 # --- tenancy and roles -------------------------------------------------------------------------
 
 ITEM_ENDPOINTS = [

@@ -9,7 +9,7 @@ from labeling import services
 from labeling.models import Assignment, AssignmentStatus, ItemEvent, ItemStatus, Label, QueueItem
 from reviewapp.errors import Conflict, ValidationFailed
 from tests.factories import ConversationFactory
-from tests.labeling.factories import make_queue
+from tests.labeling.factories import make_queue, make_schema
 
 
 @pytest.fixture
@@ -271,3 +271,79 @@ def test_editing_an_agreed_label_reopens_the_item_as_a_dispute(project, annotato
 
     item.refresh_from_db()
     assert (item.status, item.final_answers) == (ItemStatus.NEEDS_REVIEW, None)
+
+
+def test_a_drop_ends_the_other_annotators_leases_and_their_label_is_refused_as_dropped(project, annotators):
+    queue = make_queue(project, skip_policy="drop", annotations_per_item=2)
+    [item] = _items(queue, 1)
+    mine = services.item_claim(queue=queue, user=annotators[0])
+    theirs = services.item_claim(queue=queue, user=annotators[1])
+    assert mine.item_id == theirs.item_id == item.pk
+
+    services.item_skip(item=item, user=annotators[0])
+
+    item.refresh_from_db()
+    assert (item.status, item.leased_count) == (ItemStatus.DROPPED, 0)
+    assert Assignment.objects.get(pk=theirs.pk).status == AssignmentStatus.EXPIRED
+    with pytest.raises(Conflict) as exc:
+        services.label_submit(item=item, user=annotators[1], answers={"quality": "good"})
+    assert exc.value.message == "This item was dropped from the queue."
+    assert Label.objects.count() == 0
+    item.refresh_from_db()
+    assert (item.status, item.labels_done) == (ItemStatus.DROPPED, 0)
+
+
+def test_a_drop_skip_of_a_gold_item_skips_it_for_that_person_only(project, annotators):
+    queue = make_queue(project, skip_policy="drop", gold_rate=1.0)
+    conversation = ConversationFactory(project=project)
+    services.gold_items_add(queue=queue, items=[services.GoldItemIn(conversation.pk, {"quality": "good"})], user=None)
+    [gold] = QueueItem.objects.filter(queue=queue, is_gold=True)
+    assert services.item_claim(queue=queue, user=annotators[0]).item_id == gold.pk
+    other = services.item_claim(queue=queue, user=annotators[1])
+
+    services.item_skip(item=gold, user=annotators[0])
+
+    gold.refresh_from_db()
+    assert (gold.status, gold.leased_count) == (ItemStatus.OPEN, 1)
+    assert Assignment.objects.get(pk=other.pk).status == AssignmentStatus.ACTIVE
+    assert services.item_claim(queue=queue, user=annotators[2]).item_id == gold.pk
+    services.label_submit(item=gold, user=annotators[1], answers={"quality": "good"})
+    assert Label.objects.filter(item=gold).count() == 1
+
+
+def test_a_draft_is_not_saved_once_the_lease_ran_out(project, annotators):
+    queue = make_queue(project)
+    [item] = _items(queue, 1)
+    assignment = services.item_claim(queue=queue, user=annotators[0])
+    services.draft_save(item=item, user=annotators[0], answers={"quality": "good"})
+    Assignment.objects.filter(pk=assignment.pk).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+
+    with pytest.raises(Conflict):
+        services.draft_save(item=item, user=annotators[0], answers={"quality": "bad"})
+
+    assert Assignment.objects.get(pk=assignment.pk).draft_answers == {"quality": "good"}
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_adding_gold_items_with_turn_questions_costs_the_same_queries_for_one_or_many(
+    project, n, django_assert_num_queries
+):
+    schema = make_schema(project, [{"key": "bad_turn", "type": "turn", "label": "Which turn?"}])
+    queue = make_queue(project, schema=schema, gold_rate=0.1)
+    conversations = [ConversationFactory(project=project) for _ in range(n)]
+    wrong = ConversationFactory(project=project, messages=[{"role": "user", "content": "hi"}])
+
+    # The conversations' messages; existing items, the insert, the ids (in a savepoint).
+    with django_assert_num_queries(6):
+        results = services.gold_items_add(
+            queue=queue, items=[services.GoldItemIn(c.pk, {"bad_turn": 1}) for c in conversations], user=None
+        )
+    with pytest.raises(ValidationFailed) as exc:
+        services.gold_items_add(
+            queue=queue,
+            items=[services.GoldItemIn(wrong.pk, {"bad_turn": 0}), services.GoldItemIn(wrong.pk, {"bad_turn": 5})],
+            user=None,
+        )
+
+    assert [r.status for r in results] == ["created"] * n
+    assert list(exc.value.errors) == ["items[0].answers.bad_turn", "items[1].answers.bad_turn"]

@@ -3,11 +3,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from labeling import sampling, services
 from labeling.models import QueueItem, SamplingCounter
 from reviewapp import services as core_services
 from reviewapp.ingest_schemas import ConversationIn
+from reviewapp.models import Conversation
 from tests.factories import ConversationFactory, conversation_payload
 from tests.labeling.factories import make_queue
 
@@ -196,3 +199,25 @@ def test_metadata_rules_match_exact_values_even_integers_beyond_64_bits(project)
     services.conversations_sample(project_id=project.pk, conversation_ids=[exact.pk, rounded.pk])
 
     assert list(QueueItem.objects.filter(queue=queue).values_list("conversation_id", flat=True)) == [exact.pk]
+
+
+def test_the_backfill_walks_conversations_through_the_project_id_index(project):
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, Conversation._meta.db_table)
+    indexes = {name: c["columns"] for name, c in constraints.items() if c["index"] and not c["unique"]}
+    assert indexes["conv_project_id_desc"] == ["project_id", "id"]
+
+
+@pytest.mark.postgres
+def test_a_backfill_step_reads_through_the_project_id_index(project):
+    queue = make_queue(project, sampling=[{"rate": 1.0}])
+    ConversationFactory.create_batch(30, project=project)
+    since = timezone.now() - dt.timedelta(days=queue.backfill_days)
+    qs = Conversation.objects.filter(project_id=project.pk, occurred_at__gte=since, pk__lt=10**9)
+    sql, params = qs.order_by("-pk").values_list("pk", flat=True)[:2000].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "conv_project_id_desc" in plan

@@ -177,3 +177,34 @@ def test_ingested_conversations_are_sampled_by_a_real_worker(real_celery, projec
         ("down1", "rule", "down"),
         ("down2", "rule", "down"),
     ]
+
+
+def _expired_leases(queue, people, items_n: int):
+    """Every person takes an item and prefetches a second; then every lease is past expiry."""
+    add_items(queue, items_n)
+    for person in people:
+        first = services.item_claim(queue=queue, user=person)
+        services.item_claim(queue=queue, user=person, exclude_item_id=first.item_id)
+    Assignment.objects.filter(queue=queue).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+
+
+def test_the_lease_sweeper_costs_the_same_statements_for_one_expired_lease_or_many(
+    project, member, django_assert_num_queries
+):
+    people = [member("annotator") for _ in range(3)]
+    small, large = make_queue(project, name="small"), make_queue(project, name="large", annotations_per_item=2)
+    _expired_leases(small, people[:1], 1)
+    _expired_leases(large, people, 4)
+    assert Assignment.objects.filter(queue=large, status=AssignmentStatus.ACTIVE).count() == 6
+    assert sorted(QueueItem.objects.filter(queue=large).values_list("leased_count", flat=True)) == [1, 1, 2, 2]
+
+    # Lock items, lock leases, end them, count the items' leases again, their organizations,
+    # the events; in the caller's transaction (the test's), a savepoint and its release.
+    with django_assert_num_queries(9):
+        assert services.leases_expire(queue_id=small.pk, limit=5000) == 1
+    with django_assert_num_queries(9):
+        assert services.leases_expire(queue_id=large.pk, limit=5000) == 6
+
+    assert set(QueueItem.objects.values_list("leased_count", flat=True)) == {0}
+    assert ItemEvent.objects.filter(kind="lease_expired").count() == 7
+    assert set(Assignment.objects.values_list("status", flat=True)) == {AssignmentStatus.EXPIRED}

@@ -64,6 +64,7 @@ def pages(project, browser_for):
         labeler, worker, engineer = browser_for("annotator"), browser_for("annotator"), browser_for("engineer")
         services.item_claim(queue=queue, user=labeler.user)
         services.label_submit(item=item, user=labeler.user, answers={"quality": "good"})
+        services.item_claim(queue=queue, user=worker.user)  # the work page shows the lease held
         return {
             "conversation": (engineer, f"/conversations/{item.conversation_id}/"),
             "work": (worker, f"/labeling/queues/{queue.pk}/work"),

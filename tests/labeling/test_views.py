@@ -70,6 +70,30 @@ def test_queue_list_shows_the_queues_an_annotator_may_work_with_progress(project
     assert f"/labeling/queues/{queue.pk}/agreement" not in html  # engineers only
 
 
+def _queues_with_my_labels(project, user, n: int):
+    queues = [make_queue(project, name=f"Queue {i}") for i in range(n)]
+    for queue in queues:
+        for item in _add_items(queue, 2):
+            services.item_claim(queue=queue, user=user)
+            services.label_submit(item=item, user=user, answers={"quality": "good"}, time_spent_ms=2000)
+    return queues
+
+
+@pytest.mark.parametrize("queues", [1, 4])
+def test_queue_list_queries_do_not_grow_with_the_queues(project, browser_for, queues, django_assert_num_queries):
+    client = browser_for("annotator")
+    _queues_with_my_labels(project, client.user, queues)
+    client.get("/labeling/", **HX)
+
+    # Session, user, membership; the queues, their assignees; every queue's counts in one
+    # grouped pass, the person's progress in another.
+    with django_assert_num_queries(7):
+        response = client.get("/labeling/", **HX)
+
+    assert [row["mine"] for row in response.context["rows"]] == [{"done": 2, "skipped": 0, "leased": 0}] * queues
+    assert [row["counts"]["completed"] for row in response.context["rows"]] == [2] * queues
+
+
 def test_queue_list_for_an_engineer_links_review_annotators_and_agreement(project, browser_for):
     queue = make_queue(project)
 
@@ -143,7 +167,7 @@ def test_labeling_page_claims_an_item_and_a_reload_gets_the_same_one(project, br
     JudgeScoreFactory(conversation=items[0].conversation, criterion="correctness", score=0.123)
     client = browser_for("annotator")
 
-    first = client.get(f"/labeling/queues/{queue.pk}/work")
+    first = client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
     again = client.get(f"/labeling/queues/{queue.pk}/work")
 
     assert first.status_code == again.status_code == 200
@@ -160,12 +184,107 @@ def test_labeling_page_claims_an_item_and_a_reload_gets_the_same_one(project, br
     assert 'src="/static/labeling/labeling.js"' in html
 
 
+def test_opening_the_labeling_page_takes_no_lease_and_shows_a_start_form(project, browser_for):
+    queue = make_queue(project)
+    _add_items(queue, 2)
+    client = browser_for("annotator")
+
+    responses = [client.get(f"/labeling/queues/{queue.pk}/work") for _ in range(3)]
+
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    html = responses[0].content.decode()
+    assert 'class="item-panel start active" data-state="start"' in html
+    assert f'hx-post="/labeling/queues/{queue.pk}/work"' in html
+    assert "data-item=" not in html
+    assert Assignment.objects.count() == 0
+    assert QueueItem.objects.filter(leased_count__gt=0).count() == 0
+
+
+def test_starting_by_htmx_claims_and_answers_the_items_panel(project, browser_for):
+    queue = make_queue(project)
+    items = _add_items(queue, 2)
+    client = browser_for("annotator")
+
+    first = client.post(f"/labeling/queues/{queue.pk}/work", **HX)
+    again = client.post(f"/labeling/queues/{queue.pk}/work", **HX)
+
+    assert first.status_code == again.status_code == 200
+    for response in (first, again):
+        html = response.content.decode()
+        assert f'class="item-panel incoming" data-item="{items[0].pk}"' in html
+        assert "<html" not in html
+    [assignment] = Assignment.objects.filter(user=client.user)
+    assert (assignment.item_id, assignment.status) == (items[0].pk, AssignmentStatus.ACTIVE)
+
+
+def test_starting_without_htmx_redirects_to_the_page_showing_the_lease(project, browser_for):
+    queue = make_queue(project)
+    items = _add_items(queue, 1)
+    client = browser_for("annotator")
+
+    response = client.post(f"/labeling/queues/{queue.pk}/work")
+    page = client.get(f"/labeling/queues/{queue.pk}/work")
+
+    assert (response.status_code, response["Location"]) == (302, f"/labeling/queues/{queue.pk}/work")
+    assert page.context["item"] == items[0]
+    assert Assignment.objects.filter(user=client.user, status=AssignmentStatus.ACTIVE).count() == 1
+
+
+def test_starting_an_empty_queue_shows_all_done(project, browser_for):
+    queue = make_queue(project)
+
+    response = browser_for("annotator").post(f"/labeling/queues/{queue.pk}/work", **HX)
+
+    assert 'class="item-panel done incoming"' in response.content.decode()
+
+
+def test_the_labeling_page_queries_are_pinned(project, browser_for, django_assert_num_queries):
+    queue = make_queue(project)
+    _add_items(queue, 3)
+    client = browser_for("annotator")
+    client.get(f"/labeling/queues/{queue.pk}/work")
+
+    # Session, user, membership; the queue; the lease held (none); the organization switcher's
+    # memberships and organization.
+    with django_assert_num_queries(7):
+        start = client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", **HX)
+    # ...and with a lease held, its conversation too.
+    with django_assert_num_queries(8):
+        held = client.get(f"/labeling/queues/{queue.pk}/work")
+
+    assert 'data-state="start"' in start.content.decode()
+    assert held.context["item"].pk == Assignment.objects.get(user=client.user).item_id
+
+
+@pytest.mark.parametrize("disputed", [1, 3])
+def test_the_review_list_queries_do_not_grow_with_the_items(
+    project, browser_for, member, disputed, django_assert_num_queries
+):
+    queue = make_queue(project, annotations_per_item=2)
+    items = _add_items(queue, disputed)
+    for answer in ("good", "bad"):
+        person = member("annotator")
+        for _ in items:
+            item = services.item_claim(queue=queue, user=person).item
+            services.label_submit(item=item, user=person, answers={"quality": answer})
+    client = browser_for("engineer")
+    client.get(f"/labeling/queues/{queue.pk}/review")
+
+    # Session, user, membership; the queue; the items with their conversations; the counts;
+    # the organization switcher's memberships and organization.
+    with django_assert_num_queries(8):
+        response = client.get(f"/labeling/queues/{queue.pk}/review")
+
+    assert len(response.context["items"]) == disputed
+
+
 def test_judge_scores_show_when_the_queue_shows_them(project, browser_for):
     queue = make_queue(project, show_judge_scores=True)
     [item] = _add_items(queue, 1)
     JudgeScoreFactory(conversation=item.conversation, criterion="correctness", score=0.123)
 
-    html = browser_for("annotator").get(f"/labeling/queues/{queue.pk}/work").content.decode()
+    html = browser_for("annotator").post(f"/labeling/queues/{queue.pk}/work", follow=True).content.decode()
 
     assert "correctness 0.12" in html
 
@@ -175,17 +294,44 @@ def test_turn_questions_list_the_eligible_turns_with_their_index(project, browse
     queue = make_queue(project, schema=schema)
     _add_items(queue, 1)
 
-    response = browser_for("annotator").get(f"/labeling/queues/{queue.pk}/work")
+    response = browser_for("annotator").post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     [question] = response.context["questions"]
     assert [(c.value, c.text, c.kbd) for c in question.choices] == [("1", "#1 assistant", "1")]
+
+
+def test_a_label_naming_another_rubrics_version_is_refused_by_the_browser_as_by_the_api(
+    project, browser_for, api_client_for
+):
+    queue = make_queue(project)
+    other = make_schema(project, name="Another rubric")
+    [item] = _add_items(queue, 1)
+    client = browser_for("annotator")
+    client.post(f"/labeling/queues/{queue.pk}/work", **HX)
+    api = api_client_for("annotator")
+
+    browser = _submit(client, item, **{"a-quality": "good", "schema_version": str(other.latest_version_id)})
+    answered = api.post(
+        f"/api/v1/items/{item.pk}/labels",
+        {"answers": {"quality": "good"}, "schema_version": other.latest_version_id},
+        format="json",
+    )
+
+    assert browser.status_code == 422
+    assert "Not a version of this queue&#x27;s schema." in browser.content.decode()
+    assert (answered.status_code, answered.json()["errors"]) == (
+        400,
+        {"schema_version": ["Not a version of this queue's schema."]},
+    )
+    assert Label.objects.count() == 0
+    assert Assignment.objects.get(user=client.user).status == AssignmentStatus.ACTIVE
 
 
 def test_submit_stores_the_label_and_returns_the_next_items_panel(project, browser_for):
     queue = make_queue(project)
     items = _add_items(queue, 3)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     response = _submit(client, items[0], **{"a-quality": "good", "a-helpfulness": "4", "a-notes": " fine "})
 
@@ -205,7 +351,7 @@ def test_prefetch_leases_a_second_item_and_submit_then_answers_with_nothing(
     queue = make_queue(project)
     items = _add_items(queue, 3)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     # The per-item path of a labeling session; a bound, so an N+1 shows up here. About a third
     # is the session, user and membership lookups every signed-in page makes.
@@ -227,7 +373,7 @@ def test_the_prefetched_items_lease_runs_from_when_it_is_shown_not_when_it_was_f
     queue = make_queue(project, lease_seconds=600)
     items = _add_items(queue, 2)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
     client.post(f"/labeling/queues/{queue.pk}/next?exclude={items[0].pk}", **HX)
     prefetched = Assignment.objects.get(user=client.user, item=items[1])
     # Eight minutes on the first item: the prefetched lease would have two minutes left.
@@ -260,7 +406,7 @@ def test_prefetch_answers_204_when_nothing_else_is_left(project, browser_for):
     queue = make_queue(project)
     [item] = _add_items(queue, 1)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     response = client.post(f"/labeling/queues/{queue.pk}/next?exclude={item.pk}", **HX)
 
@@ -272,7 +418,7 @@ def test_the_last_submit_returns_the_all_done_panel(project, browser_for):
     queue = make_queue(project)
     [item] = _add_items(queue, 1)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     response = _submit(client, item, **{"a-quality": "good"})
 
@@ -284,7 +430,7 @@ def test_invalid_answers_come_back_on_the_same_item_with_the_messages_and_nothin
     queue = make_queue(project)
     items = _add_items(queue, 2)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     response = _submit(client, items[0], **{"a-helpfulness": "4", "a-notes": "half done"})
 
@@ -304,7 +450,7 @@ def test_out_of_range_answers_name_the_question(project, browser_for):
     queue = make_queue(project)
     [item] = _add_items(queue, 1)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     response = _submit(client, item, **{"a-quality": "meh", "a-helpfulness": "9"})
 
@@ -320,7 +466,7 @@ def test_a_label_after_the_lease_was_lost_and_the_item_completed_is_a_notice_and
     queue = make_queue(project)
     items = _add_items(queue, 2)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
     Assignment.objects.filter(user=client.user).update(lease_expires_at="2000-01-01T00:00:00Z")
     other = member("annotator")
     assert services.item_claim(queue=queue, user=other).item_id == items[0].pk
@@ -337,21 +483,23 @@ def test_a_label_after_the_lease_was_lost_and_the_item_completed_is_a_notice_and
 
 def test_without_htmx_submit_redirects_back_to_the_labeling_page(project, browser_for):
     queue = make_queue(project)
-    [item] = _add_items(queue, 1)
+    item, following = _add_items(queue, 2)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     response = _submit(client, item, htmx=False, **{"a-quality": "good"})
+    page = client.get(response["Location"])
 
     assert (response.status_code, response["Location"]) == (302, f"/labeling/queues/{queue.pk}/work")
     assert Label.objects.get().answers == {"quality": "good"}
+    assert page.context["item"] == following  # leased by the post, shown by the page
 
 
 def test_skip_records_the_reason_and_returns_the_next_item(project, browser_for):
     queue = make_queue(project)
     items = _add_items(queue, 2)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     response = client.post(f"/labeling/items/{items[0].pk}/skip", {"reason": "not English"}, **HX)
 
@@ -366,7 +514,7 @@ def test_skipping_an_item_you_do_not_hold_is_a_notice(project, browser_for):
     queue = make_queue(project)
     items = _add_items(queue, 2)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
     client.post(f"/labeling/items/{items[0].pk}/skip", {}, **HX)
 
     response = client.post(f"/labeling/items/{items[0].pk}/skip", {"shown": str(items[1].pk)}, **HX)
@@ -379,7 +527,7 @@ def test_drafts_autosave_and_come_back_when_the_page_is_opened_again(project, br
     queue = make_queue(project)
     [item] = _add_items(queue, 1)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     saved = client.put(
         f"/labeling/items/{item.pk}/draft",
@@ -415,7 +563,7 @@ def test_comments_for_reviewers_are_stored(project, browser_for):
     queue = make_queue(project)
     [item] = _add_items(queue, 1)
     client = browser_for("annotator")
-    client.get(f"/labeling/queues/{queue.pk}/work")
+    client.post(f"/labeling/queues/{queue.pk}/work", follow=True)
 
     sent = client.post(f"/labeling/items/{item.pk}/comments", {"body": "Tool result looks stale."}, **HX)
     blank = client.post(f"/labeling/items/{item.pk}/comments", {"body": "  "}, **HX)
@@ -437,7 +585,7 @@ def test_annotators_never_see_other_peoples_labels(project, browser_for, member)
     services.label_submit(item=item, user=other, answers={"quality": "bad", "notes": "secret-note-of-another"})
     services.item_comment_add(item=item, user=other, body="secret-comment-of-another")
 
-    html = browser_for("annotator").get(f"/labeling/queues/{queue.pk}/work").content.decode()
+    html = browser_for("annotator").post(f"/labeling/queues/{queue.pk}/work", follow=True).content.decode()
 
     assert f'data-item="{item.pk}"' in html
     assert "secret-note-of-another" not in html
@@ -471,6 +619,41 @@ def test_my_work_shows_progress_per_queue_and_recent_labels_with_edit_links(proj
     html = response.content.decode()
     assert f'href="/labeling/items/{items[1].pk}/edit"' in html
     assert f'href="/labeling/items/{items[0].pk}/edit"' not in html
+
+
+@pytest.mark.parametrize("queues", [1, 4])
+def test_my_work_queries_do_not_grow_with_the_queues_or_labels(project, browser_for, queues, django_assert_num_queries):
+    client = browser_for("annotator")
+    _queues_with_my_labels(project, client.user, queues)
+    client.get("/labeling/mine")
+
+    # Session, user, membership; the queues, their assignees; progress, time samples; the
+    # recent labels' count and page; the page's organization switcher (memberships, org).
+    with django_assert_num_queries(11):
+        response = client.get("/labeling/mine")
+
+    assert [row["median_seconds"] for row in response.context["rows"]] == [2.0] * queues
+    assert len(response.context["recent"]) == 2 * queues
+
+
+def test_my_work_pages_the_recent_labels(project, browser_for, settings, monkeypatch):
+    from labeling import views
+
+    monkeypatch.setattr(views, "RECENT_LABELS", 3)
+    client = browser_for("annotator")
+    [queue] = _queues_with_my_labels(project, client.user, 1)
+    _add_items(queue, 2)
+    for _ in range(2):
+        item = services.item_claim(queue=queue, user=client.user).item
+        services.label_submit(item=item, user=client.user, answers={"quality": "bad"})
+    ids = list(Label.objects.filter(user=client.user).order_by("-updated_at", "-pk").values_list("item_id", flat=True))
+
+    first = client.get("/labeling/mine")
+    second = client.get("/labeling/mine?page=2")
+
+    assert [r["label"].item_id for r in first.context["recent"]] == ids[:3]
+    assert [r["label"].item_id for r in second.context["recent"]] == ids[3:]
+    assert 'href="?page=2"' in first.content.decode()
 
 
 def test_editing_my_label_changes_it_until_the_item_is_reviewed(project, browser_for):
@@ -628,7 +811,7 @@ def test_hostile_content_is_escaped_on_the_labeling_and_review_pages(project, br
     JudgeScoreFactory(conversation=item.conversation, criterion=f"c{XSS}", label=f"l{XSS}", reasoning=f"r{XSS}")
     annotator = browser_for("annotator")
 
-    labeling_html = annotator.get(f"/labeling/queues/{queue.pk}/work").content.decode()
+    labeling_html = annotator.post(f"/labeling/queues/{queue.pk}/work", follow=True).content.decode()
     other = browser_for("annotator")
     services.item_claim(queue=queue, user=other.user)
     services.label_submit(item=item, user=other.user, answers={"quality": "bad", "notes": f"n{XSS}"})

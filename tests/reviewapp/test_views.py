@@ -617,3 +617,18 @@ def test_the_api_keys_page_shows_hostile_names_as_text(hostile_admin, hostile, p
     # The audit trail on home repeats the key's name inside JSON.
     home = hostile_admin.get("/").content.decode()
     assert f"key:{SCRIPT}" in "".join(_assert_inert(home).text)
+
+
+def test_home_page_queries_are_pinned(browser_for, project, django_assert_num_queries):
+    for n in range(3):
+        _ingest(project, f"c-{n}", feedback={"rating": "down", "user_rephrased": True})
+    client = browser_for("admin", username="root-admin")
+    client.get("/")  # the session's first load may write (last login, preferences)
+
+    # Session, user, membership; the conversation figures in one pass, the project count;
+    # recent conversations and their judge scores; the person's memberships and their
+    # organizations; members; audit events. None of it grows with the data.
+    with django_assert_num_queries(11):
+        response = client.get("/")
+
+    assert response.context["stats"] == {"conversations": 3, "thumbs_down": 3, "rephrased": 3, "projects": 1}
