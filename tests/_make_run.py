@@ -26,7 +26,9 @@ def free_port() -> int:
 
 def fresh_env(var_dir: Path) -> dict[str, str]:
     """The environment of a fresh clone: no database, broker, key or DEBUG of the test run's."""
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG"}}
+    # MAKELEVEL/MAKEFLAGS too: under `make test` they would make every README `make` a sub-make.
+    unset = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "MAKELEVEL", "MAKEFLAGS", "MFLAGS"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(REVIEWAPP_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
     return env
 
