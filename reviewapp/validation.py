@@ -109,6 +109,19 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
+def _text_problem(text: str) -> str | None:
+    """NUL, or an unpaired surrogate (`"\\ud800"` decodes to one in the stdlib's JSON): neither can
+    be stored in PostgreSQL text or jsonb, so both would be a 500 at the database."""
+    if "\x00" in text:
+        return "Text may not contain NUL (U+0000) characters."
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "Text must be valid Unicode (no unpaired surrogate escapes such as \\ud800)."
+    return None
+
+
 def json_problem(value: Any, *, path: str = "", max_depth: int = MAX_JSON_DEPTH) -> InputError | None:
     """The first problem in a decoded JSON value, or None: nesting deeper than `max_depth`, a
     NUL in a string or key, a NaN or infinite float, or something JSON cannot hold. Iterative
@@ -117,8 +130,8 @@ def json_problem(value: Any, *, path: str = "", max_depth: int = MAX_JSON_DEPTH)
     while stack:
         node, where, depth = stack.pop()
         if isinstance(node, str):
-            if "\x00" in node:
-                return InputError("Text may not contain NUL (U+0000) characters.", where)
+            if (message := _text_problem(node)) is not None:
+                return InputError(message, where)
         elif isinstance(node, bool) or node is None or isinstance(node, int):
             continue
         elif isinstance(node, float):
@@ -133,8 +146,8 @@ def json_problem(value: Any, *, path: str = "", max_depth: int = MAX_JSON_DEPTH)
                 if isinstance(node, dict):
                     if not isinstance(key, str):
                         return InputError("Object keys must be text.", where)
-                    if "\x00" in key:
-                        return InputError("Keys may not contain NUL (U+0000) characters.", where)
+                    if (message := _text_problem(key)) is not None:
+                        return InputError(message.replace("Text", "Keys", 1), where)
                 children.append((child, _join(where, key), depth + 1))
             stack.extend(reversed(children))  # depth-first, in document order
         else:

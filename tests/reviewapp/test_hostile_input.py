@@ -113,6 +113,8 @@ def test_ingest_refuses_a_body_nested_past_the_parser_limit(agent_client, depth)
         ('"channel": "web"', '"ch\\u0000": "web"', "conversations[0].metadata"),
         ('"content": "I want', '"content": "\\u0000 I want', "conversations[0].messages[1].content"),
         ('"agent_version": "v2"', '"agent_version": "v\\u00002"', "conversations[0].agent_version"),
+        ('"content": "I want', '"content": "\\ud800 I want', "conversations[0].messages[1].content"),
+        ('"channel": "web"', '"ch\\udfff": "web"', "conversations[0].metadata"),
         ('"channel": "web"', '"channel": 1e400', "conversations[0].metadata.channel"),
         ('"channel": "web"', '"channel": NaN', "conversations[0].metadata.channel"),
         ('"channel": "web"', '"channel": -Infinity', "conversations[0].metadata.channel"),
@@ -173,6 +175,7 @@ def test_drf_endpoints_refuse_deep_json_with_a_400(admin_client, project, depth)
     ("body", "field"),
     [
         ('{"project": "support", "name": "a\\u0000b"}', "name"),
+        ('{"project": "support", "name": "a\\ud800b"}', "name"),
         ('{"project": "support", "name": "k", "x": NaN}', "x"),
         ('{"project": "support", "name": "k", "x": [1e400]}', "x[0]"),
     ],
