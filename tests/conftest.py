@@ -7,8 +7,10 @@ import shutil
 from collections.abc import Callable
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.db import connection
+from django.test import Client
 from rest_framework.test import APIClient
 
 from reviewapp import services
@@ -117,3 +119,20 @@ def on_postgres() -> bool:
 
 
 pytest_plugins = ["tests.celery_worker"]
+
+
+@pytest.fixture
+def staff(org):
+    """Staff, admin of acme only, holding every model permission: in the admin tests only the
+    organization scoping stands between them and another tenant's rows."""
+    user = UserFactory(username="acme-staff", is_staff=True)
+    MembershipFactory(user=user, organization=org, role="admin")
+    user.user_permissions.set(Permission.objects.all())
+    return user
+
+
+@pytest.fixture
+def staff_client(staff) -> Client:
+    client = Client()
+    client.force_login(staff)
+    return client

@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
@@ -27,21 +26,6 @@ def _url(model: Any, action: str, *args: object) -> str:
 def _fast_passwords(settings) -> None:
     # Every user here is made with a password; the production hasher costs most of the run.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def staff(org) -> Any:
-    user = UserFactory(username="acme-staff", is_staff=True)
-    MembershipFactory(user=user, organization=org, role="admin")
-    user.user_permissions.set(Permission.objects.all())
-    return user
-
-
-@pytest.fixture
-def staff_client(staff) -> Client:
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 @pytest.fixture

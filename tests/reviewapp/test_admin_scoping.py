@@ -14,7 +14,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.core import checks
 from django.db import models
 from django.forms.models import model_to_dict
@@ -122,23 +122,6 @@ def _fast_passwords(settings) -> None:
 def tenants(org, other_org) -> dict[str, dict[type[models.Model], models.Model]]:
     Group.objects.create(name="globex-group")
     return {"own": _tenant(org, "acme"), "foreign": _tenant(other_org, "globex")}
-
-
-@pytest.fixture
-def staff(org) -> Any:
-    """Staff, admin of acme only, holding every model permission: only scoping stands between
-    them and globex."""
-    user = UserFactory(username="acme-staff", is_staff=True)
-    MembershipFactory(user=user, organization=org, role="admin")
-    user.user_permissions.set(Permission.objects.all())
-    return user
-
-
-@pytest.fixture
-def staff_client(staff) -> Client:
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 def _foreign_pks(tenants: dict, model: type[models.Model]) -> set[Any]:
