@@ -14,15 +14,27 @@ AGENT = "agent"
 
 # What each role may do. Capabilities are checked in one place (permissions.py); later apps add
 # theirs here so the role matrix stays readable in one table.
+# Escalations: `actions.request` asks (agents; people test from the API), `actions.read` sees
+# actions, `actions.decide` may vote where a ladder tier admits the person (the tier narrows
+# it further), `escalations.manage` writes policies and ladders, `webhooks.manage` creates and
+# rotates signing secrets.
 _PEOPLE = {"organization.read"}
 _LABELERS = _PEOPLE | {"labeling.work"}
-_ENGINEERS = _LABELERS | {"conversations.ingest", "conversations.read", "labeling.manage"}
+_APPROVERS = _PEOPLE | {"actions.read", "actions.decide"}
+_ENGINEERS = _LABELERS | {
+    "conversations.ingest",
+    "conversations.read",
+    "labeling.manage",
+    "actions.request",
+    "actions.read",
+    "escalations.manage",
+}
 CAPABILITIES: dict[str, frozenset[str]] = {
-    AGENT: frozenset({"conversations.ingest", "conversations.read"}),
+    AGENT: frozenset({"conversations.ingest", "conversations.read", "actions.request", "actions.read"}),
     "annotator": frozenset(_LABELERS),
-    "approver": frozenset(_PEOPLE),
+    "approver": frozenset(_APPROVERS),
     "engineer": frozenset(_ENGINEERS),
-    "admin": frozenset(_ENGINEERS | {"api_keys.manage", "tokens.manage"}),
+    "admin": frozenset(_ENGINEERS | _APPROVERS | {"api_keys.manage", "tokens.manage", "webhooks.manage"}),
 }
 
 

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "reviewapp.apps.ReviewappConfig",
     "labeling.apps.LabelingConfig",
+    "escalations.apps.EscalationsConfig",
     "demo.apps.DemoConfig",
 ]
 
