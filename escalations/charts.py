@@ -1,0 +1,235 @@
+"""Small server-rendered SVG charts for the dashboard: no JavaScript, no CDN, no inline style.
+
+Pure (no Django). Every text that reaches the markup (titles, labels, series names, tooltips)
+goes through `html.escape`, so a label an agent chose (an action name) cannot inject markup; the
+functions return markup the template may mark safe. Colours are SVG presentation attributes
+(`fill`, `stroke`), which a Content-Security-Policy without 'unsafe-inline' styles allows.
+Each point carries a `<title>` (the browser's tooltip) with its exact value, and the chart an
+`aria-label`, so the figures are readable without the picture; the pages show tables as well.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from html import escape
+
+# A colour-blind-safe palette (Okabe-Ito), in the order series are drawn.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+WIDTH = 640
+HEIGHT = 220
+_PAD_LEFT, _PAD_RIGHT, _PAD_TOP, _PAD_BOTTOM = 52, 12, 28, 38
+_MAX_X_LABELS = 8
+MAX_POINTS = 400  # a chart is per day over weeks; more points would be unreadable anyway
+
+Formatter = Callable[[float], str]
+
+
+def _e(text: object) -> str:
+    return escape(str(text), quote=True)
+
+
+def _num(value: float) -> str:
+    """Coordinates with two decimals: exact enough, short markup."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def percent(value: float) -> str:
+    return f"{value * 100:.0f}%" if value * 100 == round(value * 100) else f"{value * 100:.1f}%"
+
+
+def count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def duration(value: float) -> str:
+    """Seconds as people read them: 45 s, 3.5 min, 2.1 h, 1.5 d."""
+    if value < 60:
+        return f"{value:.0f} s" if value >= 10 or value == int(value) else f"{value:.1f} s"
+    if value < 3600:
+        return f"{value / 60:.1f} min".replace(".0 min", " min")
+    if value < 86400:
+        return f"{value / 3600:.1f} h".replace(".0 h", " h")
+    return f"{value / 86400:.1f} d".replace(".0 d", " d")
+
+
+def nice_max(value: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 times a power of ten at or above `value` (0 and less: 1)."""
+    if not math.isfinite(value) or value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 2.5, 5, 10):
+        if step * power >= value - 1e-12:
+            return step * power
+    return 10 * power
+
+
+def _x_positions(n: int, width: int) -> list[float]:
+    inner = width - _PAD_LEFT - _PAD_RIGHT
+    if n == 1:
+        return [_PAD_LEFT + inner / 2]
+    return [_PAD_LEFT + inner * i / (n - 1) for i in range(n)]
+
+
+def _frame(
+    *, title: str, x_labels: Sequence[str], y_max: float, y_format: Formatter, width: int, height: int, xs: list[float]
+) -> list[str]:
+    """Title, horizontal grid lines with their values, and a thinned row of x labels."""
+    bottom = height - _PAD_BOTTOM
+    out = [f'<text x="{_PAD_LEFT}" y="16" font-size="13" font-weight="600">{_e(title)}</text>']
+    for i in range(5):
+        value = y_max * i / 4
+        y = bottom - (bottom - _PAD_TOP) * i / 4
+        out.append(
+            f'<line x1="{_PAD_LEFT}" x2="{width - _PAD_RIGHT}" y1="{_num(y)}" y2="{_num(y)}" '
+            f'stroke="#d0d4da" stroke-width="{1 if i == 0 else 0.5}"/>'
+        )
+        out.append(
+            f'<text x="{_PAD_LEFT - 6}" y="{_num(y + 4)}" text-anchor="end" font-size="10" fill="#555">'
+            f"{_e(y_format(value))}</text>"
+        )
+    n = len(x_labels)
+    every = max(1, math.ceil(n / _MAX_X_LABELS))
+    for i, label in enumerate(x_labels):
+        if i % every and i != n - 1:
+            continue
+        out.append(
+            f'<text x="{_num(xs[i])}" y="{bottom + 16}" text-anchor="middle" font-size="10" fill="#555">'
+            f"{_e(label)}</text>"
+        )
+    return out
+
+
+def _legend(names: Sequence[str], width: int, height: int) -> list[str]:
+    out = []
+    x = _PAD_LEFT
+    for i, name in enumerate(names):
+        colour = PALETTE[i % len(PALETTE)]
+        out.append(f'<rect x="{x}" y="{height - 12}" width="10" height="10" fill="{colour}"/>')
+        out.append(f'<text x="{x + 14}" y="{height - 3}" font-size="11" fill="#333">{_e(name)}</text>')
+        x += 24 + 7 * len(name)
+        if x > width - 60:
+            break
+    return out
+
+
+def _open(title: str, width: int, height: int, summary: str) -> str:
+    label = f"{title}. {summary}" if summary else title
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{_e(label)}"><title>{_e(label)}</title>'
+    )
+
+
+def _empty(title: str, width: int, height: int) -> str:
+    return (
+        _open(title, width, height, "no data")
+        + f'<text x="{_PAD_LEFT}" y="16" font-size="13" font-weight="600">{_e(title)}</text>'
+        + f'<text x="{width // 2}" y="{height // 2}" text-anchor="middle" font-size="12" fill="#555">No data</text>'
+        + "</svg>"
+    )
+
+
+def _check(x_labels: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]]) -> None:
+    if len(x_labels) > MAX_POINTS:
+        raise ValueError(f"at most {MAX_POINTS} points per chart")
+    for name, values in series:
+        if len(values) != len(x_labels):
+            raise ValueError(f"series {name!r} has {len(values)} values for {len(x_labels)} labels")
+
+
+def _finite(values: Sequence[float | None]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def line_chart(
+    *,
+    title: str,
+    x_labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    y_format: Formatter = count,
+    y_max: float | None = None,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    summary: str = "",
+) -> str:
+    """Lines over shared x labels; None (no data that day) breaks a line instead of drawing 0."""
+    _check(x_labels, series)
+    if not x_labels:
+        return _empty(title, width, height)
+    top = y_max if y_max is not None else nice_max(max((v for _, s in series for v in _finite(s)), default=0))
+    bottom = height - _PAD_BOTTOM
+    xs = _x_positions(len(x_labels), width)
+
+    def y_of(value: float) -> float:
+        return bottom - (bottom - _PAD_TOP) * min(max(value / top, 0.0), 1.0)
+
+    parts = [_open(title, width, height, summary)]
+    parts += _frame(title=title, x_labels=x_labels, y_max=top, y_format=y_format, width=width, height=height, xs=xs)
+    for i, (name, values) in enumerate(series):
+        colour = PALETTE[i % len(PALETTE)]
+        path: list[str] = []
+        pen_down = False
+        for x, value in zip(xs, values, strict=True):
+            if value is None or not math.isfinite(value):
+                pen_down = False
+                continue
+            path.append(f"{'L' if pen_down else 'M'}{_num(x)} {_num(y_of(value))}")
+            pen_down = True
+        if path:
+            parts.append(f'<path d="{" ".join(path)}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for x, label, value in zip(xs, x_labels, values, strict=True):
+            if value is None or not math.isfinite(value):
+                continue
+            parts.append(
+                f'<circle cx="{_num(x)}" cy="{_num(y_of(value))}" r="2.5" fill="{colour}">'
+                f"<title>{_e(name)}, {_e(label)}: {_e(y_format(value))}</title></circle>"
+            )
+    parts += _legend([name for name, _ in series], width, height)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def stacked_bar_chart(
+    *,
+    title: str,
+    x_labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    y_format: Formatter = count,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    summary: str = "",
+) -> str:
+    """One bar per x label, its series stacked bottom up in order (None counts as 0)."""
+    _check(x_labels, series)
+    n = len(x_labels)
+    if not n:
+        return _empty(title, width, height)
+    totals = [sum(values[i] or 0 for _, values in series) for i in range(n)]
+    top = nice_max(max(totals, default=0))
+    bottom = height - _PAD_BOTTOM
+    xs = _x_positions(n, width)
+    inner = width - _PAD_LEFT - _PAD_RIGHT
+    bar = max(2.0, min(24.0, inner / max(n, 1) * 0.7))
+    scale = (bottom - _PAD_TOP) / top
+    parts = [_open(title, width, height, summary)]
+    parts += _frame(title=title, x_labels=x_labels, y_max=top, y_format=y_format, width=width, height=height, xs=xs)
+    for j, label in enumerate(x_labels):
+        y = float(bottom)
+        for i, (name, values) in enumerate(series):
+            value = values[j] or 0
+            if value <= 0 or not math.isfinite(value):
+                continue
+            h = value * scale
+            y -= h
+            parts.append(
+                f'<rect x="{_num(xs[j] - bar / 2)}" y="{_num(y)}" width="{_num(bar)}" height="{_num(h)}" '
+                f'fill="{PALETTE[i % len(PALETTE)]}"><title>{_e(name)}, {_e(label)}: {_e(y_format(value))}'
+                f"</title></rect>"
+            )
+    parts += _legend([name for name, _ in series], width, height)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+__all__ = ["PALETTE", "count", "duration", "line_chart", "nice_max", "percent", "stacked_bar_chart"]
