@@ -25,7 +25,11 @@ def tier(
     }
 
 
-def make_ladder(project, *tiers: dict[str, Any], name: str = "default", version: int = 1) -> LadderVersion:
+def make_ladder(project, *tiers: dict[str, Any], name: str = "default", version: int | None = None) -> LadderVersion:
+    """A version of ladder `name` (the next one unless `version` is given); one approver tier
+    by default."""
+    if version is None:
+        version = LadderVersion.objects.filter(project=project, name=name).count() + 1
     return LadderVersion.objects.create(
         organization=project.organization,
         project=project,
