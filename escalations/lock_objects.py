@@ -18,10 +18,14 @@ from reviewapp.models import Organization
 def action_lock(*, organization: Organization, action_id: int) -> Action | None:
     """Lock one action of the organization (None when it is not the organization's: a 404),
     with its ladder version loaded. A second decider waits here until the first commits, then
-    reads the row as the first left it."""
+    reads the row as the first left it.
+
+    Only the ladder is joined: it never changes. A row that was locked when this statement
+    started is re-read at its newest version once the lock is granted, but rows joined to it
+    are not (a LEFT JOIN to the decider stays as it was: none), so people are loaded after."""
     return (
         Action.objects.filter(organization=organization, pk=action_id)
-        .select_related("ladder", "decided_by_user", "claimed_by")
+        .select_related("ladder")
         .select_for_update(of=("self",))
         .first()
     )
@@ -35,7 +39,7 @@ def due_actions_lock(*, now: dt.datetime, limit: int) -> list[Action]:
     stays due and the next sweep takes it."""
     return list(
         Action.objects.filter(status=ActionStatus.PENDING, due_at__lte=now)
-        .select_related("ladder", "claimed_by")
+        .select_related("ladder")  # immutable: safe to join (see action_lock)
         .order_by("due_at", "id")
         .select_for_update(skip_locked=True, of=("self",))[:limit]
     )
