@@ -15,8 +15,9 @@ role table).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any, Protocol
+
+from escalations import policies
 
 ADMIN = "admin"
 
@@ -26,26 +27,10 @@ class TierLike(Protocol):
     users: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Tier:
-    """One tier of a ladder as stored in `LadderVersion.tiers` (see tier_from_json)."""
-
-    role: str | None
-    users: tuple[str, ...]
-    timeout_seconds: int
-    approvals_required: int
-
-
-def tier_from_json(data: dict[str, Any]) -> Tier:
-    """A stored tier (already validated when its ladder version was saved):
-    `{"role": "approver" | None, "users": [...], "timeout_seconds": int, "approvals_required": int}`.
-    Missing keys take the ladder defaults (no users, one approval)."""
-    return Tier(
-        role=data.get("role") or None,
-        users=tuple(data.get("users") or ()),
-        timeout_seconds=int(data["timeout_seconds"]),
-        approvals_required=max(1, int(data.get("approvals_required") or 1)),
-    )
+def tiers_from_stored(tiers: list[dict[str, Any]] | None) -> tuple[policies.Tier, ...]:
+    """The tiers of a stored ladder version (`LadderVersion.tiers`, validated when saved by
+    policies.ladder_validate), read by the policy module's own reader."""
+    return policies.ladder_from_json({"name": "", "tiers": tiers or []}).tiers
 
 
 def tier_admits(tier: TierLike, *, username: str, role: str) -> bool:

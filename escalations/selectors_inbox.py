@@ -51,8 +51,8 @@ def _eligible_where(principal: Principal) -> Q | None:
     for ladder_id, tiers in ladders.values_list("id", "tiers"):
         admitted = tuple(
             index
-            for index, tier in enumerate(tiers or [])
-            if deciding.may_decide(deciding.tier_from_json(tier), username=username, role=role, can_decide=True)
+            for index, tier in enumerate(deciding.tiers_from_stored(tiers))
+            if deciding.may_decide(tier, username=username, role=role, can_decide=True)
         )
         if admitted:
             by_tiers[admitted].append(ladder_id)

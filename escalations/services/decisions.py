@@ -18,7 +18,6 @@ once.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from escalations import deciding, lock_objects
+from escalations import deciding, lock_objects, policies
 from escalations.models import Action, ActionEvent, ActionStatus, DecidedBy, LadderVersion, Vote
 from escalations.services import notify
 from reviewapp import validation
@@ -54,21 +53,12 @@ SWEEP_CHUNK = 50
 # --- reading the ladder ------------------------------------------------------------------------
 
 
-def args_digest(action: str, args: Any) -> str:
-    """SHA-256 of the canonical JSON of action name and args: what the agent checks before it
-    runs the approved args (the same function as policies.args_digest)."""
-    canonical = json.dumps({"action": action, "args": args}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def ladder_tiers(ladder: LadderVersion | None) -> list[deciding.Tier]:
+def ladder_tiers(ladder: LadderVersion | None) -> tuple[policies.Tier, ...]:
     """The tiers of a ladder version as stored (validated when the version was saved)."""
-    if ladder is None:
-        return []
-    return [deciding.tier_from_json(t) for t in ladder.tiers or []]
+    return () if ladder is None else deciding.tiers_from_stored(ladder.tiers)
 
 
-def current_tier(action: Action) -> deciding.Tier | None:
+def current_tier(action: Action) -> policies.Tier | None:
     """The tier a pending action is at, or None when its ladder has no such tier (its timeout
     outcome is then next)."""
     tiers = ladder_tiers(action.ladder)
@@ -77,7 +67,7 @@ def current_tier(action: Action) -> deciding.Tier | None:
     return tiers[action.tier]
 
 
-def person_may_decide(*, principal: Principal, tier: deciding.Tier | None) -> bool:
+def person_may_decide(*, principal: Principal, tier: policies.Tier | None) -> bool:
     """Eligibility at a tier (see escalations/deciding.py): a person, holding `actions.decide`,
     whom the tier names or whose role it admits."""
     if principal.user is None or tier is None:
@@ -286,14 +276,14 @@ def _args_on_the_table(action: Action, tier_index: int) -> tuple[dict[str, Any],
     )
     if latest is not None:
         return latest[0], latest[1]
-    return action.args, args_digest(action.action, action.args)
+    return action.args, policies.args_digest(action.action, action.args)
 
 
 def _approve(
     action: Action,
     *,
     user: AbstractBaseUser,
-    tier: deciding.Tier,
+    tier: policies.Tier,
     args: dict[str, Any] | None,
     comment: str,
     now: dt.datetime,
@@ -303,7 +293,7 @@ def _approve(
     if args is None:
         approved, digest = table_args, table_digest
     else:
-        approved, digest = args, args_digest(action.action, args)
+        approved, digest = args, policies.args_digest(action.action, args)
     edited = digest != table_digest
     _vote_insert(
         Vote(

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from escalations import policies
 from escalations.models import Action, ActionStatus, LadderVersion
 
 _numbers = itertools.count(1)
@@ -30,12 +31,16 @@ def make_ladder(project, *tiers: dict[str, Any], name: str = "default", version:
     by default."""
     if version is None:
         version = LadderVersion.objects.filter(project=project, name=name).count() + 1
+    # Stored as the ladder service stores it: validated, in the policy module's normal form.
+    given = [{k: v for k, v in t.items() if v not in (None, [])} for t in tiers or [tier(role="approver")]]
+    ladder = policies.ladder_validate({"name": name, "tiers": given})
     return LadderVersion.objects.create(
         organization=project.organization,
         project=project,
         name=name,
         version=version,
-        tiers=list(tiers) or [tier(role="approver")],
+        tiers=policies.ladder_to_json(ladder)["tiers"],
+        timeout_outcome=ladder.timeout_outcome,
     )
 
 

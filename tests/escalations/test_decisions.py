@@ -9,7 +9,7 @@ import json
 import pytest
 from django.utils import timezone
 
-from escalations import services
+from escalations import policies, services
 from escalations.models import Action, ActionEvent, ActionStatus, DecidedBy, Vote
 from escalations.services import decisions, notify
 from reviewapp.errors import ApplicationError, Conflict, NotFound, ValidationFailed
@@ -357,7 +357,7 @@ def test_the_digest_matches_the_canonical_form_whatever_the_key_order(project, p
     canonical = '{"action":"refund","args":{"a":[1,{"x":1,"y":2}],"b":"é"}}'
     assert Action.objects.get(pk=action.pk).args_digest == hashlib.sha256(canonical.encode()).hexdigest()
     assert (
-        decisions.args_digest("refund", {"a": [1, {"x": 1, "y": 2}], "b": "é"})
+        policies.args_digest("refund", {"a": [1, {"x": 1, "y": 2}], "b": "é"})
         == hashlib.sha256(canonical.encode()).hexdigest()
     )
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from escalations.deciding import Tier, args_diff, may_decide, tier_admits, tier_from_json
+from escalations.deciding import args_diff, may_decide, tier_admits, tiers_from_stored
+from escalations.policies import Tier
 
 
 def _tier(role=None, users=(), approvals=1):
@@ -38,19 +39,18 @@ def test_may_decide_needs_the_capability_too():
     assert may_decide(tier, username="lead", role="engineer", can_decide=False) is False
 
 
-def test_tier_from_json_reads_the_stored_form_with_defaults():
-    assert tier_from_json({"role": "approver", "users": [], "timeout_seconds": 900, "approvals_required": 1}) == Tier(
-        role="approver", users=(), timeout_seconds=900, approvals_required=1
+def test_tiers_are_read_from_the_stored_form():
+    stored = [
+        {"role": "approver", "timeout_seconds": 900, "approvals_required": 1},
+        {"users": ["lead", "cfo"], "timeout_seconds": 3600, "approvals_required": 2},
+        {"role": None, "users": ["a"], "timeout_seconds": 60},
+    ]
+    assert tiers_from_stored(stored) == (
+        Tier(role="approver", users=(), timeout_seconds=900, approvals_required=1),
+        Tier(role=None, users=("lead", "cfo"), timeout_seconds=3600, approvals_required=2),
+        Tier(role=None, users=("a",), timeout_seconds=60, approvals_required=1),
     )
-    assert tier_from_json({"users": ["lead"], "timeout_seconds": 3600}) == Tier(
-        role=None, users=("lead",), timeout_seconds=3600, approvals_required=1
-    )
-    assert tier_from_json(
-        {"role": None, "users": ["a", "b"], "timeout_seconds": 60, "approvals_required": 2}
-    ).users == (
-        "a",
-        "b",
-    )
+    assert tiers_from_stored(None) == ()
 
 
 def test_args_diff_of_an_amount_edit():

@@ -63,7 +63,7 @@ def _ladder(project):
     return make_ladder(
         project,
         tier(role="approver", timeout_seconds=900),
-        tier(users=("lead",), timeout_seconds=3600, approvals_required=2),
+        tier(users=("lead", "cfo"), timeout_seconds=3600, approvals_required=2),
         name="finance",
     )
 
