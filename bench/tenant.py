@@ -6,6 +6,16 @@ from __future__ import annotations
 from django.db import connection, transaction
 
 _STATEMENTS = [
+    # Escalations first: actions protect their ladder versions.
+    "DELETE FROM escalations_deliveryattempt WHERE delivery_id IN "
+    "(SELECT id FROM escalations_webhookdelivery WHERE organization_id = %(org)s)",
+    "DELETE FROM escalations_webhookdelivery WHERE organization_id = %(org)s",
+    "DELETE FROM escalations_actionevent WHERE organization_id = %(org)s",
+    "DELETE FROM escalations_vote WHERE organization_id = %(org)s",
+    "DELETE FROM escalations_action WHERE organization_id = %(org)s",
+    "DELETE FROM escalations_webhooksecret WHERE organization_id = %(org)s",
+    "DELETE FROM escalations_policyversion WHERE organization_id = %(org)s",
+    "DELETE FROM escalations_ladderversion WHERE organization_id = %(org)s",
     "DELETE FROM labeling_itemevent WHERE organization_id = %(org)s",
     "DELETE FROM labeling_itemcomment WHERE item_id IN "
     "(SELECT id FROM labeling_queueitem WHERE organization_id = %(org)s)",
