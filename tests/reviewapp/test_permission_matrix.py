@@ -23,6 +23,7 @@ from labeling import services as labeling_services
 from reviewapp import services
 from reviewapp.permissions import ANY_MEMBER, IsOrganizationMember
 from reviewapp.principal import AGENT, CAPABILITIES
+from tests.escalations.factories_webhooks import make_decided_action
 from tests.factories import ConversationFactory, MembershipFactory, OrganizationFactory, ProjectFactory
 from tests.labeling.factories import make_queue
 
@@ -105,6 +106,7 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
         "schema_id": queue.schema_id,
         "queue_id": queue.pk,
         "item_id": queue.items.get().pk,
+        "action_id": make_decided_action(project).pk,
     }
     clients = {AGENT: Client(HTTP_AUTHORIZATION=f"Bearer {key.raw}"), ANONYMOUS: Client()}
     if with_people:
