@@ -106,15 +106,18 @@ def test_no_mail_when_the_action_moved_on_before_the_task_ran(project, people, d
 
 
 def test_hostile_action_names_cannot_inject_headers_or_lines(project, people, django_capture_on_commit_callbacks):
-    action = make_pending_action(project, action="refund\r\nBcc: victim@example.com\nX: " + "y" * 300)
+    project.name = "P" * 200
+    project.save()
+    action = make_pending_action(project, action="refund\r\nBcc: victim@example.com\nX: " + "y" * 50)
     _enter(action, django_capture_on_commit_callbacks)
     message = mail.outbox[0]
     assert "\n" not in message.subject and "\r" not in message.subject
     assert message.bcc == [] and len(mail.outbox) == 3
     rendered = message.message().as_string()
     assert "\nBcc:" not in rendered
-    assert "Action:      refund Bcc: victim@example.com X: yyy" in message.body
-    assert "y" * 120 not in message.body  # cut short; the action page shows it all
+    assert "Action:      refund Bcc: victim@example.com X: " + "y" * 50 in message.body
+    # Long names are cut short in the subject; the action page shows everything.
+    assert message.subject.startswith("[" + "P" * 59 + "…] Approval needed: refund Bcc:")
 
 
 def test_the_ladder_webhook_gets_a_chat_message_with_the_link(project, people, django_capture_on_commit_callbacks):
