@@ -15,6 +15,7 @@ from reviewapp.models import Membership, Role
 from reviewapp.principal import AGENT, CAPABILITIES
 
 if TYPE_CHECKING:
+    from escalations.policies import Tier
     from reviewapp.models import Organization, Project
 
 # Roles that may decide at all; a tier narrows them further.
@@ -57,20 +58,20 @@ def action_deliveries(
     )
 
 
-def tier_recipients(*, organization: Organization | int, tier: dict[str, Any]) -> list[Any]:
-    """The people who may decide at `tier` (a ladder tier as stored: `users` usernames, or a
-    `role`, where admins may always decide too) and have an e-mail address: active members of
-    the organization whose role may decide at all. Ordered by id."""
+def tier_recipients(*, organization: Organization | int, tier: Tier) -> list[Any]:
+    """The people who may decide at `tier` (its `users`, by username, or its `role`, where
+    admins may always decide too) and have an e-mail address: active members of the
+    organization whose role may decide at all. Ordered by id."""
     organization_id = organization if isinstance(organization, int) else organization.pk
     memberships = Membership.objects.filter(
         organization_id=organization_id, role__in=_DECIDING_ROLES, user__is_active=True
     ).exclude(user__email="")
-    usernames = [u for u in (tier.get("users") or []) if isinstance(u, str)]
-    role = tier.get("role")
+    usernames = list(tier.users)
+    role = tier.role
     if usernames:
         username_field = get_user_model().USERNAME_FIELD
         memberships = memberships.filter(**{f"user__{username_field}__in": usernames})
-    elif isinstance(role, str) and role:
+    elif role:
         memberships = memberships.filter(role__in={role, Role.ADMIN.value})
     else:
         return []

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
-from escalations import selectors_webhooks
+from escalations import policies, selectors_webhooks
 from escalations.models import Action, ActionEvent, ActionStatus
 from escalations.services import webhooks
 from reviewapp import enqueue
@@ -40,11 +40,15 @@ def action_url(action_id: int) -> str:
     return f"{settings.SITE_URL}/escalations/actions/{int(action_id)}/"
 
 
-def _tier_of(ladder: LadderVersion | None, tier: int | None) -> dict[str, Any] | None:
-    tiers = ladder.tiers if ladder is not None and isinstance(ladder.tiers, list) else []
-    if tier is None or not 0 <= tier < len(tiers) or not isinstance(tiers[tier], dict):
-        return None
-    return tiers[tier]
+def _tiers(ladder: LadderVersion | None) -> tuple[policies.Tier, ...]:
+    if ladder is None:
+        return ()
+    return policies.ladder_from_json({"name": ladder.name, "tiers": ladder.tiers}).tiers
+
+
+def _tier_of(ladder: LadderVersion | None, tier: int | None) -> policies.Tier | None:
+    tiers = _tiers(ladder)
+    return tiers[tier] if tier is not None and 0 <= tier < len(tiers) else None
 
 
 def _one_line(text: str, limit: int = _NAME_LIMIT) -> str:
@@ -76,7 +80,7 @@ def chat_text(action: Action) -> str:
     """The tier notification for a chat webhook: who the action is, where it waits, by when,
     and the link. Agent and admin text is one line, shortened and escaped."""
     ladder = action.ladder
-    tiers = ladder.tiers if ladder is not None and isinstance(ladder.tiers, list) else []
+    tiers = _tiers(ladder)
     name = slack_escape(_one_line(action.action))
     project = slack_escape(_one_line(action.project.name))
     ladder_name = slack_escape(_one_line(ladder.name if ladder is not None else ""))
@@ -101,13 +105,13 @@ def tier_entered_notify(*, action: Action) -> None:
         webhooks.tier_notification_delivery_record(action=action, url=ladder.notify_webhook_url, text=chat_text(action))
 
 
-def _email_for(action: Action, tier: dict[str, Any], user: Any) -> EmailMessage:
+def _email_for(action: Action, tier: policies.Tier, user: Any) -> EmailMessage:
     project = action.project
     ladder = action.ladder
-    tiers = ladder.tiers if ladder is not None else []
+    tiers = _tiers(ladder)
     due = _due_text(action.due_at, project.timezone)
     name = _one_line(action.action)
-    who = f"role {tier['role']}" if tier.get("role") else "named approvers"
+    who = f"role {tier.role}" if tier.role else "named approvers"
     where = f"{_one_line(ladder.name if ladder else '')}, tier {(action.tier or 0) + 1} of {len(tiers)} ({who})"
     lines = [
         f"Hello {user.get_username()},",

@@ -359,11 +359,15 @@ def delivery_send(*, delivery_id: str, now: dt.datetime | None = None) -> SendOu
     return _attempt_record(delivery=delivery, result=result, started_at=now)
 
 
-def _attempt_record(*, delivery: WebhookDelivery, result: outbound.PostResult, started_at: dt.datetime) -> SendOutcome:
+def _attempt_record(
+    *, delivery: WebhookDelivery, result: outbound.PostResult, started_at: dt.datetime
+) -> SendOutcome | None:
     number = delivery.attempts
     finished = started_at + dt.timedelta(milliseconds=result.duration_ms)
     with transaction.atomic():
-        row = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+        row = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).first()
+        if row is None:  # the action (and its deliveries) was deleted while we sent
+            return None
         DeliveryAttempt.objects.create(
             delivery=row,
             number=number,

@@ -1,5 +1,7 @@
 """Ladders and actions made with the ORM, for the webhook and notification tests (the action
-services are written elsewhere; these stand in for what they store)."""
+services are written elsewhere; these stand in for what they store). Tiers are in the stored
+form of `policies.ladder_to_json`: `{"role": ...}` or `{"users": [...]}`, with the timeout and
+approvals required."""
 
 from __future__ import annotations
 
@@ -28,9 +30,7 @@ def make_ladder(
         project=project,
         name=name,
         version=version,
-        tiers=tiers
-        if tiers is not None
-        else [{"role": "approver", "users": [], "timeout_seconds": 900, "approvals_required": 1}],
+        tiers=tiers if tiers is not None else [{"role": "approver", "timeout_seconds": 900, "approvals_required": 1}],
         notify_webhook_url=notify_webhook_url,
     )
 

@@ -78,9 +78,8 @@ def test_a_users_tier_mails_only_the_named_deciders(project, people, django_capt
     ladder = make_ladder(
         project,
         tiers=[
-            {"role": "approver", "users": [], "timeout_seconds": 900, "approvals_required": 1},
+            {"role": "approver", "timeout_seconds": 900, "approvals_required": 1},
             {
-                "role": None,
                 "users": ["lead", "eve", "outsider", "nobody"],
                 "timeout_seconds": 3600,
                 "approvals_required": 1,

@@ -349,3 +349,20 @@ def test_a_chat_webhook_url_is_shown_as_its_host_only(project, api_client_for, d
     assert row["kind"] == "tier_notification"
     assert row["url"] == "https://hooks.slack.com/…"
     assert "XXXXSECRET" not in json.dumps(row)
+
+
+def test_an_action_deleted_while_its_webhook_is_in_flight_ends_quietly(
+    project, secret, monkeypatch, django_capture_on_commit_callbacks
+):
+    action = make_decided_action(project)
+    with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
+        notify.action_decided(action=action)
+    delivery = WebhookDelivery.objects.get(action=action)
+
+    def post_then_delete(url, **kwargs):
+        action.delete()  # a tenant erased on request, mid-send
+        return outbound.PostResult(200, "", "", 5)
+
+    monkeypatch.setattr(outbound, "post", post_then_delete)
+    assert services.delivery_send(delivery_id=delivery.delivery_id) is None
+    assert not WebhookDelivery.objects.exists() and not DeliveryAttempt.objects.exists()
