@@ -1,1 +1,2 @@
-"""JSON API views for escalations, one module per capability."""
+"""The escalations JSON API, one module per capability; urls_api.py and urls_decisions.py route
+to them."""
