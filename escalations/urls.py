@@ -2,11 +2,13 @@
 
 from django.urls import path
 
-from escalations.views import webhooks
+from escalations.views import insight, webhooks
 from reviewapp import converters  # noqa: F401 - registers the <id:> path converter
 
 app_name = "escalations"
 
 urlpatterns = [
     path("settings/webhooks/", webhooks.webhook_settings, name="webhook-settings"),
+    path("dashboard/", insight.dashboard, name="dashboard"),
+    path("policy/", insight.policy_page, name="policy"),
 ]

@@ -33,6 +33,7 @@ api_v1 = [
     path("", include("labeling.urls_api")),
     path("", include("escalations.urls_decisions")),
     path("", include("escalations.urls_api_webhooks")),
+    path("", include("escalations.urls_api_insight")),
 ]
 
 urlpatterns = [

@@ -126,17 +126,17 @@ def _envelope_rows(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "traffic_share": _pct(env["traffic_share"]),
                 "spared": env["escalations_spared"],
                 "samples_needed": env["samples_needed"],
-                "rule": json.dumps(env["suggested_rule"], indent=2, ensure_ascii=False) if env["suggested_rule"] else "",
+                "rule": _policy_text(env["suggested_rule"]) if env["suggested_rule"] else "",
                 "bins": [
                     {
                         "range": "no confidence"
                         if b["confidence_from"] is None
-                        else f"{b['confidence_from']:.1f}–{b['confidence_to']:.1f}",
+                        else f"{b['confidence_from']:.1f} to {b['confidence_to']:.1f}",
                         "n": b["n"],
                         "rate": _pct(b["approval_rate"]),
                         "interval": "—"
                         if b["wilson_low"] is None
-                        else f"{_pct(b['wilson_low'])} – {_pct(b['wilson_high'])}",
+                        else f"{_pct(b['wilson_low'])} to {_pct(b['wilson_high'])}",
                     }
                     for b in env["reliability"]
                     if b["n"]
