@@ -77,11 +77,18 @@ def test_a_changed_body_or_timestamp_is_refused():
         f"t={T},v1=é{'a' * 63}",  # not ASCII: must not crash compare_digest
         f"t={T},v1={'a' * 63}",
         f"t={T},v0={'a' * 64}",
+        f"t={T},t={T},v1={'a' * 64}",  # two timestamps
         "t=" + "9" * 10_000,
     ],
 )
 def test_malformed_headers_are_refused(header):
     with pytest.raises(InvalidSignature):
+        verify_webhook(SECRET, header, BODY, now=T)
+
+
+def test_a_second_timestamp_is_refused_even_with_a_good_signature():
+    header = f"t={T},v1={v1(SECRET, T, BODY)},t={T + 5}"
+    with pytest.raises(InvalidSignature, match="timestamp"):
         verify_webhook(SECRET, header, BODY, now=T)
 
 

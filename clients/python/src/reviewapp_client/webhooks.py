@@ -72,7 +72,8 @@ def verify_webhook(
         if key == "t":
             value = value.strip()
             # ASCII digits only: int() would also take "+1", " 1", "1_000" and other scripts' digits.
-            if not (value.isascii() and value.isdigit()) or len(value) > 15:
+            # One timestamp only: with two, which one was signed would be the parser's guess.
+            if timestamp is not None or not (value.isascii() and value.isdigit()) or len(value) > 15:
                 raise InvalidSignature("Malformed timestamp in the signature header.")
             timestamp = int(value)
         elif key == "v1":
