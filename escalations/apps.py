@@ -5,3 +5,8 @@ class EscalationsConfig(AppConfig):
     name = "escalations"
     verbose_name = "Escalations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Celery's autodiscovery imports only `tasks` modules; the webhook tasks live apart
+        # and must be registered in every process (workers, beat's in-process stand-in).
+        from escalations import tasks_webhooks  # noqa: F401
