@@ -12,23 +12,12 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from labeling import lock_objects, sampling
+from labeling import lock_objects, sampling, sql
 from labeling.models import Queue, QueueItem, SamplingCounter
 from reviewapp import bulk, rawsql
 from reviewapp.models import Conversation, JudgeScore
 
 logger = logging.getLogger(__name__)
-
-
-_FACTS_SQL = """
-SELECT c.id, c.external_id, c.agent_version, c.tags, c.metadata, c.feedback_rating, c.user_rephrased,
-       c.escalated_by_user
-FROM reviewapp_conversation c WHERE c.id = ANY(%s) ORDER BY c.id
-"""
-_SCORE_FACTS_SQL = """
-SELECT s.conversation_id, s.judge, s.criterion, s.score, s.confidence
-FROM reviewapp_judgescore s WHERE s.conversation_id = ANY(%s)
-"""
 
 
 def _facts_for(conversation_ids: list[int]) -> list[sampling.ConversationFacts]:
@@ -38,9 +27,9 @@ def _facts_for(conversation_ids: list[int]) -> list[sampling.ConversationFacts]:
         # text; json, not orjson, decodes it, as JSONField does: exact integers beyond 64 bits.
         rows = [
             (pk, ext, version, tags and json.loads(tags), metadata and json.loads(metadata), *rest)
-            for pk, ext, version, tags, metadata, *rest in rawsql.fetchall(_FACTS_SQL, [conversation_ids])
+            for pk, ext, version, tags, metadata, *rest in rawsql.fetchall(sql.CONVERSATION_FACTS, [conversation_ids])
         ]
-        score_rows = rawsql.fetchall(_SCORE_FACTS_SQL, [conversation_ids])
+        score_rows = rawsql.fetchall(sql.JUDGE_SCORE_FACTS, [conversation_ids])
     else:
         rows = list(
             Conversation.objects.filter(pk__in=conversation_ids)
@@ -145,13 +134,10 @@ def _queue_sample(*, queue: Queue, facts: list[sampling.ConversationFacts], sour
     return added
 
 
-_IN_QUEUE_SQL = "SELECT conversation_id FROM labeling_queueitem WHERE queue_id = %s AND conversation_id = ANY(%s)"
-
-
 def _in_queue(queue_id: int, conversation_ids: list[int]) -> set[int]:
     """Which of these conversations the queue already holds."""
     if connection.vendor == "postgresql":
-        return {cid for (cid,) in rawsql.fetchall(_IN_QUEUE_SQL, [queue_id, conversation_ids])}
+        return {cid for (cid,) in rawsql.fetchall(sql.IN_QUEUE, [queue_id, conversation_ids])}
     return set(
         QueueItem.objects.filter(queue_id=queue_id, conversation_id__in=conversation_ids).values_list(
             "conversation_id", flat=True
