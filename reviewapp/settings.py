@@ -127,10 +127,11 @@ else:
     # pooler that cannot keep them (PgBouncer in transaction mode before 1.21).
     prepared = os.environ.get("DB_PREPARED_STATEMENTS", "1") not in ("0", "false", "no")
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1 if prepared else None
-# A claim holds a session-level advisory lock across two statements (labeling/services.py
-# item_claim). Behind a pooler in transaction mode those two statements may reach different
-# server connections: set DB_SESSION_LOCKS=0 there, and the claim takes a transaction-level
-# lock inside a transaction of its own instead (a BEGIN and a durable COMMIT more).
+# A claim holds a session-level advisory lock across two statements (item_claim, in
+# labeling/services/claims.py). Behind a pooler in transaction mode those two statements may
+# reach different server connections: set DB_SESSION_LOCKS=0 there, and the claim takes a
+# transaction-level lock inside a transaction of its own instead (a BEGIN and a durable COMMIT
+# more).
 DB_SESSION_LOCKS = os.environ.get("DB_SESSION_LOCKS", "1") not in ("0", "false", "no")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
