@@ -2,6 +2,29 @@
 `notifications`, `notify`); every public function is re-exported here, so other code imports
 `from escalations import services` and calls `services.action_request(...)`."""
 
+from escalations.services.actions import EVALUATION_FAILED, NO_POLICY, action_request
+from escalations.services.conversations import actions_link_conversations
 from escalations.services.notify import action_decided, action_tier_entered
+from escalations.services.policy import (
+    DEFAULT_LADDER,
+    ladder_default_ensure,
+    ladder_version_create,
+    ladder_version_for,
+    policy_of,
+    policy_version_create,
+)
 
-__all__ = ["action_decided", "action_tier_entered"]
+__all__ = [
+    "DEFAULT_LADDER",
+    "EVALUATION_FAILED",
+    "NO_POLICY",
+    "action_decided",
+    "action_request",
+    "action_tier_entered",
+    "actions_link_conversations",
+    "ladder_default_ensure",
+    "ladder_version_create",
+    "ladder_version_for",
+    "policy_of",
+    "policy_version_create",
+]
