@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db import models
 from django.http import HttpRequest
 
 from escalations.models import Action, ActionEvent, LadderVersion, PolicyVersion
@@ -18,6 +19,10 @@ from reviewapp.admin_scoping import OrganizationScopedAdmin, ScopedTabularInline
 
 
 class ReadOnlyMixin:
+    # URLs are shown, never entered here; stated so Django's form field does not warn about
+    # the default scheme it will assume from 6.0.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 

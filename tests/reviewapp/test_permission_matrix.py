@@ -19,6 +19,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from escalations import services as escalation_services
 from labeling import services as labeling_services
 from reviewapp import services
 from reviewapp.permissions import ANY_MEMBER, IsOrganizationMember
@@ -98,6 +99,14 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
     bystander = get_user_model().objects.create(username=f"{slug}-bystander")
     MembershipFactory(user=bystander, organization=organization, role="annotator")
     bystander_token = services.personal_token_create(user=bystander, organization=organization)
+    ladder = escalation_services.ladder_version_create(
+        principal=None,
+        project=project,
+        data={"name": f"{slug}-ladder", "tiers": [{"role": "approver", "timeout_seconds": 600}]},
+    )
+    action, _ = escalation_services.action_request(
+        principal=None, project=project, data={"external_id": f"{slug}-action", "action": "refund"}
+    )
     ids = {
         "key_id": spare.record.pk,
         "token_id": bystander_token.record.pk,
@@ -105,6 +114,8 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
         "schema_id": queue.schema_id,
         "queue_id": queue.pk,
         "item_id": queue.items.get().pk,
+        "action_id": action.pk,
+        "ladder_name": ladder.name,
     }
     clients = {AGENT: Client(HTTP_AUTHORIZATION=f"Bearer {key.raw}"), ANONYMOUS: Client()}
     if with_people:
@@ -127,7 +138,7 @@ def _guarded(view: Any) -> bool:
 
 
 def test_the_walk_finds_every_api_view_and_each_declares_its_capabilities():
-    assert len(ROUTES) >= 27
+    assert len(ROUTES) >= 33
     assert [r.name for r in ROUTES if not _guarded(r.view)] == ["auth-token"]
     for route in ROUTES:
         view = route.view
