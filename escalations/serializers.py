@@ -87,7 +87,8 @@ class ActionOutputSerializer(serializers.Serializer):
     )
     agent_version = serializers.CharField()
     callback_url = serializers.CharField()
-    status = serializers.ChoiceField(choices=ActionStatus.choices)
+    # A plain string: a second choice set named "status" would rename the ingest one's enum.
+    status = serializers.CharField(help_text="`approved`, `rejected`, `pending` or `expired`.")
     decided_by = serializers.CharField(
         allow_null=True, help_text="`policy`, `timeout`, or the deciding person's username; null while pending."
     )

@@ -38,4 +38,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "labeling.tasks.agreement_snapshots_sweep",
         "schedule": timedelta(minutes=10),
     },
+    # Tier timeouts are minutes to hours; every 15 s a due action moves on within 15 s of its
+    # due time. A sweep with nothing due is one probe of the partial index action_pending_due.
+    "escalations-actions-timeout": {
+        "task": "escalations.tasks.actions_timeout_sweep",
+        "schedule": timedelta(seconds=15),
+    },
 }

@@ -22,7 +22,7 @@ from reviewapp.principal import Principal
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LADDER = "default"
+DEFAULT_LADDER = policies.DEFAULT_LADDER
 # The ladder a project gets on first need: any approver, within an hour, else rejected.
 DEFAULT_LADDER_SPEC: dict[str, Any] = {
     "name": DEFAULT_LADDER,

@@ -128,7 +128,9 @@ def test_an_agent_reads_its_projects_policy_but_may_not_write_it(agent_client, p
     assert PolicyVersion.objects.count() == 1
 
 
-@pytest.mark.parametrize(("role", "read", "write"), [("annotator", 403, 403), ("approver", 200, 403), ("admin", 200, 201)])
+@pytest.mark.parametrize(
+    ("role", "read", "write"), [("annotator", 403, 403), ("approver", 200, 403), ("admin", 200, 201)]
+)
 def test_who_may_read_and_write_the_policy(api_client_for, project, role, read, write):
     client = api_client_for(role)
 

@@ -91,7 +91,9 @@ DOCS = [
 ]
 
 
-@pytest.mark.parametrize("path", ["amount", "items.0.price", "items.1.price", "a.-1", "b.-1", "a.2", "deep.x.y.z", "nope"])
+@pytest.mark.parametrize(
+    "path", ["amount", "items.0.price", "items.1.price", "a.-1", "b.-1", "a.2", "deep.x.y.z", "nope"]
+)
 def test_a_sum_in_the_database_equals_the_policys_own_lookup(project, path):
     for i, args in enumerate(DOCS):
         request(project, request_body(f"a-{i}", action="pay", args=args))

@@ -103,7 +103,11 @@ def _tenant(organization: Organization, prefix: str) -> dict[type[models.Model],
     action, _ = escalation_services.action_request(
         principal=None,
         project=project,
-        data={"external_id": f"{prefix}-action", "action": "refund", "conversation_external_id": conversation.external_id},
+        data={
+            "external_id": f"{prefix}-action",
+            "action": "refund",
+            "conversation_external_id": conversation.external_id,
+        },
     )
     return {
         Organization: organization,

@@ -19,11 +19,11 @@ from django.db import connection
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from escalations import services as escalation_services
 from labeling import services as labeling_services
 from reviewapp import services
 from reviewapp.permissions import ANY_MEMBER, IsOrganizationMember
 from reviewapp.principal import AGENT, CAPABILITIES
+from tests.escalations.factories_decisions import make_ladder, make_pending_action
 from tests.factories import ConversationFactory, MembershipFactory, OrganizationFactory, ProjectFactory
 from tests.labeling.factories import make_queue
 
@@ -99,14 +99,9 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
     bystander = get_user_model().objects.create(username=f"{slug}-bystander")
     MembershipFactory(user=bystander, organization=organization, role="annotator")
     bystander_token = services.personal_token_create(user=bystander, organization=organization)
-    ladder = escalation_services.ladder_version_create(
-        principal=None,
-        project=project,
-        data={"name": f"{slug}-ladder", "tiers": [{"role": "approver", "timeout_seconds": 600}]},
-    )
-    action, _ = escalation_services.action_request(
-        principal=None, project=project, data={"external_id": f"{slug}-action", "action": "refund"}
-    )
+    # Pending at a tier approvers (and admins) may decide: their claims and decisions get through.
+    ladder = make_ladder(project, name=f"{slug}-ladder")
+    action = make_pending_action(project, ladder)
     ids = {
         "key_id": spare.record.pk,
         "token_id": bystander_token.record.pk,
