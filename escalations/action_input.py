@@ -16,9 +16,10 @@ refused, and why:
 - `reasoning`: text, at most 20,000 characters.
 - `end_user_id`, `conversation_external_id`: text, at most 255 characters.
 - `agent_version`: text, at most 100 characters.
-- `callback_url`: empty, or an absolute `http`/`https` URL of at most 2,000 characters with a
-  host, no user name or password in it (`https://user:pw@host/` would leak them into logs and
-  delivery records), and no whitespace or control characters.
+- `callback_url`: empty, or a URL the webhook sender may call (outbound.url_problem): `http` or
+  `https`, a host, no `user:password@`, no whitespace or control characters, at most 2,000
+  characters, and, unless WEBHOOK_ALLOW_PRIVATE_HOSTS, not `localhost` nor an IP literal that
+  is not global unicast (a name is resolved and checked at each send, not here).
 - Any other key is refused, naming it (a misspelt `confidense` must not pass silently).
 
 Text anywhere may not hold NUL or unpaired surrogates (validation.check_json; PostgreSQL cannot
@@ -33,10 +34,10 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
+from escalations import outbound
 from reviewapp import validation
 from reviewapp.validation import InputError
 
@@ -67,7 +68,6 @@ FIELDS = (
 )
 # Keys the API accepts besides FIELDS: the key itself, and the project a person's token names.
 _ALLOWED = frozenset({"external_id", "project", *FIELDS})
-_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
 @dataclass(frozen=True)
@@ -159,39 +159,19 @@ def _risk_tags(data: dict[str, Any]) -> tuple[str, ...]:
     return tuple(tags)
 
 
-def callback_url_problem(url: str) -> str | None:
-    """Why `url` may not be a callback, or None. Empty means no callback."""
-    if not url:
-        return None
-    if len(url) > CALLBACK_URL_MAX:
-        return f"At most {CALLBACK_URL_MAX} characters."
-    if _CONTROL.search(url):
-        return "May not contain spaces or control characters."
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises on a port that is not a number or out of range
-    except ValueError:
-        return "Not a valid URL."
-    del port
-    if parts.scheme.lower() not in ("http", "https"):
-        return "Only http and https URLs are accepted."
-    if not parts.hostname:
-        return "The URL needs a host."
-    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        return "A user name or password in the URL is refused; authenticate the webhook by its signature."
-    return None
-
-
-def _callback_url(data: dict[str, Any]) -> str:
+def _callback_url(data: dict[str, Any], *, allow_private: bool) -> str:
     url = _text(data, "callback_url", max_length=CALLBACK_URL_MAX)
-    problem = callback_url_problem(url)
+    # The webhook sender's own rules (outbound.py), checked again before every send with the
+    # addresses the host resolves to.
+    problem = outbound.url_problem(url, allow_private=allow_private) if url else None
     if problem is not None:
         raise InputError(problem, "callback_url")
     return url
 
 
-def action_input_parse(data: Any) -> ActionInput:
-    """The request body (decoded JSON) as an ActionInput; raises InputError naming the field."""
+def action_input_parse(data: Any, *, allow_private_callbacks: bool = False) -> ActionInput:
+    """The request body (decoded JSON) as an ActionInput; raises InputError naming the field.
+    `allow_private_callbacks`: settings.WEBHOOK_ALLOW_PRIVATE_HOSTS (a receiver on a laptop)."""
     if not isinstance(data, dict):
         raise InputError("Send a JSON object.", "body")
     unknown = sorted(str(k) for k in data if k not in _ALLOWED)
@@ -210,7 +190,7 @@ def action_input_parse(data: Any) -> ActionInput:
         end_user_id=_text(data, "end_user_id", max_length=END_USER_ID_MAX),
         conversation_external_id=_text(data, "conversation_external_id", max_length=CONVERSATION_EXTERNAL_ID_MAX),
         agent_version=_text(data, "agent_version", max_length=AGENT_VERSION_MAX),
-        callback_url=_callback_url(data),
+        callback_url=_callback_url(data, allow_private=allow_private_callbacks),
     )
 
 

@@ -13,6 +13,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -155,7 +156,7 @@ def action_request(
     transaction: the row, the policy's verdict (approve/reject decided now by "policy";
     escalate puts it on tier 0 of the ladder's latest version), its trail (created,
     policy_decided or escalated, tier_entered), and what follows (notify)."""
-    sent = action_input.action_input_parse(data)
+    sent = action_input.action_input_parse(data, allow_private_callbacks=settings.WEBHOOK_ALLOW_PRIVATE_HOSTS)
     now = now or timezone.now()
     for attempt in range(_REQUEST_ATTEMPTS):
         try:

@@ -90,6 +90,10 @@ BAD_FIELDS = [
     ("callback bad port", {"callback_url": "https://agent.example.com:99999/"}, "callback_url"),
     ("callback long", {"callback_url": "https://agent.example.com/" + "a" * 2000}, "callback_url"),
     ("callback relative", {"callback_url": "/hooks"}, "callback_url"),
+    ("callback localhost", {"callback_url": "http://localhost:8080/hooks"}, "callback_url"),
+    ("callback loopback", {"callback_url": "http://127.0.0.1/hooks"}, "callback_url"),
+    ("callback metadata", {"callback_url": "http://169.254.169.254/latest/meta-data/"}, "callback_url"),
+    ("callback private v6", {"callback_url": "http://[fd00::1]/hooks"}, "callback_url"),
     ("unknown field", {"confidense": 0.9}, "confidense"),
     ("project of another key", {"project": "elsewhere"}, "project"),
 ]
@@ -106,6 +110,15 @@ def test_a_bad_field_is_a_400_naming_it_and_stores_nothing(agent_client, project
     assert list(response.json()["errors"]) == [field]
     assert Action.objects.count() == 0
     assert ActionEvent.objects.count() == 0
+
+
+def test_a_private_callback_is_accepted_when_private_hosts_are_allowed(agent_client, project, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = True
+
+    response = _post(agent_client, request_body(callback_url="http://127.0.0.1:9000/hooks"))
+
+    assert response.status_code == 201
+    assert response.json()["callback_url"] == "http://127.0.0.1:9000/hooks"
 
 
 def test_a_body_that_is_not_an_object_is_a_400(agent_client):
@@ -603,8 +616,9 @@ def test_queries_to_create_an_action_decided_by_a_policy(agent_client, project, 
     ConversationFactory(project=project, external_id="conv-812")
     _warm(agent_client)
 
-    # key, savepoint, existing?, policy, conversation, insert, events, release
-    with django_assert_num_queries(8):
+    # key, savepoint, existing?, policy, conversation, insert, events, the decision's webhook
+    # delivery (the outbox row for callback_url), release
+    with django_assert_num_queries(9):
         response = _post(agent_client, request_body(args={"amount": 40}))
     assert (response.json()["status"], response.json()["conversation_id"] is not None) == ("approved", True)
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("escalations", "0001_initial"),
+        ("escalations", "0002_webhook_secret_one_current"),
         ("reviewapp", "0004_conversation_project_id_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
