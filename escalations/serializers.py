@@ -79,21 +79,21 @@ class ActionOutputSerializer(serializers.Serializer):
     args = serializers.DictField(help_text="The args as requested; never changed.")
     confidence = serializers.FloatField(allow_null=True)
     risk_tags = serializers.ListField(child=serializers.CharField())
-    reasoning = serializers.CharField()
-    end_user_id = serializers.CharField()
-    conversation_external_id = serializers.CharField()
+    reasoning = serializers.CharField(allow_blank=True)
+    end_user_id = serializers.CharField(allow_blank=True)
+    conversation_external_id = serializers.CharField(allow_blank=True)
     conversation_id = serializers.IntegerField(
         allow_null=True, help_text="The linked conversation, once it is stored (before or after the action)."
     )
-    agent_version = serializers.CharField()
-    callback_url = serializers.CharField()
+    agent_version = serializers.CharField(allow_blank=True)
+    callback_url = serializers.CharField(allow_blank=True)
     # A plain string: a second choice set named "status" would rename the ingest one's enum.
     status = serializers.CharField(help_text="`approved`, `rejected`, `pending` or `expired`.")
     decided_by = serializers.CharField(
         allow_null=True, help_text="`policy`, `timeout`, or the deciding person's username; null while pending."
     )
     decided_at = serializers.DateTimeField(allow_null=True)
-    reason = serializers.CharField(help_text="Why: the deciding rule's reason, or the approver's.")
+    reason = serializers.CharField(allow_blank=True, help_text="Why: the deciding rule's reason, or the approver's.")
     matched_rule = serializers.CharField(allow_null=True, help_text="The deciding rule's name; null: none matched.")
     matched_rule_index = serializers.IntegerField(allow_null=True, help_text="Its position in the policy (0-based).")
     policy_version = serializers.IntegerField(allow_null=True, help_text="Null: the project had no policy yet.")
@@ -110,7 +110,10 @@ class ActionOutputSerializer(serializers.Serializer):
         help_text='SHA-256 (hex) of the canonical JSON of `{"action": action, "args": final_args}`: '
         "run exactly what this digest names.",
     )
-    comment = serializers.CharField(help_text="The approver's words (feed them back to the model on a reject).")
+    comment = serializers.CharField(
+        allow_blank=True,
+        help_text="The approver's words (feed them back to the model on a reject).",
+    )
     ladder = serializers.CharField(allow_null=True, help_text="The escalation ladder's name.")
     ladder_version = serializers.IntegerField(allow_null=True, help_text="The ladder version the action is pinned to.")
     tier = serializers.IntegerField(
@@ -177,7 +180,7 @@ class PolicyVersionOutputSerializer(serializers.Serializer):
     version = serializers.IntegerField(allow_null=True, help_text="Null: no policy yet; everything escalates.")
     rules = serializers.ListField(child=serializers.DictField(), help_text="Validated and normalised.")
     default_ladder = serializers.CharField()
-    note = serializers.CharField()
+    note = serializers.CharField(allow_blank=True)
     created_by = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField(allow_null=True)
 
@@ -201,6 +204,6 @@ class LadderVersionOutputSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     tiers = serializers.ListField(child=serializers.DictField())
     timeout_outcome = serializers.CharField()
-    notify_webhook_url = serializers.CharField()
+    notify_webhook_url = serializers.CharField(allow_blank=True)
     created_by = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()

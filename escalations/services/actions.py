@@ -153,8 +153,9 @@ def action_request(
 
     Raises InputError (400 naming the field) for bad input and Conflict (409 naming the first
     field that differs) when the external_id was used for a different request. In one
-    transaction: the row, the policy's verdict (approve/reject decided now by "policy";
-    escalate puts it on tier 0 of the ladder's latest version), its trail (created,
+    transaction: the row, the policy's verdict (approve/reject decided now by "policy", with
+    `final_args` and `args_digest` on approval; escalate puts it on tier 0 of the ladder's
+    latest version), its trail (created,
     policy_decided or escalated, tier_entered), and what follows (notify)."""
     sent = action_input.action_input_parse(data, allow_private_callbacks=settings.WEBHOOK_ALLOW_PRIVATE_HOSTS)
     now = now or timezone.now()
@@ -213,8 +214,11 @@ def _action_create(*, principal: Principal | None, project: Project, sent: Actio
         action.status = ActionStatus.APPROVED if verdict.outcome == Outcome.APPROVE else ActionStatus.REJECTED
         action.decided_by = DecidedBy.POLICY
         action.decided_at = now
-        action.final_args = sent.args
-        action.args_digest = policies.args_digest(sent.action, sent.args)
+        # The args to run, and their digest, exist on approval only (as for a person's
+        # decision): a rejected action carries nothing an agent could run.
+        if verdict.outcome == Outcome.APPROVE:
+            action.final_args = sent.args
+            action.args_digest = policies.args_digest(sent.action, sent.args)
     action.save(force_insert=True)
     _events_record(action=action, principal=principal, decision=decision, now=now)
     if action.status == ActionStatus.PENDING:
