@@ -80,7 +80,6 @@ def ladder_version_create(*, principal: Principal | None, project: Project, data
     """Validate a ladder (`{"name", "tiers", "timeout_outcome", "notify_webhook_url"}`) and store
     it as the next version of that name. 400 naming the field (`tiers[1].timeout_seconds`)."""
     body = _body(data)
-    body.pop("note", None)
     try:
         ladder = policies.ladder_validate(body)
     except policies.PolicyInvalid as exc:
