@@ -7,6 +7,8 @@ class EscalationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Celery's autodiscovery imports only `tasks` modules; the webhook tasks live apart
-        # and must be registered in every process (workers, beat's in-process stand-in).
-        from escalations import tasks_webhooks  # noqa: F401
+        # receivers: the core announces new conversations through reviewapp.hooks, and actions
+        # that named one before it arrived are linked there. tasks_webhooks: Celery's
+        # autodiscovery imports only `tasks` modules; the webhook tasks live apart and must be
+        # registered in every process (workers, beat's in-process stand-in).
+        from escalations import receivers, tasks_webhooks  # noqa: F401

@@ -180,6 +180,13 @@ class Action(models.Model):
             models.Index(fields=["project", "agent_version", "created_at"], name="action_velocity_version"),
             models.Index(fields=["project", "created_at"], name="action_project_created"),
             models.Index(fields=["project", "conversation_external_id"], name="action_conversation_ext"),
+            # Actions still waiting for their conversation: every ingest batch asks whether its
+            # project has any (services.actions_link_conversations), one probe of this index.
+            models.Index(
+                fields=["project", "conversation_external_id"],
+                name="action_conversation_unlinked",
+                condition=Q(conversation__isnull=True) & ~Q(conversation_external_id=""),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -31,6 +31,7 @@ api_v1 = [
     path("conversations/<id:conversation_id>", apis.ConversationDetailApi.as_view(), name="conversation-detail"),
     path("judge-scores", apis.JudgeScoreAddApi.as_view(), name="judge-scores"),
     path("", include("labeling.urls_api")),
+    path("", include("escalations.urls_api")),
     path("", include("escalations.urls_decisions")),
     path("", include("escalations.urls_api_webhooks")),
     path("", include("escalations.urls_api_insight")),
