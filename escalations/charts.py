@@ -64,6 +64,43 @@ def nice_max(value: float) -> float:
     return 10 * power
 
 
+# Axis tops for durations that split into four readable steps (15 s, 1 min, 5 min, 15 min, 1 h...).
+_DURATION_TOPS = (
+    4,
+    8,
+    20,
+    40,
+    60,
+    120,
+    240,
+    480,
+    1200,
+    2400,
+    3600,
+    7200,
+    14400,
+    28800,
+    43200,
+    86400,
+    172800,
+    345600,
+    691200,
+    1209600,
+    2419200,
+)
+
+
+def nice_duration_max(value: float) -> float:
+    """The smallest duration top (seconds) at or above `value` whose quarter is a round time."""
+    if not math.isfinite(value) or value <= 0:
+        return 60.0
+    for top in _DURATION_TOPS:
+        if top >= value:
+            return float(top)
+    step = _DURATION_TOPS[-1]
+    return float(step * math.ceil(value / step))
+
+
 def _x_positions(n: int, width: int) -> list[float]:
     inner = width - _PAD_LEFT - _PAD_RIGHT
     if n == 1:
@@ -91,7 +128,9 @@ def _frame(
     n = len(x_labels)
     every = max(1, math.ceil(n / _MAX_X_LABELS))
     for i, label in enumerate(x_labels):
-        if i % every and i != n - 1:
+        # Every `every`-th label, and the last one, which takes the place of a thinned label too
+        # close to it.
+        if i != n - 1 and (i % every or n - 1 - i < every):
             continue
         out.append(
             f'<text x="{_num(xs[i])}" y="{bottom + 16}" text-anchor="middle" font-size="10" fill="#555">'
@@ -149,15 +188,17 @@ def line_chart(
     series: Sequence[tuple[str, Sequence[float | None]]],
     y_format: Formatter = count,
     y_max: float | None = None,
+    nice: Callable[[float], float] = nice_max,
     width: int = WIDTH,
     height: int = HEIGHT,
     summary: str = "",
 ) -> str:
-    """Lines over shared x labels; None (no data that day) breaks a line instead of drawing 0."""
+    """Lines over shared x labels; None (no data that day) breaks a line instead of drawing 0.
+    The y axis runs to `y_max`, else to `nice(largest value)`."""
     _check(x_labels, series)
     if not x_labels:
         return _empty(title, width, height)
-    top = y_max if y_max is not None else nice_max(max((v for _, s in series for v in _finite(s)), default=0))
+    top = y_max if y_max is not None else nice(max((v for _, s in series for v in _finite(s)), default=0))
     bottom = height - _PAD_BOTTOM
     xs = _x_positions(len(x_labels), width)
 
@@ -232,4 +273,13 @@ def stacked_bar_chart(
     return "".join(parts)
 
 
-__all__ = ["PALETTE", "count", "duration", "line_chart", "nice_max", "percent", "stacked_bar_chart"]
+__all__ = [
+    "PALETTE",
+    "count",
+    "duration",
+    "line_chart",
+    "nice_duration_max",
+    "nice_max",
+    "percent",
+    "stacked_bar_chart",
+]

@@ -187,6 +187,14 @@ class Action(models.Model):
                 name="action_conversation_unlinked",
                 condition=Q(conversation__isnull=True) & ~Q(conversation_external_id=""),
             ),
+            # Human decisions, the envelopes' and the calibration store's input
+            # (selectors_insight.human_decisions): per action type, by decision time. Partial:
+            # the policy decides most actions, and those rows never enter it.
+            models.Index(
+                fields=["project", "action", "decided_at"],
+                name="action_human_decided",
+                condition=Q(decided_by="person"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -172,8 +172,9 @@ def _human_of(status: str, decided_by: str, edited: bool) -> str:
 
 
 def _replayed_actions(project: Project, selection: ReplaySelection) -> tuple[list[simulation.PastAction], bool]:
-    """The newest `selection.last` actions (id order), returned oldest first; and whether
-    more matched (the range held more than `last`)."""
+    """The newest `selection.last` actions (by request time, then id), returned oldest first;
+    and whether more matched (the range held more than `last`). Read backwards along the
+    (project, created_at) index."""
     qs = Action.objects.filter(organization_id=project.organization_id, project=project)
     if selection.since is not None:
         qs = qs.filter(created_at__gte=selection.since)
@@ -181,7 +182,7 @@ def _replayed_actions(project: Project, selection: ReplaySelection) -> tuple[lis
         qs = qs.filter(created_at__lt=selection.until)
     rows = list(
         qs.annotate(edited=_edited())
-        .order_by("-id")
+        .order_by("-created_at", "-id")
         .values_list(
             "id",
             "action",

@@ -9,6 +9,7 @@ shows the policy in force, takes a draft in a textarea, replays it over past act
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -108,6 +109,7 @@ def _charts(figures: dict[str, Any]) -> list[str]:
                 x_labels=labels,
                 series=[("median", [d["decision_p50"] for d in days]), ("p90", [d["decision_p90"] for d in days])],
                 y_format=charts.duration,
+                nice=charts.nice_duration_max,
             )
         ),
     ]
@@ -202,8 +204,11 @@ def _draft_parse(text: str) -> Any:
 
 def _report_view(report: dict[str, Any]) -> dict[str, Any]:
     """The simulation report as the template shows it."""
+    selection = report["selection"]
     return {
         **report,
+        "first": dt.datetime.fromisoformat(selection["first_created_at"]) if selection["first_created_at"] else None,
+        "last": dt.datetime.fromisoformat(selection["last_created_at"]) if selection["last_created_at"] else None,
         "rule_rows": [{**row, "label": row["rule"]} for row in report["by_rule"]],
     }
 

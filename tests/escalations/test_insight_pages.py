@@ -163,9 +163,9 @@ def test_dashboard_queries_are_pinned(browser_for, project, member, django_asser
     for i in range(3):
         past_action(project, at=start + dt.timedelta(hours=i), human="approve", by=alice, action=f"a{i}")
     client.get(DASHBOARD)
-    # session, user, membership(s), projects; 4 GROUP BYs (+1 for SQLite's decision times);
-    # the rubber stamps; the envelopes' decisions and traffic.
-    expected = 11 if on_postgres else 12
+    # session, user, membership, projects; 4 GROUP BYs (+1 for SQLite's decision times); the
+    # rubber stamps; the envelopes' decisions and traffic; the organization switcher (2).
+    expected = 13 if on_postgres else 14
     with django_assert_num_queries(expected):
         client.get(DASHBOARD)
     for i in range(20):
