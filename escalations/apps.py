@@ -5,3 +5,11 @@ class EscalationsConfig(AppConfig):
     name = "escalations"
     verbose_name = "Escalations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # reviewapp/asgi.py serves waits (GET /api/v1/actions/{id}?wait=N) with no thread held;
+        # the core never imports this app, so it learns which requests those are from the hook.
+        from escalations.apis import waiting
+        from reviewapp import hooks
+
+        hooks.on_long_poll(waiting.is_wait_request, waiting.serve)
