@@ -19,6 +19,10 @@ from django.core.handlers.asgi import ASGIHandler
 from django.urls import set_urlconf
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reviewapp.settings")
+# Under ASGI a sync view's connection belongs to a thread that ends with its request, so a
+# persistent one is never reused, only left open until collected (Django's advice: no persistent
+# connections under ASGI). Waits close theirs anyway; this covers every other request.
+os.environ.setdefault("DB_CONN_MAX_AGE", "0")
 
 
 class ReviewappASGIHandler(ASGIHandler):
