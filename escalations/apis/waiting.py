@@ -299,6 +299,9 @@ def _finish(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     """The headers every API answer gets from the middleware a wait does not pass through."""
     response = _security.process_response(request, response)
     response = _frame_options.process_response(request, response)
+    if not response.streaming and not response.has_header("Content-Length"):
+        # As CommonMiddleware sets it: without it the server sends the answer chunked.
+        response.headers["Content-Length"] = str(len(response.content))
     return SecurityHeadersMiddleware(lambda _request: response)(request)
 
 

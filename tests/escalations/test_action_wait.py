@@ -285,6 +285,7 @@ def test_the_answer_has_the_apis_headers(agent_client, project):
     assert response["Content-Security-Policy"].startswith("default-src 'self'")
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["X-Frame-Options"] == "DENY"
+    assert response["Content-Length"] == str(len(response.content))
 
 
 @pytest.mark.django_db
