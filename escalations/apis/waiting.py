@@ -26,10 +26,11 @@ answered at once, pending, with `Retry-After: 1`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -214,49 +215,65 @@ class _Slots:
         with self._lock:
             self.taken -= 1
 
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        with self._lock:
+            self.taken += 1
+        try:
+            yield
+        finally:
+            self.give()
+
 
 threaded_slots = _Slots()
 async_slots = _Slots()
+# Waits asleep on their waiter right now (past their first read): what tests wait for.
+asleep = _Slots()
 
 
 async def action_wait(request: HttpRequest, action_id: int, *, threaded: bool = False) -> HttpResponse:
     """The wait itself. `threaded`: served under WSGI through async_to_sync, holding a thread."""
     run = _in_request_thread if threaded else _in_pool
+    slots, limit = (
+        (threaded_slots, settings.ACTION_WAIT_THREADED_MAX)
+        if threaded
+        else (async_slots, settings.ACTION_WAIT_ASYNC_MAX)
+    )
+    # A slot first: without one (too many waits here already; ACTION_WAIT_THREADED_MAX=0 on
+    # sync production workers) the action is read and answered at once, and nothing of the
+    # waiting machinery starts in this process.
+    slotted = slots.take(limit)
     hub = waiting.hub()
     # Registered before the first read, so a decision committed between that read and the
     # wait still wakes us.
-    waiter = hub.register(action_id)
+    waiter = hub.register(action_id) if slotted else None
     try:
         view, response = await run(_first_read)(request, action_id)
         pending = view.pending
         if pending is None:
             return response
-        slots, limit = (
-            (threaded_slots, settings.ACTION_WAIT_THREADED_MAX)
-            if threaded
-            else (async_slots, settings.ACTION_WAIT_ASYNC_MAX)
-        )
-        if not slots.take(limit):
-            # Too many waits here already: the pending state now, and when to ask again.
-            response["Retry-After"] = "1"
+        if waiter is None:
+            response["Retry-After"] = "1"  # the pending state now, and when to ask again
             return response
-        try:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + pending.seconds
-            while (remaining := deadline - loop.time()) > 0:
-                if not await waiter.wait(remaining):
-                    break
-                response, decided = await run(_reread)(view)
-                if decided:
-                    return response
-            # Time is up: answer the state as it is now (a decision whose wake-up was lost
-            # within the last status-read interval is still answered as decided).
-            response, _ = await run(_reread)(view)
-            return response
-        finally:
-            slots.give()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + pending.seconds
+        while (remaining := deadline - loop.time()) > 0:
+            with asleep.holding():
+                woken = await waiter.wait(remaining)
+            if not woken:
+                break
+            response, decided = await run(_reread)(view)
+            if decided:
+                return response
+        # Time is up: answer the state as it is now (a decision whose wake-up was lost within
+        # the last status-read interval is still answered as decided).
+        response, _ = await run(_reread)(view)
+        return response
     finally:
-        hub.unregister(waiter)
+        if waiter is not None:
+            hub.unregister(waiter)
+        if slotted:
+            slots.give()
 
 
 # --- dispatch --------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ def test_every_waiter_on_the_action_is_woken(agent_client, project):
     for thread in threads:
         thread.start()
     # Past their first read (a slot is taken after it): waiting, not reading.
-    assert wait_for(lambda: waiting_api.async_slots.taken == 3, timeout=5)
+    assert wait_for(lambda: waiting_api.asleep.taken == 3, timeout=5)
     decide(action.pk)
     for thread in threads:
         thread.join()
@@ -157,7 +157,7 @@ def test_a_wake_up_for_a_still_pending_action_keeps_waiting(agent_client, projec
     action = pending_action(project)
 
     def spurious() -> None:
-        assert wait_for(lambda: waiting_api.async_slots.taken == 1, timeout=5)
+        assert wait_for(lambda: waiting_api.asleep.taken == 1, timeout=5)
         waiting.hub().wake(action.pk)
 
     thread = threading.Thread(target=spurious)
@@ -376,7 +376,7 @@ def test_asgi_waits_hold_no_thread(agent_client, project):
 
     async def scenario() -> list[int]:
         tasks = [asyncio.create_task(one(a.pk)) for a in actions]
-        while waiting_api.async_slots.taken < 20:
+        while waiting_api.asleep.taken < 20:
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.2)
         during.append(threading.active_count())
@@ -406,7 +406,7 @@ def test_threaded_waits_are_bounded_per_process(agent_client, project, settings)
     holders = [threading.Thread(target=wait, args=(a,)) for a in actions[:2]]
     for thread in holders:
         thread.start()
-    assert wait_for(lambda: waiting_api.threaded_slots.taken == 2, timeout=5)
+    assert wait_for(lambda: waiting_api.asleep.taken == 2, timeout=5)
     response, elapsed = timed(lambda: agent_client.get(f"/api/v1/actions/{actions[2].pk}?wait=10"))
     assert response.status_code == 200
     assert response.json()["status"] == "pending"
@@ -420,6 +420,21 @@ def test_threaded_waits_are_bounded_per_process(agent_client, project, settings)
     assert waiting_api.threaded_slots.taken == 0
 
 
+@pytest.mark.django_db
+def test_no_threaded_waits_at_all_answers_at_once_and_starts_nothing(agent_client, project, settings):
+    """ACTION_WAIT_THREADED_MAX=0, as on sync production workers: a wait that reaches them is
+    answered at once, and no subscriber thread starts in that process."""
+    settings.ACTION_WAIT_THREADED_MAX = 0
+    action = pending_action(project)
+    response, elapsed = timed(lambda: agent_client.get(f"/api/v1/actions/{action.pk}?wait=30"))
+    assert response.status_code == 200
+    assert response.json()["status"] == "pending"
+    assert response["Retry-After"] == "1"
+    assert elapsed < 1.0
+    assert waiting.hub()._thread is None
+    assert waiting_api.threaded_slots.taken == 0
+
+
 @live
 def test_async_waits_are_bounded_per_process(agent_client, project, settings):
     settings.ACTION_WAIT_ASYNC_MAX = 1
@@ -430,7 +445,7 @@ def test_async_waits_are_bounded_per_process(agent_client, project, settings):
         daemon=True,
     )
     thread.start()
-    assert wait_for(lambda: waiting_api.async_slots.taken == 1, timeout=5)
+    assert wait_for(lambda: waiting_api.asleep.taken == 1, timeout=5)
     response = async_get(agent_client.raw_key, f"/api/v1/actions/{second.pk}?wait=10")
     assert response.json()["status"] == "pending"
     assert response["Retry-After"] == "1"

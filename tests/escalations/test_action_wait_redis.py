@@ -57,7 +57,7 @@ def test_waiters_poll_while_redis_is_down_and_hear_messages_again_once_it_is_bac
     hub = waiting.hub()
 
     thread = _wait_in_thread(agent_client.raw_key, first.pk, results)
-    assert wait_for(lambda: hub.listening and waiting_api.async_slots.taken == 1, timeout=10)
+    assert wait_for(lambda: hub.listening and waiting_api.asleep.taken == 1, timeout=10)
 
     own_redis.stop()
     assert wait_for(lambda: not hub.listening, timeout=10), "the subscriber did not notice Redis going away"
@@ -72,7 +72,7 @@ def test_waiters_poll_while_redis_is_down_and_hear_messages_again_once_it_is_bac
     # Reconnected with backoff (at most a few seconds after so short an outage).
     assert wait_for(lambda: hub.listening, timeout=15), "the subscriber did not come back"
     thread = _wait_in_thread(agent_client.raw_key, second.pk, results)
-    assert wait_for(lambda: waiting_api.async_slots.taken == 1, timeout=10)
+    assert wait_for(lambda: waiting_api.asleep.taken == 1, timeout=10)
     decide(second.pk, publish=False)
     published_at = time.monotonic()
     client = redis.Redis(port=own_redis.port)
@@ -91,7 +91,7 @@ def test_a_malformed_message_is_ignored(own_redis, agent_client, project):
     results: dict[int, tuple] = {}
     hub = waiting.hub()
     thread = _wait_in_thread(agent_client.raw_key, action.pk, results)
-    assert wait_for(lambda: hub.listening and waiting_api.async_slots.taken == 1, timeout=10)
+    assert wait_for(lambda: hub.listening and waiting_api.asleep.taken == 1, timeout=10)
     client = redis.Redis(port=own_redis.port)
     try:
         client.publish(waiting.channel(), "not an id")
