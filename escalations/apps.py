@@ -7,6 +7,10 @@ class EscalationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Celery's autodiscovery imports only `tasks` modules; the webhook tasks live apart
+        # and must be registered in every process (workers, beat's in-process stand-in).
+        from escalations import tasks_webhooks  # noqa: F401
+
         # reviewapp/asgi.py serves waits (GET /api/v1/actions/{id}?wait=N) with no thread held;
         # the core never imports this app, so it learns which requests those are from the hook.
         from escalations.apis import waiting

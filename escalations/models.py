@@ -247,6 +247,16 @@ class WebhookSecret(models.Model):
 
     class Meta:
         ordering = ["project_id", "-id"]
+        constraints = [
+            # One current secret per project (the one new deliveries are signed with first);
+            # older ones only wait out their grace. Two admins creating the first secret at
+            # once: the second insert fails here instead of leaving two "current" secrets.
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(expires_at__isnull=True, revoked_at__isnull=True),
+                name="webhook_secret_one_current",
+            ),
+        ]
 
 
 class DeliveryStatus(models.TextChoices):

@@ -23,6 +23,7 @@ from labeling import services as labeling_services
 from reviewapp import services
 from reviewapp.permissions import ANY_MEMBER, IsOrganizationMember
 from reviewapp.principal import AGENT, CAPABILITIES
+from tests.escalations.factories_decisions import make_ladder, make_pending_action
 from tests.factories import ConversationFactory, MembershipFactory, OrganizationFactory, ProjectFactory
 from tests.labeling.factories import make_queue
 
@@ -98,6 +99,8 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
     bystander = get_user_model().objects.create(username=f"{slug}-bystander")
     MembershipFactory(user=bystander, organization=organization, role="annotator")
     bystander_token = services.personal_token_create(user=bystander, organization=organization)
+    # Pending at a tier approvers (and admins) may decide: their claims and decisions get through.
+    action = make_pending_action(project, make_ladder(project))
     ids = {
         "key_id": spare.record.pk,
         "token_id": bystander_token.record.pk,
@@ -105,6 +108,7 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
         "schema_id": queue.schema_id,
         "queue_id": queue.pk,
         "item_id": queue.items.get().pk,
+        "action_id": action.pk,
     }
     clients = {AGENT: Client(HTTP_AUTHORIZATION=f"Bearer {key.raw}"), ANONYMOUS: Client()}
     if with_people:

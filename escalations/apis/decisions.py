@@ -1,0 +1,123 @@
+"""Deciding and claiming actions over the API: `POST /api/v1/actions/{id}/decision`,
+`POST`/`DELETE /api/v1/actions/{id}/claim`. Thin: parse, call the service, answer the action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from escalations import services
+from escalations.models import Action, DecidedBy
+from escalations.services.decisions import COMMENT_MAX
+from reviewapp.fields import BoundedDictField
+from reviewapp.permissions import principal_of
+from reviewapp.serializers import ERROR_RESPONSE
+
+
+class ActionDecisionOutputSerializer(serializers.Serializer):
+    """The action after the request (documentation of action_payload's fields used here)."""
+
+    id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    action = serializers.CharField()
+    args = serializers.JSONField()
+    status = serializers.CharField()
+    decided_by = serializers.CharField(allow_null=True, help_text="`policy`, `timeout`, or the deciding person.")
+    decided_at = serializers.DateTimeField(allow_null=True)
+    reason = serializers.CharField()
+    comment = serializers.CharField()
+    final_args = serializers.JSONField(allow_null=True)
+    args_digest = serializers.CharField()
+    tier = serializers.IntegerField(allow_null=True, help_text="The ladder tier, from 0, while pending.")
+    due_at = serializers.DateTimeField(allow_null=True)
+    claimed_by = serializers.CharField(allow_null=True)
+    claimed_at = serializers.DateTimeField(allow_null=True)
+
+
+def _decided_by(action: Action) -> str | None:
+    if action.decided_by == DecidedBy.PERSON:
+        return action.decided_by_user.get_username() if action.decided_by_user else None
+    return action.decided_by or None
+
+
+def action_payload(action: Action) -> dict[str, Any]:
+    """A minimal answer until escalations.serializers.action_payload is merged (then that)."""
+    when = serializers.DateTimeField().to_representation
+    return {
+        "id": action.pk,
+        "external_id": action.external_id,
+        "action": action.action,
+        "args": action.args,
+        "status": action.status,
+        "decided_by": _decided_by(action),
+        "decided_at": when(action.decided_at) if action.decided_at else None,
+        "reason": action.reason,
+        "comment": action.comment,
+        "final_args": action.final_args,
+        "args_digest": action.args_digest,
+        "tier": action.tier,
+        "due_at": when(action.due_at) if action.due_at else None,
+        "claimed_by": action.claimed_by.get_username() if action.claimed_by else None,
+        "claimed_at": when(action.claimed_at) if action.claimed_at else None,
+    }
+
+
+_ANSWERS = {200: ActionDecisionOutputSerializer, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE, 409: ERROR_RESPONSE}
+
+
+class ActionDecisionApi(APIView):
+    """Approve (optionally with edited args) or reject a pending action at its current tier.
+    403 when you may not decide at that tier; 409 when it is already decided (the message
+    names who decided and how) or you already voted. An approval short of the tier's
+    `approvals_required` answers the action still pending."""
+
+    required_capability = "actions.decide"
+
+    class InputSerializer(serializers.Serializer):
+        """Documentation of the body; the service checks it (after finding the action, so that
+        another organization's id is a 404 whatever the body)."""
+
+        decision = serializers.ChoiceField(choices=["approve", "reject"])
+        args = BoundedDictField(required=False, help_text="Approve only: the args to run instead (the diff is kept).")
+        comment = serializers.CharField(
+            required=False,
+            default="",
+            allow_blank=True,
+            max_length=COMMENT_MAX,
+            help_text="Required to reject: the agent gets it back.",
+        )
+
+    @extend_schema(request=InputSerializer, responses=_ANSWERS, tags=["actions"])
+    def post(self, request: Request, action_id: int) -> Response:
+        body = request.data if isinstance(request.data, dict) else {}
+        action = services.action_decide(
+            principal=principal_of(request),
+            action_id=action_id,
+            decision=body.get("decision"),
+            args=body.get("args"),
+            comment=body.get("comment", ""),
+        )
+        return Response(action_payload(action))
+
+
+class ActionClaimApi(APIView):
+    """Claim (acknowledge) a pending action so colleagues see it is taken, or give the claim
+    back. A claim is released when the tier times out; someone else's claim older than the
+    tier's timeout may be taken over. 409 names the holder of a live claim."""
+
+    required_capability = {"POST": "actions.decide", "DELETE": "actions.decide"}
+
+    @extend_schema(request=None, responses=_ANSWERS, tags=["actions"])
+    def post(self, request: Request, action_id: int) -> Response:
+        action = services.action_claim(principal=principal_of(request), action_id=action_id)
+        return Response(action_payload(action))
+
+    @extend_schema(request=None, responses=_ANSWERS, tags=["actions"])
+    def delete(self, request: Request, action_id: int) -> Response:
+        action = services.action_release(principal=principal_of(request), action_id=action_id)
+        return Response(action_payload(action))

@@ -1,0 +1,45 @@
+"""Row locks for escalations. Every function that locks must run inside transaction.atomic();
+the caller holds the lock until its transaction ends.
+
+Lock order: an action's row, then nothing else of it (votes, events and claims are written
+under the action's lock, never locked themselves), so deciders, claimers and the timeout sweep
+queue on one row and cannot deadlock. The sweep takes many actions at once, in (due_at, id)
+order, and skips the ones someone holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from escalations.models import Action, ActionStatus
+from reviewapp.models import Organization
+
+
+def action_lock(*, organization: Organization, action_id: int) -> Action | None:
+    """Lock one action of the organization (None when it is not the organization's: a 404),
+    with its ladder version loaded. A second decider waits here until the first commits, then
+    reads the row as the first left it.
+
+    Only the ladder is joined: it never changes. A row that was locked when this statement
+    started is re-read at its newest version once the lock is granted, but rows joined to it
+    are not (a LEFT JOIN to the decider stays as it was: none), so people are loaded after."""
+    return (
+        Action.objects.filter(organization=organization, pk=action_id)
+        .select_related("ladder")
+        .select_for_update(of=("self",))
+        .first()
+    )
+
+
+def due_actions_lock(*, now: dt.datetime, limit: int) -> list[Action]:
+    """Lock up to `limit` pending actions whose tier is due, oldest due first, skipping any that
+    another transaction holds (a decision in progress, another sweeper). Over the partial index
+    action_pending_due. PostgreSQL re-checks the WHERE clause on the newest version of each row
+    it locks, so an action decided while this statement ran is not taken; a row it skipped
+    stays due and the next sweep takes it."""
+    return list(
+        Action.objects.filter(status=ActionStatus.PENDING, due_at__lte=now)
+        .select_related("ladder")  # immutable: safe to join (see action_lock)
+        .order_by("due_at", "id")
+        .select_for_update(skip_locked=True, of=("self",))[:limit]
+    )
