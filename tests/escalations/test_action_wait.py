@@ -130,6 +130,40 @@ def test_every_waiter_on_the_action_is_woken(agent_client, project):
     assert all(status == "approved" and elapsed < 3 for status, elapsed in results.values())
 
 
+@live
+def test_an_approvers_decision_through_the_api_wakes_the_waiter(agent_client, api_client_for, project):
+    """The real decision path: an approver's POST .../decision (services.action_decide, which
+    calls notify.action_decided in its transaction) wakes an agent waiting under ASGI."""
+    from django.db import connection
+
+    from tests.escalations.factories_decisions import make_ladder, make_pending_action
+
+    action = make_pending_action(project, make_ladder(project))
+    approver = api_client_for("approver")
+    results: dict[str, object] = {}
+
+    def approve() -> None:
+        try:
+            assert wait_for(lambda: waiting_api.asleep.taken == 1, timeout=5)
+            results["decided_at"] = time.monotonic()
+            results["decision"] = approver.post(
+                f"/api/v1/actions/{action.pk}/decision", {"decision": "approve"}, format="json"
+            )
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=approve)
+    thread.start()
+    response = async_get(agent_client.raw_key, f"/api/v1/actions/{action.pk}?wait=10")
+    answered_at = time.monotonic()
+    thread.join()
+    assert results["decision"].status_code == 200, results["decision"].json()
+    body = response.json()
+    assert body["status"] == "approved"
+    assert body["decided_by"] == approver.user.username
+    assert answered_at - results["decided_at"] < 2.0
+
+
 # --- no decision ---------------------------------------------------------------------------------
 
 
