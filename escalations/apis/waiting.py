@@ -1,26 +1,26 @@
 """`GET /api/v1/actions/{id}?wait=N`: answer as soon as the action is decided, or after N
 seconds (1..60) with its pending state. `wait=0` answers at once.
 
-Served by an async view so that a waiting agent holds neither a database connection nor a
+Served asynchronously so that a waiting agent holds neither a database connection nor a
 thread (docs/architecture.md, "Waiting for a decision"):
 
-- `ActionWaitMiddleware` sits first in MIDDLEWARE and takes the requests that carry `wait`.
-  It must come first: under ASGI, a sync middleware outside an async view runs the view through
-  `async_to_sync` and holds its thread for the whole wait. It answers in the API's shape and
-  sets the headers the middleware it skips would have set (SecurityMiddleware's, the CSP, never
-  cached). Every other request passes through untouched; plain GETs go to the sync view.
-- Authentication, the role check and the reads are the sync DRF view `ActionWaitApi` run in
-  a small thread pool of this module (at most `ACTION_WAIT_DB_THREADS` at once per process,
-  which bounds the database connections waits use), each job closing its connection when done.
-  The same authenticators, permission class and exception handler as every API view, so 401,
-  403, 404 and 400 answer exactly as the plain GET does.
+- Under ASGI, `reviewapp/asgi.py` hands the requests `is_wait_request` matches to `serve`
+  (registered through `hooks.on_long_poll`), outside Django's middleware chain and its
+  per-request thread: a sync middleware around an async view runs it through `async_to_sync`
+  in a thread blocked for the whole wait. `serve` checks the host and sets the headers the
+  skipped middleware would have (SecurityMiddleware's, X-Frame-Options, the CSP, never cached,
+  Content-Length) and answers errors in the API's shape. Plain GETs go to the sync view.
+- Authentication, the role check, `wait` and the reads are the sync DRF view `ActionWaitApi`,
+  run in a small thread pool of this module (`ACTION_WAIT_DB_THREADS` per process, which bounds
+  the database connections waits use), each job closing its connection when done: the same
+  authenticators, permission class and exception handler as every API view, so 401, 403, 404
+  and 400 answer exactly as the plain GET does.
 - In between, the request awaits its `escalations.waiting` waiter, with no thread.
-- `reviewapp/asgi.py` runs these requests without Django's per-request thread (hooks
-  `on_long_poll`), which would otherwise sit idle beside every waiter.
 
-Under WSGI (the embedded `manage.py serve`, gthread) a wait cannot help holding its thread:
-at most `ACTION_WAIT_THREADED_MAX` (4) wait at once per process; beyond that the action is
-answered at once, pending, with `Retry-After: 1`.
+Under WSGI (the embedded `manage.py serve`, gthread; Django's test client) the first
+middleware, `ActionWaitMiddleware`, serves waits the same way through `async_to_sync`, and a
+wait cannot help holding its thread: at most `ACTION_WAIT_THREADED_MAX` (4) wait at once per
+process; beyond that the action is answered at once, pending, with `Retry-After: 1`.
 """
 
 from __future__ import annotations
