@@ -52,9 +52,10 @@ _POLL_CHUNK = 500
 def channel() -> str:
     """The pub/sub channel for this deployment. Channels are global to a Redis server (the
     database number does not separate them), so the number is part of the name: two
-    deployments on one Redis with different databases do not wake each other's waiters."""
+    deployments on one Redis with different databases do not wake each other's waiters. The
+    key prefix is `reviewapp` but for parallel test processes, which get one each."""
     path = urlsplit(settings.REDIS_URL).path.strip("/")
-    return f"reviewapp:actions:decided:{path or '0'}"
+    return f"{settings.CACHE_KEY_PREFIX}:actions:decided:{path or '0'}"
 
 
 def _redis_client(**options: object):  # -> redis.Redis
