@@ -5,7 +5,8 @@
 One run: migrate, provision a tenant with a project key and a policy whose first rule carries a
 velocity condition (the sum of refunds to the same end user over a day: one indexed query per
 request) and whose second auto-approves small confident refunds, start the documented production
-server (gunicorn, `--workers 4`, `--max-requests 2000`) on a free loopback port with
+server (sync gunicorn workers, `--workers 4 --max-requests 2000`; `--server asgi` for gunicorn's
+ASGI worker, the one process type docs/architecture.md allows) on a free loopback port with
 `bench.settings_actions` (the app plus `/bench/bare`, a JSON view that touches nothing), then:
 
 1. Saturation, the ceiling: `--clients` processes post to `/bench/bare` back to back for
@@ -120,7 +121,9 @@ def start_gunicorn(port: int, workers: int, server: str) -> subprocess.Popen:
     cmd = [str(VENV_BIN / "gunicorn"), app, "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
     cmd += ["--max-requests", "2000", "--max-requests-jitter", "200", "--timeout", "60", "--log-level", "warning"]
     if server == "asgi":
-        cmd += ["--worker-class", "uvicorn.workers.UvicornWorker"]
+        cmd += ["--worker-class", "asgi"]
+    else:
+        env["ACTION_WAIT_THREADED_MAX"] = "0"
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -255,7 +258,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300, help="requests/s of the fixed-rate phase")
     parser.add_argument("--clients", type=int, default=8, help="client processes")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (the documented 4)")
-    parser.add_argument("--server", default="wsgi", choices=["wsgi", "asgi"], help="sync workers or uvicorn ones")
+    parser.add_argument("--server", default="wsgi", choices=["wsgi", "asgi"], help="sync workers or ASGI ones")
     parser.add_argument("--keep-data", action="store_true")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
