@@ -205,9 +205,11 @@ def envelope_compute(
 def suggested_rule(action: str, threshold: Threshold, *, target: float) -> dict[str, Any]:
     """The rule an admin may add (first in the policy) to auto-approve inside the envelope.
     Only shown: nothing applies it."""
+    # The rule's `action` is a glob: the name is matched literally, whatever it holds.
+    literal = "".join(f"[{ch}]" if ch in "*?[" else ch for ch in action)
     return {
         "name": f"auto-approve {action}"[:100],
-        "if": {"action": action, "confidence_at_least": threshold.confidence_at_least},
+        "if": {"action": literal, "confidence_at_least": threshold.confidence_at_least},
         "then": "approve",
         "reason": (
             f"Inside the confidence envelope: approvers approved {threshold.approved} of {threshold.n} "

@@ -119,3 +119,17 @@ def test_the_suggested_rule_is_a_valid_policy_rule():
 def test_lengths_must_match():
     with pytest.raises(ValueError):
         envelopes.envelope_compute("refund", [0.5], [])
+
+
+def test_the_suggested_rule_matches_the_action_name_literally():
+    threshold = envelopes.envelope_compute("a*", [0.95] * 400, [True] * 400).threshold
+    rule = envelopes.suggested_rule("refund[1]*?", threshold, target=0.99)
+    policy = policies.policy_validate({"rules": [rule]})
+    facts = policies.ActionFacts(
+        action="refund[1]*?", args={}, confidence=0.99, risk_tags=(), agent_version="", end_user_id=""
+    )
+    assert policies.policy_evaluate(policy, facts, lambda w, f: 0).outcome == "approve"
+    other = policies.ActionFacts(
+        action="refund1xy", args={}, confidence=0.99, risk_tags=(), agent_version="", end_user_id=""
+    )
+    assert policies.policy_evaluate(policy, other, lambda w, f: 0).outcome == "escalate"
