@@ -67,4 +67,5 @@ urlpatterns = [
     path("settings/tokens/", views.personal_token_list, name="personal-token-list"),
     path("settings/tokens/<id:token_id>/revoke", views.personal_token_revoke, name="personal-token-revoke"),
     path("labeling/", include("labeling.urls")),
+    path("escalations/", include("escalations.urls")),
 ]

@@ -1,0 +1,1 @@
+"""Browser pages for escalations, one module per capability."""
