@@ -5,13 +5,20 @@ Lock order: an action's row, then nothing else of it (votes, events and claims a
 under the action's lock, never locked themselves), so deciders, claimers and the timeout sweep
 queue on one row and cannot deadlock. The sweep takes many actions at once, in (due_at, id)
 order, and skips the ones someone holds.
+
+An action request takes advisory locks, not row locks: one per velocity window dimension it is
+counted in (velocity_keys_lock), in key order, before it inserts its row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from django.db import connection
+
+from escalations import sql
 from escalations.models import Action, ActionStatus
+from reviewapp import rawsql
 from reviewapp.models import Organization
 
 
@@ -43,3 +50,13 @@ def due_actions_lock(*, now: dt.datetime, limit: int) -> list[Action]:
         .order_by("due_at", "id")
         .select_for_update(skip_locked=True, of=("self",))[:limit]
     )
+
+
+def velocity_keys_lock(*, project_id: int, by_values: dict[str, str]) -> None:
+    """Take, until the transaction ends, the advisory locks of the velocity windows an action
+    is about to be counted in (one per dimension: its end user, its agent version, the
+    project), in key order. PostgreSQL only: SQLite transactions start with BEGIN IMMEDIATE,
+    so writers already take turns there."""
+    if connection.vendor != "postgresql" or not by_values:
+        return
+    rawsql.execute(sql.VELOCITY_LOCK_SQL, [sql.velocity_lock_keys(project_id=project_id, by_values=by_values)])

@@ -180,6 +180,13 @@ class Action(models.Model):
             models.Index(fields=["project", "agent_version", "created_at"], name="action_velocity_version"),
             models.Index(fields=["project", "created_at"], name="action_project_created"),
             models.Index(fields=["project", "conversation_external_id"], name="action_conversation_ext"),
+            # Actions still waiting for their conversation: every ingest batch asks whether its
+            # project has any (services.actions_link_conversations), one probe of this index.
+            models.Index(
+                fields=["project", "conversation_external_id"],
+                name="action_conversation_unlinked",
+                condition=Q(conversation__isnull=True) & ~Q(conversation_external_id=""),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -247,6 +254,16 @@ class WebhookSecret(models.Model):
 
     class Meta:
         ordering = ["project_id", "-id"]
+        constraints = [
+            # One current secret per project (the one new deliveries are signed with first);
+            # older ones only wait out their grace. Two admins creating the first secret at
+            # once: the second insert fails here instead of leaving two "current" secrets.
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(expires_at__isnull=True, revoked_at__isnull=True),
+                name="webhook_secret_one_current",
+            ),
+        ]
 
 
 class DeliveryStatus(models.TextChoices):

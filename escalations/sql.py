@@ -1,12 +1,22 @@
-"""Hand-written SQL fragments for escalations, built from the models' own table and column
-names (never input), one spelling per database where Django has none for both."""
+"""Hand-written SQL of escalations, built from the models' own table and column names (never
+input), one spelling per database where Django has none for both, and the pure helpers that
+turn policy globs and args paths into it. A PostgreSQL test runs every statement here against
+the migrated schema (tests/escalations/test_sql.py).
+
+Velocity windows (selectors.velocity_total) filter on action names by a policy glob and sum a
+numeric args path. A glob becomes a regular expression in the dialect Python's `re` (SQLite's
+REGEXP, which Django provides) and PostgreSQL's advanced regular expressions share: anchored,
+`*` as `.*`, `?` as `.`, `[...]` classes kept (`[!...]` negated), every other punctuation
+character escaped with a backslash, which both read as that character, inside classes too.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db import connection
-from django.db.models import BooleanField, QuerySet
+from django.db.models import BooleanField, Count, DecimalField, QuerySet
 from django.db.models.expressions import RawSQL
 
 from escalations.models import Action, LadderVersion
@@ -25,12 +35,124 @@ def risk_tag_present(tag: str) -> RawSQL:
     return RawSQL(sql, [tag], output_field=BooleanField())  # noqa: S611 - the tag is a bound parameter
 
 
-def groups_with_ladder_tiers(grouped: QuerySet[Action]) -> list[tuple[int, int, int, Any]]:
-    """The rows of `grouped` (actions `.values("ladder_id", "tier").annotate(n=Count(...))`)
-    as (ladder_id, tier, n, tiers), `tiers` being that ladder version's stored tiers (JSON
-    text or decoded, by backend). One statement; the ladder table is read once per group. The
-    ORM's spelling (a subquery in the grouped select list) is grouped by, and so run, once per
-    action."""
+_GLOB_CHARS = frozenset("*?[")
+
+
+def _escape(char: str) -> str:
+    return "\\" + char if char.isascii() and not char.isalnum() else char
+
+
+def _bracket(content: str) -> str | None:
+    """A glob class body (without `[`, `]` and a leading `!`) as regex class items, or None
+    when it admits no character (only reversed ranges, which fnmatch drops)."""
+    items: list[str] = []
+    i = 0
+    while i < len(content):
+        if i + 2 < len(content) and content[i + 1] == "-":
+            low, high = content[i], content[i + 2]
+            if low <= high:
+                items.append(f"{_escape(low)}-{_escape(high)}")
+            i += 3
+        else:
+            items.append(_escape(content[i]))
+            i += 1
+    return "".join(items) or None
+
+
+# A pattern no action name matches: names never hold a space (action_input.ACTION_PATTERN).
+NEVER = "^ $"
+
+
+def glob_regex(glob: str) -> str | None:
+    """The regular expression for a policy glob (fnmatchcase semantics), or None when the glob
+    has no wildcard (compare with `=` then). A class admitting nothing gives NEVER."""
+    if not _GLOB_CHARS.intersection(glob):
+        return None
+    out = ["^"]
+    i, n = 0, len(glob)
+    while i < n:
+        char = glob[i]
+        i += 1
+        if char == "*":
+            if out[-1] != ".*":
+                out.append(".*")
+        elif char == "?":
+            out.append(".")
+        elif char == "[":
+            j = i
+            if j < n and glob[j] == "!":
+                j += 1
+            if j < n and glob[j] == "]":
+                j += 1
+            while j < n and glob[j] != "]":
+                j += 1
+            if j >= n:  # no closing bracket: a literal "["
+                out.append(_escape("["))
+                continue
+            content, i = glob[i:j], j + 1
+            negate = content.startswith("!")
+            body = _bracket(content[1:] if negate else content)
+            if body is None:
+                if negate:
+                    out.append(".")  # "not one of nothing": any one character
+                    continue
+                return NEVER
+            out.append(f"[{'^' if negate else ''}{body}]")
+        else:
+            out.append(_escape(char))
+    out.append("$")
+    return "".join(out)
+
+
+# PostgreSQL reads a path element as a list index when it parses as an integer, signs and
+# spaces included ("-1" is the last element); the policy's arg_lookup only takes plain digits.
+_PG_INTEGERISH = re.compile(r"\s*[+-]?\d+\s*")
+_PLAIN_INDEX = re.compile(r"0|[1-9][0-9]{0,8}")
+
+
+def jsonb_path_exact(path: str) -> bool:
+    """Whether `args #> path` on PostgreSQL finds exactly what policies.arg_lookup finds: every
+    segment is a plain index or not integer-like at all."""
+    return all(not _PG_INTEGERISH.fullmatch(s) or _PLAIN_INDEX.fullmatch(s) for s in path.split("."))
+
+
+def arg_number_pg(path: str) -> RawSQL:
+    """The number at `path` in an action's args, or NULL (missing, text, true/false, a list...).
+    Numeric, not float8: args may hold integers beyond 64 bits (JSON decoding keeps them exact),
+    and a cast that overflows would abort the transaction."""
+    column = f"{connection.ops.quote_name(Action._meta.db_table)}.{connection.ops.quote_name('args')}"
+    segments = path.split(".")
+    # Only the model's own table and column names are interpolated; the path is a parameter.
+    return RawSQL(  # noqa: S611
+        f"CASE WHEN jsonb_typeof({column} #> %s::text[]) = 'number' THEN ({column} #>> %s::text[])::numeric END",
+        [segments, segments],
+        output_field=DecimalField(),
+    )
+
+
+# Velocity evaluations of one end user (or agent version, or project) take turns, so two
+# refunds sent at once cannot both count the window without the other: the second waits for
+# the first to commit and then counts it. Keys are sorted by the caller: no deadlock.
+VELOCITY_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) AS k"
+
+
+def velocity_lock_keys(*, project_id: int, by_values: dict[str, str]) -> list[str]:
+    """The advisory lock keys, sorted, for the window dimensions a policy uses."""
+    return sorted(f"escalations.velocity:{project_id}:{by}:{value}" for by, value in by_values.items())
+
+
+def statements() -> list[tuple[str, Any]]:
+    """(SQL, sample parameters) of every statement here, for the test that runs them."""
+    pending_groups = (
+        Action.objects.filter(organization_id=1, status="pending")
+        .order_by()
+        .values("ladder_id", "tier")
+        .annotate(n=Count("pk"))
+    )
+    return [(VELOCITY_LOCK_SQL, [["escalations.velocity:1:project:"]]), _groups_statement(pending_groups)]
+
+
+def _groups_statement(grouped: QuerySet[Action]) -> tuple[str, Any]:
     inner, params = grouped.values_list("ladder_id", "tier", "n").query.sql_with_params()
     qn = connection.ops.quote_name
     ladder = LadderVersion._meta
@@ -38,6 +160,16 @@ def groups_with_ladder_tiers(grouped: QuerySet[Action]) -> list[tuple[int, int, 
         f"SELECT g.ladder_id, g.tier, g.n, l.{qn(ladder.get_field('tiers').column)} "  # noqa: S608 - model names only
         f"FROM ({inner}) g JOIN {qn(ladder.db_table)} l ON l.{qn(ladder.pk.column)} = g.ladder_id"
     )
+    return statement, params
+
+
+def groups_with_ladder_tiers(grouped: QuerySet[Action]) -> list[tuple[int, int, int, Any]]:
+    """The rows of `grouped` (actions `.values("ladder_id", "tier").annotate(n=Count(...))`)
+    as (ladder_id, tier, n, tiers), `tiers` being that ladder version's stored tiers (JSON
+    text or decoded, by backend). One statement; the ladder table is read once per group. The
+    ORM's spelling (a subquery in the grouped select list) is grouped by, and so run, once per
+    action."""
+    statement, params = _groups_statement(grouped)
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         return list(cursor.fetchall())

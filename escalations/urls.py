@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from escalations.views import approvals
+from escalations.views import approvals, webhooks
 from reviewapp import converters  # noqa: F401 - registers the <id:> path converter
 
 app_name = "escalations"
@@ -12,4 +12,5 @@ urlpatterns = [
     path("actions/<id:action_id>/", approvals.action_detail, name="action-detail"),
     path("actions/<id:action_id>/decide", approvals.action_decide, name="action-decide"),
     path("actions/<id:action_id>/claim", approvals.action_claim, name="action-claim"),
+    path("settings/webhooks/", webhooks.webhook_settings, name="webhook-settings"),
 ]

@@ -1,18 +1,20 @@
-"""Row locks for labeling, and the claim path's hand-written statements. Every function that
+"""Row locks for labeling, and the claim path, which locks as it leases. Every function that
 locks must run inside transaction.atomic(); the caller holds the lock until its transaction
-ends. Lock order everywhere: the item first, then its assignments."""
+ends. Lock order everywhere: the item first, then its assignments. The hand-written
+statements these run are in labeling/sql.py."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from django.db import connection
-from django.db.models import Exists, F, OuterRef
+from django.db.models import BooleanField, Exists, OuterRef
+from django.db.models.expressions import RawSQL
 
+from labeling import sql
 from labeling.models import (
     Assignment,
     AssignmentStatus,
-    ItemStatus,
     Label,
     Queue,
     QueueItem,
@@ -22,15 +24,12 @@ from labeling.models import (
 from reviewapp import rawsql
 from reviewapp.models import Conversation, Project
 
-_RELOCK_SQL = f"SELECT {rawsql.columns(QueueItem, 'i')} FROM labeling_queueitem i WHERE i.id = %s"  # noqa: S608
-
 
 def item_relock(item: QueueItem) -> QueueItem:
     """Lock an item the caller already loaded and reload its columns in place (another request
     may have changed its counters meanwhile), keeping the queue, rubric and conversation loaded
     with it. One hand-written statement: every label and skip takes this lock."""
-    sql = _RELOCK_SQL + (" FOR UPDATE" if connection.features.has_select_for_update else "")
-    row = rawsql.fetchone(sql, [item.pk])
+    row = rawsql.fetchone(sql.ITEM_RELOCK, [item.pk])
     if row is None:
         raise QueueItem.DoesNotExist(f"Item {item.pk} is gone.")
     fresh = rawsql.instance(QueueItem, row)
@@ -39,24 +38,20 @@ def item_relock(item: QueueItem) -> QueueItem:
     return item
 
 
-_ASSIGNMENT_LABEL_SQL = f"""
-SELECT {rawsql.columns(Assignment, "a")}, {rawsql.columns(Label, "l")}
-FROM labeling_assignment a
-LEFT JOIN labeling_label l ON l.item_id = a.item_id AND l.user_id = a.user_id
-WHERE a.item_id = %s AND a.user_id = %s
-"""  # noqa: S608 - only the models' own column names are interpolated
-
-
 def assignment_and_label_lock(*, item_id: int, user_id: int) -> tuple[Assignment | None, Label | None]:
     """This person's assignment on the item (locked) and their label on it, if any, in one
     statement. Call it holding the item's lock. A label is only ever made under an
     assignment, so a person with no assignment has no label either."""
-    sql = _ASSIGNMENT_LABEL_SQL + (" FOR UPDATE OF a" if connection.features.has_select_for_update_of else "")
-    row = rawsql.fetchone(sql, [item_id, user_id])
+    row = rawsql.fetchone(sql.ASSIGNMENT_AND_LABEL, [item_id, user_id])
     if row is None:
         return None, None
     assignment, label = rawsql.instances(row, Assignment, Label)
     return assignment, label
+
+
+# The claimable-item predicate of labeling/sql.py, over the ORM query's own table name (the base
+# table's alias), so the ORM claim and the claim statement cannot disagree on what is claimable.
+_CLAIMABLE = RawSQL(sql.claimable(str(rawsql.Table(QueueItem))), (), output_field=BooleanField())  # noqa: S611
 
 
 def claimable_item_lock(
@@ -66,33 +61,12 @@ def claimable_item_lock(
     them before (or, with `skipped_by_user`, only items they skipped earlier). One indexed
     statement; SKIP LOCKED lets concurrent claimers pass each other instead of queueing."""
     mine = Assignment.objects.filter(item=OuterRef("pk"), user_id=user_id)
-    qs = QueueItem.objects.filter(
-        queue=queue, status=ItemStatus.OPEN, is_gold=gold, labels_needed__gt=F("labels_done") + F("leased_count")
-    )
+    qs = QueueItem.objects.filter(_CLAIMABLE, queue=queue, is_gold=gold)
     if skipped_by_user:
         qs = qs.filter(Exists(mine.filter(status=AssignmentStatus.SKIPPED)))
     else:
         qs = qs.filter(~Exists(mine))
     return qs.order_by("-priority", "id").select_for_update(skip_locked=True, of=("self",)).first()
-
-
-_PRECHECK_SQL = """
-SELECT (SELECT a.id FROM labeling_assignment a
-        WHERE a.queue_id = %(queue)s AND a.user_id = %(user)s AND a.status = 'active'
-          AND a.lease_expires_at > %(now)s AND a.item_id <> %(exclude)s
-        ORDER BY a.leased_at, a.id LIMIT 1),
-       EXISTS (SELECT 1 FROM labeling_assignment e
-               WHERE e.queue_id = %(queue)s AND e.status = 'active' AND e.lease_expires_at <= %(now)s)
-"""
-# One person's claims in one queue take turns on this advisory lock (a hash of the pair: two
-# pairs sharing a hash merely take turns too). Without it, the held-lease check and the lease
-# are two statements, and one person claiming 20 times at once got up to four leases.
-_CLAIM_LOCK_KEY = "hashtextextended('labeling.item_claim:' || %(queue)s::text || ':' || %(user)s::text, 0)"
-_PRECHECK_LOCKED_SQL = {
-    scope: _PRECHECK_SQL + f"FROM {fn}({_CLAIM_LOCK_KEY})"
-    for scope, fn in (("session", "pg_advisory_lock"), ("transaction", "pg_advisory_xact_lock"))
-}
-_CLAIM_UNLOCK_SQL = f"SELECT pg_advisory_unlock({_CLAIM_LOCK_KEY})"
 
 
 def claim_precheck(
@@ -113,58 +87,13 @@ def claim_precheck(
         "now": connection.ops.adapt_datetimefield_value(now),
         "exclude": exclude_item_id or 0,
     }
-    held, expired = rawsql.fetchone(_PRECHECK_LOCKED_SQL[lock] if lock else _PRECHECK_SQL, params)
+    held, expired = rawsql.fetchone(sql.CLAIM_PRECHECK_LOCKED[lock] if lock else sql.CLAIM_PRECHECK, params)
     return held, bool(expired)
 
 
 def claim_unlock(*, queue_id: int, user_id: int) -> None:
     """Give back the session claim lock claim_precheck took. Call it after the lease committed."""
-    rawsql.fetchone(_CLAIM_UNLOCK_SQL, {"queue": queue_id, "user": user_id})
-
-
-# The claim as one statement on PostgreSQL: pick the next item this person may take (the same
-# conditions as claimable_item_lock, walking the partial index queue_item_claim), take a slot
-# on it and record the lease. One round trip instead of three ORM queries: the claim path is
-# the hottest in labeling and Django's query compilation cost more than PostgreSQL's work.
-_LEASE_NEXT_SQL = f"""
-WITH pick AS (
-    SELECT i.id FROM labeling_queueitem i {{relax}}
-    WHERE i.queue_id = %(queue)s AND i.status = 'open' AND i.is_gold = %(gold)s
-      AND i.labels_needed > i.labels_done + i.leased_count
-      AND NOT EXISTS (SELECT 1 FROM labeling_assignment a WHERE a.item_id = i.id AND a.user_id = %(user)s)
-      AND NOT EXISTS (SELECT 1 FROM labeling_assignment held
-                      WHERE held.queue_id = %(queue)s AND held.user_id = %(user)s AND held.status = 'active'
-                        AND held.lease_expires_at > %(now)s AND held.item_id <> %(exclude)s)
-    ORDER BY i.priority DESC, i.id
-    LIMIT 1
-    FOR UPDATE OF i SKIP LOCKED
-), taken AS (
-    UPDATE labeling_queueitem q SET leased_count = q.leased_count + 1
-    FROM pick WHERE q.id = pick.id
-    RETURNING {rawsql.columns(QueueItem, "q")}
-), lease AS (
-    INSERT INTO labeling_assignment (organization_id, queue_id, item_id, user_id, status, leased_at,
-        lease_expires_at, finished_at, draft_answers, skip_reason)
-    SELECT taken.organization_id, taken.queue_id, taken.id, %(user)s, 'active', %(now)s, %(until)s, NULL,
-        '{{}}'::jsonb, ''
-    FROM taken
-    RETURNING id, item_id
-)
-SELECT lease.id, taken.*, {rawsql.columns(Conversation, "c")}, {rawsql.columns(Project, "p")}
-FROM lease
-JOIN taken ON taken.id = lease.item_id
-JOIN reviewapp_conversation c ON c.id = taken.conversation_id
-JOIN reviewapp_project p ON p.id = c.project_id
-"""  # noqa: S608 - the only interpolation is the models' own column names
-# A lease is soft state: should the server crash before its commit reaches disk, the claim is
-# simply undone (the item back in the pool, the person's label answered 409 "claim it first").
-# So a claim made outside any caller's transaction commits asynchronously: it does not wait
-# for the WAL flush, which on a busy disk took hundreds of milliseconds. set_config(..., true)
-# lasts until the end of this statement's own transaction; labels stay fully durable.
-_LEASE_RELAXED_SQL = _LEASE_NEXT_SQL.replace(
-    "{relax}", ", (SELECT set_config('synchronous_commit', 'off', true)) AS relax"
-)
-_LEASE_NEXT_SQL = _LEASE_NEXT_SQL.replace("{relax}", "")
+    rawsql.fetchone(sql.CLAIM_UNLOCK, {"queue": queue_id, "user": user_id})
 
 
 def item_lease_next(
@@ -187,7 +116,7 @@ def item_lease_next(
         "exclude": exclude_item_id or 0,
     }
     # Inside a caller's transaction the setting would outlive this statement: keep it durable.
-    row = rawsql.fetchone(_LEASE_NEXT_SQL if connection.in_atomic_block else _LEASE_RELAXED_SQL, params)
+    row = rawsql.fetchone(sql.LEASE_NEXT if connection.in_atomic_block else sql.LEASE_NEXT_RELAXED, params)
     if row is None:
         return None
     item, conversation, project = rawsql.instances(row[1:], QueueItem, Conversation, Project)
@@ -209,21 +138,11 @@ def item_lease_next(
     return assignment
 
 
-_CLAIMABLE_EXISTS_SQL = """
-SELECT EXISTS (
-    SELECT 1 FROM labeling_queueitem i
-    WHERE i.queue_id = %(queue)s AND i.status = 'open' AND NOT i.is_gold
-      AND i.labels_needed > i.labels_done + i.leased_count
-      AND NOT EXISTS (SELECT 1 FROM labeling_assignment a WHERE a.item_id = i.id AND a.user_id = %(user)s)
-)
-"""
-
-
 def claimable_item_exists(*, queue_id: int, user_id: int) -> bool:
     """Whether the queue holds an item this person could take, locked or not (no lock taken).
     Asked only after a SKIP LOCKED claim came back empty, to tell "nothing left" from "all
     of it locked this instant"."""
-    return bool(rawsql.fetchone(_CLAIMABLE_EXISTS_SQL, {"queue": queue_id, "user": user_id})[0])
+    return bool(rawsql.fetchone(sql.CLAIMABLE_EXISTS, {"queue": queue_id, "user": user_id})[0])
 
 
 def expired_leases_lock(*, item_ids: list[int], now: dt.datetime) -> list[tuple[int, int]]:

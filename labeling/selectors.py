@@ -17,7 +17,7 @@ from django.db.models import Count, F, Func, Max, Min, Q, QuerySet, TextField, V
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from labeling import rubric
+from labeling import rubric, sql
 from labeling.models import (
     AgreementSnapshot,
     Assignment,
@@ -109,7 +109,7 @@ def queue_get_for_worker(*, organization: Organization, queue_id: int, user: Abs
     # and the caller, is named on it. The ORM equivalent cost ~2 ms to compile.
     if not validation.is_id(queue_id):  # raw SQL ahead: an id beyond 64 bits is simply missing
         raise NotFound("Queue not found.")
-    row = rawsql.fetchone(_WORKER_QUEUE_SQL, {"org": organization.pk, "queue": queue_id, "user": user.pk})
+    row = rawsql.fetchone(sql.WORKER_QUEUE, {"org": organization.pk, "queue": queue_id, "user": user.pk})
     if row is None:
         raise NotFound("Queue not found.")
     queue, project, schema, version = rawsql.instances(row[2:], Queue, Project, LabelSchema, LabelSchemaVersion)
@@ -126,19 +126,6 @@ def _worker_queue_assemble(row: tuple, queue: Queue, schema: LabelSchema, versio
     queue.schema = schema
     queue.names_anyone, queue.names_caller = bool(row[0]), bool(row[1])
     return queue
-
-
-_WORKER_QUEUE_SQL = f"""
-SELECT EXISTS (SELECT 1 FROM labeling_queue_assignees n WHERE n.queue_id = q.id),
-       EXISTS (SELECT 1 FROM labeling_queue_assignees n WHERE n.queue_id = q.id AND n.user_id = %(user)s),
-       {rawsql.columns(Queue, "q")}, {rawsql.columns(Project, "p")}, {rawsql.columns(LabelSchema, "s")},
-       {rawsql.columns(LabelSchemaVersion, "v")}
-FROM labeling_queue q
-JOIN reviewapp_project p ON p.id = q.project_id
-JOIN labeling_labelschema s ON s.id = q.schema_id
-LEFT JOIN labeling_labelschemaversion v ON v.id = s.latest_version_id
-WHERE q.id = %(queue)s AND q.organization_id = %(org)s
-"""  # noqa: S608 - only the models' own column names are interpolated
 
 
 # A count walks every item of the queue (about 200 ms at a million); the queue list asks for
@@ -248,7 +235,7 @@ def item_with_conversation(*, item: QueueItem, queue: Queue) -> QueueItem:
     item.queue = queue
     if QueueItem.conversation.is_cached(item):  # the PostgreSQL claim statement brings it
         return item
-    row = rawsql.fetchone(_CONVERSATION_SQL, {"id": item.conversation_id, "org": item.organization_id})
+    row = rawsql.fetchone(sql.ITEM_CONVERSATION, {"id": item.conversation_id, "org": item.organization_id})
     if row is None:
         raise NotFound("Item not found.")
     conversation, project = rawsql.instances(row, Conversation, Project)
@@ -257,19 +244,12 @@ def item_with_conversation(*, item: QueueItem, queue: Queue) -> QueueItem:
     return item
 
 
-_CONVERSATION_SQL = f"""
-SELECT {rawsql.columns(Conversation, "c")}, {rawsql.columns(Project, "p")}
-FROM reviewapp_conversation c JOIN reviewapp_project p ON p.id = c.project_id
-WHERE c.id = %(id)s AND c.organization_id = %(org)s
-"""  # noqa: S608 - only the models' own column names are interpolated
-
-
 def item_get_for_worker(*, organization: Organization, item_id: int, user: AbstractBaseUser, role: str) -> QueueItem:
     """item_get for someone working the item's queue, plus the access check, in one
     hand-written query: every label, skip and draft calls it."""
     if not validation.is_id(item_id):  # raw SQL ahead: an id beyond 64 bits is simply missing
         raise NotFound("Item not found.")
-    row = rawsql.fetchone(_WORKER_ITEM_SQL, {"org": organization.pk, "item": item_id, "user": user.pk})
+    row = rawsql.fetchone(sql.WORKER_ITEM, {"org": organization.pk, "item": item_id, "user": user.pk})
     if row is None:
         raise NotFound("Item not found.")
     item, queue, schema, version, conversation, project = rawsql.instances(
@@ -280,21 +260,6 @@ def item_get_for_worker(*, organization: Organization, item_id: int, user: Abstr
     if not queue_can_work(queue=queue, user=user, role=role):
         raise NotFound("Item not found.")
     return item
-
-
-_WORKER_ITEM_SQL = f"""
-SELECT EXISTS (SELECT 1 FROM labeling_queue_assignees n WHERE n.queue_id = q.id),
-       EXISTS (SELECT 1 FROM labeling_queue_assignees n WHERE n.queue_id = q.id AND n.user_id = %(user)s),
-       {rawsql.columns(QueueItem, "i")}, {rawsql.columns(Queue, "q")}, {rawsql.columns(LabelSchema, "s")},
-       {rawsql.columns(LabelSchemaVersion, "v")}, {rawsql.columns(Conversation, "c")}, {rawsql.columns(Project, "p")}
-FROM labeling_queueitem i
-JOIN labeling_queue q ON q.id = i.queue_id
-JOIN labeling_labelschema s ON s.id = q.schema_id
-LEFT JOIN labeling_labelschemaversion v ON v.id = s.latest_version_id
-JOIN reviewapp_conversation c ON c.id = i.conversation_id
-JOIN reviewapp_project p ON p.id = c.project_id
-WHERE i.id = %(item)s AND i.organization_id = %(org)s
-"""  # noqa: S608 - only the models' own column names are interpolated
 
 
 def lease_held(*, queue: Queue, user: AbstractBaseUser) -> Assignment | None:

@@ -1,24 +1,30 @@
-"""Hand-written SQL for the few hot paths (authentication on every API request, the claim, the
-label) where compiling an ORM query cost more than PostgreSQL spends answering it. Everything
-else uses the ORM.
+"""Running hand-written SQL for the few hot paths (authentication on every API request, the
+claim, the label) where compiling an ORM query cost more than PostgreSQL spends answering it.
+Everything else uses the ORM. The statements themselves live in each app's `sql.py`.
 
-`fetchone`/`fetchall` run a statement. On PostgreSQL they use a server-side prepared
+`fetchone`/`fetchall`/`execute` run a statement. On PostgreSQL they use a server-side prepared
 statement: each connection (kept CONN_MAX_AGE seconds) parses and plans a statement once, and
 afterwards only executes it; planning the claim's joins took longer than running them.
-Elsewhere they run through Django's cursor.
+Elsewhere they run through Django's cursor. Either way the statement goes through Django's
+cursor wrapper, so `connection.execute_wrappers` (APM, debug tools), query logging and counting,
+the broken-transaction check and Django's exception classes all apply.
 
 `insert`/`update` write rows with each field's own value preparation (`get_db_prep_save`), for
 the label's writes; an integer its column cannot hold is refused (a 400 naming the field), on
 every backend, as the ORM's own bounds would.
 
+Building statements (in `sql.py`) from the models rather than literals, so a renamed table,
+column or choice is a changed statement, never a stale one: `Table(Model)` is the model's
+quoted table (`str(T)`) and columns (`T.queue` is the column of the field `queue`, `queue_id`);
 `columns(Model, "t")` lists a model's concrete columns under a table alias, in field order;
-`instance(Model, values)` builds the instance from that slice of a row, running each value
-through the field's database converters (JSON columns arrive as text, as the ORM expects).
+`literal(Choice.VALUE)` is a choice value as an SQL string literal (kept literal, not a
+parameter, so a prepared statement's generic plan still matches a partial index on it).
+`instance(Model, values)` builds the instance from a row's slice, running each value through
+the field's database converters (JSON columns arrive as text, as the ORM expects).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -34,6 +40,33 @@ M = TypeVar("M", bound=Model)
 def columns(model: type[Model], alias: str) -> str:
     qn = connection.ops.quote_name
     return ", ".join(f"{alias}.{qn(f.column)}" for f in model._meta.concrete_fields)
+
+
+class Table:
+    """A model's table and columns, quoted, for building a statement: `f"FROM {T} t WHERE
+    t.{T.queue} = %s"`. An unknown field name raises (FieldDoesNotExist) when the statement is
+    built, at import."""
+
+    __slots__ = ("_model",)
+
+    def __init__(self, model: type[Model]) -> None:
+        self._model = model
+
+    def __str__(self) -> str:
+        return connection.ops.quote_name(self._model._meta.db_table)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __getattr__(self, name: str) -> str:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return connection.ops.quote_name(self._model._meta.get_field(name).column)
+
+
+def literal(value: str) -> str:
+    """A choice value (a model's TextChoices member) as an SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def width(model: type[Model]) -> int:
@@ -97,6 +130,18 @@ def _out_of_range(params: Any) -> bool:
     return False
 
 
+class _PreparingCursor(psycopg.Cursor):
+    """A psycopg cursor on Django's connection that prepares every statement it executes
+    (server-side binding); wrapped in Django's cursor wrapper like any cursor Django makes.
+    Behind a pooler that cannot keep prepared statements, DB_PREPARED_STATEMENTS=0 turns
+    preparation off for the whole connection (psycopg ignores `prepare` then)."""
+
+    def execute(
+        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
+    ) -> Any:
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
 def _run(sql: str, params: Any, fetch: str | None) -> Any:
     if _out_of_range(params):
         raise ValueError("an integer parameter does not fit 64 bits")
@@ -105,17 +150,18 @@ def _run(sql: str, params: Any, fetch: str | None) -> Any:
             cur.execute(sql, params)
             return getattr(cur, fetch)() if fetch else None
     # Django's cursors bind parameters client-side (no prepared statements); a plain psycopg
-    # cursor on the same connection binds them server-side and shares Django's transaction,
-    # type adapters (JSON loaded as text, timestamps in UTC) and, through
-    # wrap_database_errors, its exception classes (IntegrityError stays IntegrityError).
+    # cursor on the same connection binds them server-side and shares Django's transaction and
+    # type adapters (JSON loaded as text, timestamps in UTC). Wrapped the way Django wraps its
+    # own cursors (connection._prepare_cursor), so the statement passes through
+    # connection.execute_wrappers, is logged and counted when queries are (DEBUG, tests), and
+    # raises Django's exception classes (IntegrityError stays IntegrityError).
     connection.ensure_connection()
-    started = time.monotonic()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
-        cur.execute(sql, params, prepare=True)
-        result = getattr(cur, fetch)() if fetch else None
-    if connection.queries_logged:  # DEBUG, or a test counting queries: count these too
-        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
-    return result
+    connection.validate_thread_sharing()
+    raw = _PreparingCursor(connection.connection)
+    cursor = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    with cursor:
+        cursor.execute(sql, params)
+        return getattr(cursor, fetch)() if fetch else None
 
 
 def fetchone(sql: str, params: Any) -> tuple | None:

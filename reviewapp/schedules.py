@@ -44,4 +44,11 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "escalations.tasks.actions_timeout_sweep",
         "schedule": timedelta(seconds=15),
     },
+    # Webhook deliveries are recorded with the decision or tier change and sent after commit;
+    # this sends those whose retry time came (backoff: escalations/services/webhooks.py) and any
+    # whose first message was lost. Every 30 s: retries go out within 30 s of their time.
+    "escalations-webhook-deliveries-due": {
+        "task": "escalations.tasks_webhooks.deliveries_due_sweep",
+        "schedule": timedelta(seconds=30),
+    },
 }

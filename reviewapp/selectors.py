@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from reviewapp import rawsql
+from reviewapp import rawsql, sql
 from reviewapp.errors import NotFound
 from reviewapp.models import (
     ApiKey,
@@ -44,7 +44,7 @@ def principal_from_token(*, raw: str) -> Principal | None:
             return None
         return Principal(organization=key.organization, role=AGENT, api_key=key, project=key.project)
     if raw.startswith(PERSONAL_TOKEN_PREFIX):
-        row = rawsql.fetchone(_PERSONAL_TOKEN_SQL, [digest])
+        row = rawsql.fetchone(sql.PERSONAL_TOKEN, [digest])
         if row is None:
             return None
         token, user, organization = rawsql.instances(row[1:], PersonalToken, User, Organization)
@@ -55,21 +55,6 @@ def principal_from_token(*, raw: str) -> Principal | None:
         token.user, token.organization = user, organization
         return Principal(organization=organization, role=row[0], user=user, token=token)
     return None
-
-
-# A person's token, its user, organization and role there, in one hand-written statement: it
-# runs on every API request, where the equivalent ORM query cost ~1.5 ms to compile. A token
-# older than the membership was issued under an earlier one: removing a person ends their
-# tokens for good, even if they are added back (and even if the row was deleted by hand).
-_PERSONAL_TOKEN_SQL = f"""
-SELECT m.role, {rawsql.columns(PersonalToken, "t")}, {rawsql.columns(User, "u")}, {rawsql.columns(Organization, "o")}
-FROM reviewapp_personaltoken t
-JOIN {User._meta.db_table} u ON u.id = t.user_id
-JOIN reviewapp_organization o ON o.id = t.organization_id
-JOIN reviewapp_membership m ON m.user_id = t.user_id AND m.organization_id = t.organization_id
- AND m.created_at <= t.created_at
-WHERE t.token_hash = %s AND t.revoked_at IS NULL AND u.is_active
-"""  # noqa: S608 - only the models' own table and column names are interpolated
 
 
 def membership_list_for_user(*, user: object) -> QuerySet[Membership]:
@@ -225,16 +210,10 @@ def conversation_feedback_and_scores(
 ) -> tuple[list[Feedback], list[JudgeScore]]:
     """A conversation's feedback and (when asked for) judge scores, oldest first, through
     hand-written queries: every claim sends them with the item."""
-    feedback = [rawsql.instance(Feedback, r) for r in rawsql.fetchall(_FEEDBACK_SQL, [conversation.pk])]
+    feedback = [rawsql.instance(Feedback, r) for r in rawsql.fetchall(sql.CONVERSATION_FEEDBACK, [conversation.pk])]
     scores: list[JudgeScore] = []
     if judge_scores:
-        scores = [rawsql.instance(JudgeScore, r) for r in rawsql.fetchall(_SCORES_SQL, [conversation.pk])]
+        scores = [
+            rawsql.instance(JudgeScore, r) for r in rawsql.fetchall(sql.CONVERSATION_JUDGE_SCORES, [conversation.pk])
+        ]
     return feedback, scores
-
-
-_FEEDBACK_SQL = (
-    f"SELECT {rawsql.columns(Feedback, 'f')} FROM reviewapp_feedback f WHERE f.conversation_id = %s ORDER BY f.id"  # noqa: S608
-)
-_SCORES_SQL = (
-    f"SELECT {rawsql.columns(JudgeScore, 's')} FROM reviewapp_judgescore s WHERE s.conversation_id = %s ORDER BY s.id"  # noqa: S608
-)

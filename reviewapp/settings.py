@@ -129,10 +129,11 @@ else:
     # pooler that cannot keep them (PgBouncer in transaction mode before 1.21).
     prepared = os.environ.get("DB_PREPARED_STATEMENTS", "1") not in ("0", "false", "no")
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1 if prepared else None
-# A claim holds a session-level advisory lock across two statements (labeling/services.py
-# item_claim). Behind a pooler in transaction mode those two statements may reach different
-# server connections: set DB_SESSION_LOCKS=0 there, and the claim takes a transaction-level
-# lock inside a transaction of its own instead (a BEGIN and a durable COMMIT more).
+# A claim holds a session-level advisory lock across two statements (item_claim, in
+# labeling/services/claims.py). Behind a pooler in transaction mode those two statements may
+# reach different server connections: set DB_SESSION_LOCKS=0 there, and the claim takes a
+# transaction-level lock inside a transaction of its own instead (a BEGIN and a durable COMMIT
+# more).
 DB_SESSION_LOCKS = os.environ.get("DB_SESSION_LOCKS", "1") not in ("0", "false", "no")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -285,6 +286,33 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_TIMEZONE = "UTC"
 # Tests give each parallel worker its own queue so their Celery workers never share tasks.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "celery")
+
+# E-mail (approvers told an action entered their tier). The console backend prints messages to
+# the server's output, so the embedded default needs no mail server; production sets
+# EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and the EMAIL_* variables. A timeout
+# keeps an unreachable mail server from holding a worker (Django waits for ever by default).
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "10"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "reviewapp <reviewapp@localhost>")
+
+# The address people reach the app at, for links in e-mails and chat notifications (no request
+# is at hand when a worker sends them). Defaults to the first trusted origin, which production
+# sets anyway.
+SITE_URL = (
+    os.environ.get("SITE_URL") or (CSRF_TRUSTED_ORIGINS[0] if CSRF_TRUSTED_ORIGINS else "http://localhost:8000")
+).rstrip("/")
+
+# Webhooks (decisions to an action's callback_url, tier notifications to a ladder's chat
+# webhook) refuse loopback, private, link-local and reserved destinations (escalations/outbound.py)
+# so an API key cannot make the server reach into its own network. A laptop's receiver is on
+# localhost, so DEBUG allows them unless this says otherwise.
+WEBHOOK_ALLOW_PRIVATE_HOSTS = env_bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", DEBUG)
 
 LOGGING = {
     "version": 1,

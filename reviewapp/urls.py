@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from reviewapp import apis, converters, views  # noqa: F401 - converters registers <id:>
@@ -30,7 +31,9 @@ api_v1 = [
     path("conversations/<id:conversation_id>", apis.ConversationDetailApi.as_view(), name="conversation-detail"),
     path("judge-scores", apis.JudgeScoreAddApi.as_view(), name="judge-scores"),
     path("", include("labeling.urls_api")),
+    path("", include("escalations.urls_api")),
     path("", include("escalations.urls_decisions")),
+    path("", include("escalations.urls_api_webhooks")),
 ]
 
 urlpatterns = [
@@ -68,4 +71,10 @@ urlpatterns = [
     path("settings/tokens/<id:token_id>/revoke", views.personal_token_revoke, name="personal-token-revoke"),
     path("labeling/", include("labeling.urls")),
     path("escalations/", include("escalations.urls")),
+    # The settings pages live together under /settings/; escalations' own is in its app.
+    path(
+        "settings/webhooks/",
+        RedirectView.as_view(pattern_name="escalations:webhook-settings"),
+        name="webhook-settings",
+    ),
 ]

@@ -46,8 +46,12 @@ PRIVATE_MODULES = frozenset(
         "apps",
         "lock_objects",
         "sql",
+        "forms",
     }
 )
+# Packages another app imports only as a whole (`from labeling.services import item_claim`), never
+# a module inside them: the package re-exports its public names, and its modules may move.
+WHOLE_PACKAGES = frozenset({"models", "services", "selectors"})
 
 
 @dataclass(frozen=True)
@@ -84,10 +88,11 @@ def _module_problem(importer_app: str, target: str, name: str | None = None) -> 
     path = [*parts[1:], name] if name is not None and len(parts) == 1 else parts[1:]
     if path and path[0] in PRIVATE_MODULES:
         return f"{app}.{path[0]} is {app}'s own: use its services, selectors or serializers"
-    if path and path[0].startswith("_"):
-        return f"{app}.{path[0]} is private to {app}"
-    if len(path) >= 2 and path[0] == "models":
-        return f"{'.'.join([app, *path[:2]])} is inside {app}'s models package: import from {app}.models"
+    if private := next((part for part in path if part.startswith("_")), None):
+        return f"{'.'.join([app, *path[: path.index(private) + 1]])} is private to {app}"
+    if len(path) >= 2 and path[0] in WHOLE_PACKAGES:
+        inside = ".".join([app, *path[:2]])
+        return f"{inside} is inside {app}'s {path[0]} package: import from {app}.{path[0]}"
     if name is not None and name.startswith("_") and name != "*":
         return f"{name} is private to {target}"
     return None
@@ -166,6 +171,11 @@ def test_first_party_imports_follow_the_rules():
         ("evaluation.services", "from labeling.models.queue import Queue", "inside labeling's models package"),
         ("evaluation.services", "from labeling.services import _helper", "_helper is private"),
         ("evaluation.services", "from labeling._private import x", "labeling._private is private"),
+        ("evaluation.services", "import labeling.services._common", "labeling.services._common is private"),
+        ("evaluation.services", "from labeling.services import _common", "_common is private"),
+        ("escalations.services", "from labeling.services.claims import item_claim", "inside labeling's services"),
+        ("escalations.services", "from labeling.selectors.queues import x", "inside labeling's selectors"),
+        ("escalations.views", "from labeling.forms import question_views", "labeling.forms is labeling's own"),
         (
             "escalations.services",
             "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from labeling.admin import QueueAdmin",
@@ -188,6 +198,8 @@ def test_the_check_catches(module, source, reason):
         ("labeling.views", "from .selectors import queue_list\nfrom . import services"),
         ("labeling.views", "from labeling.views import helper\nfrom labeling import _private"),
         ("escalations.services", "from labeling import selectors\nfrom reviewapp.errors import Conflict"),
+        ("escalations.services", "from labeling.services import item_claim, QueueSpec"),
+        ("labeling.views.work", "from labeling.services._common import _user\nfrom labeling.forms import id_or_none"),
         ("demo.seed", "from labeling import rubric, services\nfrom escalations.services import x"),
         ("reviewapp.urls", "from django.urls import include\nINCLUDE = include('labeling.urls')"),
     ],

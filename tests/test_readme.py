@@ -71,3 +71,9 @@ def test_the_readme_shell_blocks_run_against_a_live_server(tmp_path):
     assert re.search(r"^rubric \d+$", done.stdout, re.M), shown
     assert re.search(r"^queue \d+$", done.stdout, re.M), shown
     assert '"answers":{"quality":"bad"}' in done.stdout, shown
+    # Ask before acting: approved by the policy, repeated, refused with a changed payload, and
+    # the third $400 refund of the day escalated.
+    assert '"status":"approved","decided_by":"policy"' in done.stdout, shown
+    assert '"errors":{"args":' in done.stdout, shown
+    assert '"matched_rule":"refund velocity"' in done.stdout, shown
+    assert '"kind":"tier_entered"' in done.stdout, shown

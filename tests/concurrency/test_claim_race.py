@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from labeling import lock_objects, services
 from labeling.models import Assignment, AssignmentStatus, ItemEvent, ItemStatus, Label, QueueItem
+from labeling.services import claims, labels
 from reviewapp import services as core
 from tests.concurrency.racing import hold_call, join_all, start_thread, wait_for, wait_until_blocked
 from tests.factories import ConversationFactory, MembershipFactory, ProjectFactory, UserFactory
@@ -149,7 +150,7 @@ def test_a_late_label_racing_the_lease_sweeper_neither_deadlocks_nor_loses_the_l
     Assignment.objects.filter(pk=assignment.pk).update(lease_expires_at=timezone.now() - dt.timedelta(minutes=1))
     # _schema_version runs inside label_submit right after it locked the item: hold the label
     # there so the sweeper starts in the middle of it.
-    hold = hold_call(monkeypatch, services, "_schema_version", thread="label", before=True)
+    hold = hold_call(monkeypatch, labels, "_schema_version", thread="label", before=True)
     results: dict = {}
     label = start_thread(
         "label",
@@ -262,7 +263,7 @@ def _claim_in_parallel(monkeypatch, queue, person, n, **claim_kwargs):
     """n threads released together by a barrier, each claiming once for the same person. The
     first claim to take the person's claim lock stops there until the n - 1 others are seen
     waiting for that lock: the claims really met. Returns the item ids they got."""
-    hold = hold_call(monkeypatch, services, "_item_claim_locked", before=True)
+    hold = hold_call(monkeypatch, claims, "_item_claim_locked", before=True)
     barrier = threading.Barrier(n)
     got: list[int | None] = []
     errors: list[BaseException] = []

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from labeling import lock_objects, services
 from labeling.models import Assignment, AssignmentStatus, ItemEvent, ItemStatus, Label, QueueItem
+from labeling.services import claims
 from reviewapp.errors import Conflict
 from tests.concurrency.racing import hold_call, join_all, start_thread, wait_until_blocked
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
@@ -37,7 +38,7 @@ def _two_tabs(monkeypatch, queue, person, first: dict, second: dict) -> tuple[di
     """Tab one claims and is held right after its precheck took this person's claim lock, before
     it leases; tab two claims meanwhile and must wait on that lock. Returns both answers, and
     per tab what its prechecks read and whether it fell back to a busy wait."""
-    hold = hold_call(monkeypatch, services, "_item_claim_locked", thread="tab1", before=True)
+    hold = hold_call(monkeypatch, claims, "_item_claim_locked", thread="tab1", before=True)
     seen: dict = {"tab1": [], "tab2": [], "busy": []}
     real_precheck, real_exists = lock_objects.claim_precheck, lock_objects.claimable_item_exists
 

@@ -10,6 +10,7 @@ import pytest
 
 from labeling import services, tasks
 from labeling.models import Queue, QueueItem, SamplingBatch, SamplingCounter
+from labeling.services import backfill, sampling_outbox
 from reviewapp import bulk
 from tests.concurrency.racing import Hold, hold_call, join_all, start_thread, wait_until_blocked
 from tests.factories import ConversationFactory, ProjectFactory
@@ -60,7 +61,7 @@ def test_two_workers_on_one_sampling_batch_process_it_once(monkeypatch):
     queue = make_queue(project, sampling=({"rate": 1.0},), backfill_days=0)
     ids = [ConversationFactory(project=project, external_id=f"c{i}").pk for i in range(20)]
     batch = SamplingBatch.objects.create(project=project, conversation_ids=ids)
-    hold = hold_call(monkeypatch, services, "conversations_sample", thread="first")
+    hold = hold_call(monkeypatch, sampling_outbox, "conversations_sample", thread="first")
     results: dict = {}
 
     first = start_thread("first", lambda: services.sampling_batch_process(batch_id=batch.pk), results)
@@ -87,7 +88,7 @@ def test_a_rules_change_during_a_backfill_step_is_not_overwritten_by_that_step(m
     # Chains are driven by hand below, not by on-commit tasks.
     monkeypatch.setattr(tasks.queue_backfill, "apply_async", lambda *args, **kwargs: None)
     queue = make_queue(project, sampling=({"rate": 1.0, "if": {"tags_any": ["nothing-has-this"]}},))
-    hold = hold_call(monkeypatch, services, "_queue_sample", thread="step")
+    hold = hold_call(monkeypatch, backfill, "_queue_sample", thread="step")
     results: dict = {}
 
     step_thread = start_thread("step", lambda: services.queue_backfill_step(queue_id=queue.pk, chunk=2), results)

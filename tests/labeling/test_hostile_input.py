@@ -11,6 +11,8 @@ from django.test import Client
 
 from labeling import services
 from labeling.models import Assignment, ItemComment, Label, LabelSchema, Queue, QueueItem
+from labeling.services import sampling as sampling_services
+from labeling.services import sampling_outbox
 from reviewapp import rawsql, validation
 from reviewapp.models import Conversation
 from tests.factories import conversation_payload
@@ -450,14 +452,14 @@ def test_an_unexpected_sampling_crash_is_isolated_per_queue(
 ):
     bad = make_queue(project, name="Broken", sampling=({"rate": 1.0},))
     good = make_queue(project, name="Fine", sampling=({"rate": 1.0},))
-    real = services._queue_sample
+    real = sampling_services._queue_sample
 
     def flaky(*, queue, facts, source, now):
         if queue.pk == bad.pk:
             raise ZeroDivisionError("boom")
         return real(queue=queue, facts=facts, source=source, now=now)
 
-    monkeypatch.setattr(services, "_queue_sample", flaky)
+    monkeypatch.setattr(sampling_services, "_queue_sample", flaky)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = agent_client.post("/api/v1/conversations", conversation_payload("c-1"), format="json")
@@ -476,7 +478,7 @@ def test_the_ingest_never_fails_because_sampling_did(
     def broken(**kwargs):
         raise RuntimeError("sampling is down")
 
-    monkeypatch.setattr(services, "conversations_sample", broken)
+    monkeypatch.setattr(sampling_outbox, "conversations_sample", broken)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = agent_client.post("/api/v1/conversations", conversation_payload("c-1"), format="json")

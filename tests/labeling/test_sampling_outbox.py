@@ -13,6 +13,7 @@ from kombu.exceptions import OperationalError
 
 from labeling import sampling, services, tasks
 from labeling.models import QueueItem, SamplingBatch, SamplingCounter
+from labeling.services import sampling_outbox
 from reviewapp import services as core_services
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Project
@@ -142,7 +143,7 @@ def test_a_sampling_error_run_in_process_does_not_fail_the_ingest_and_the_batch_
     def broken(**kwargs):
         raise RuntimeError("sampling bug")
 
-    monkeypatch.setattr(services, "conversations_sample", broken)
+    monkeypatch.setattr(sampling_outbox, "conversations_sample", broken)
     with django_capture_on_commit_callbacks(execute=True):
         response = agent_client.post("/api/v1/conversations", _bare("a"), format="json")
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from labeling import agreement, selectors, services, tasks
 from labeling.models import AgreementSnapshot, Assignment, AssignmentStatus, Label, QueueItem, SnapshotState
+from labeling.services import statistics as snapshots
 from tests.factories import ConversationFactory
 from tests.labeling.factories import add_items, make_queue
 
@@ -262,7 +263,7 @@ def test_a_small_queue_is_computed_in_the_request_and_again_after_new_labels(lab
 def test_a_large_queue_without_a_snapshot_answers_202_and_computes_in_the_background(
     labeled, api_client_for, monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr(services, "SNAPSHOT_SYNC_MAX_LABELS", 10)
+    monkeypatch.setattr(snapshots, "SNAPSHOT_SYNC_MAX_LABELS", 10)
     engineer = api_client_for("engineer")
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -285,7 +286,7 @@ def test_a_stale_large_snapshot_is_shown_and_refreshed_at_most_every_few_minutes
     labeled, api_client_for, annotators, monkeypatch, django_capture_on_commit_callbacks
 ):
     services.agreement_snapshot_compute(queue_id=labeled.pk)
-    monkeypatch.setattr(services, "SNAPSHOT_SYNC_MAX_LABELS", 10)
+    monkeypatch.setattr(snapshots, "SNAPSHOT_SYNC_MAX_LABELS", 10)
     extra = add_items(labeled, 1)[-1]
     _labels(labeled, [(extra, annotators[0], {"quality": "good"}, None, None)])
     engineer = api_client_for("engineer")
@@ -396,7 +397,7 @@ def test_the_refresh_button_queues_a_refresh_and_the_status_line_polls(labeled, 
     services.agreement_snapshot_compute(queue_id=labeled.pk)
     browser = _engineer_browser(member)
     # Hold the task back, as a busy worker would.
-    monkeypatch.setattr(services, "_enqueue_snapshot", lambda queue_id: None)
+    monkeypatch.setattr(snapshots, "_enqueue_snapshot", lambda queue_id: None)
 
     clicked = browser.post(f"/labeling/queues/{labeled.pk}/statistics/refresh", HTTP_HX_REQUEST="true")
     snapshot = AgreementSnapshot.objects.get(queue=labeled)

@@ -637,9 +637,9 @@ def test_my_work_queries_do_not_grow_with_the_queues_or_labels(project, browser_
 
 
 def test_my_work_pages_the_recent_labels(project, browser_for, settings, monkeypatch):
-    from labeling import views
+    from labeling.views import mine
 
-    monkeypatch.setattr(views, "RECENT_LABELS", 3)
+    monkeypatch.setattr(mine, "RECENT_LABELS", 3)
     client = browser_for("annotator")
     [queue] = _queues_with_my_labels(project, client.user, 1)
     _add_items(queue, 2)

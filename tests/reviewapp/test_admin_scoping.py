@@ -21,6 +21,8 @@ from django.forms.models import model_to_dict
 from django.test import Client
 from django.urls import reverse
 
+from escalations import services as escalation_services
+from escalations.models import Action, LadderVersion, PolicyVersion
 from labeling import services as labeling_services
 from labeling.models import (
     Assignment,
@@ -90,6 +92,23 @@ def _tenant(organization: Organization, prefix: str) -> dict[type[models.Model],
     labeling_services.item_comment_add(item=item, user=annotator, body=f"{prefix} comment")
     labeling_services.label_submit(item=item, user=annotator, answers={"quality": "good"})
     SamplingCounter.objects.create(queue=queue, key=f"{prefix}-rule", day=dt.date(2026, 1, 1), candidates=3, admitted=1)
+    escalation_services.ladder_version_create(
+        principal=None,
+        project=project,
+        data={"name": f"{prefix}-ladder", "tiers": [{"role": "approver", "timeout_seconds": 600}]},
+    )
+    escalation_services.policy_version_create(
+        principal=None, project=project, data={"rules": [{"then": "escalate", "ladder": f"{prefix}-ladder"}]}
+    )
+    action, _ = escalation_services.action_request(
+        principal=None,
+        project=project,
+        data={
+            "external_id": f"{prefix}-action",
+            "action": "refund",
+            "conversation_external_id": conversation.external_id,
+        },
+    )
     return {
         Organization: organization,
         Project: project,
@@ -109,6 +128,9 @@ def _tenant(organization: Organization, prefix: str) -> dict[type[models.Model],
         ItemComment: ItemComment.objects.get(item=item),
         SamplingCounter: SamplingCounter.objects.get(queue=queue),
         Feedback: Feedback.objects.get(conversation=conversation),
+        Action: action,
+        PolicyVersion: PolicyVersion.objects.get(project=project),
+        LadderVersion: LadderVersion.objects.get(project=project, name=f"{prefix}-ladder"),
     }
 
 
@@ -188,6 +210,9 @@ def test_organization_paths_are_derived_from_foreign_keys():
         "labeling.ItemEvent": "organization",
         "labeling.ItemComment": "item__organization",
         "labeling.SamplingCounter": "queue__organization",
+        "escalations.Action": "organization",
+        "escalations.PolicyVersion": "organization",
+        "escalations.LadderVersion": "organization",
     }
 
 

@@ -153,3 +153,39 @@ def test_insert_returns_primary_keys_in_row_order(project):
     assert list(Feedback.objects.order_by("id").values_list("id", "fingerprint")) == list(
         zip(ids, ["f0", "f1", "f2"], strict=True)
     )
+
+
+class _Recorder:
+    """An execute wrapper, as APM agents and debug tools install one."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object, bool]] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        self.calls.append((sql, params, many))
+        return execute(sql, params, many, context)
+
+
+def test_hand_written_statements_pass_through_djangos_execute_wrappers(project):
+    """On PostgreSQL they run on a prepared-statement cursor of their own; APM and debug tools
+    hook connection.execute_wrappers, so they must see these statements like any ORM query."""
+    conversation = ConversationFactory(project=project)
+    seen = _Recorder()
+
+    with connection.execute_wrapper(seen):
+        row = rawsql.fetchone(_SQL, [conversation.pk])
+        rows = rawsql.fetchall(_SQL, [10**9])
+        rawsql.update(Conversation, conversation.pk, {"agent_version": "v2"})
+
+    assert row[0] == conversation.pk and rows == []
+    assert seen.calls[:2] == [(_SQL, [conversation.pk], False), (_SQL, [10**9], False)]
+    assert len(seen.calls) == 3 and seen.calls[2][0].startswith('UPDATE "reviewapp_conversation" SET')
+    assert Conversation.objects.get(pk=conversation.pk).agent_version == "v2"
+
+
+def test_an_execute_wrapper_can_refuse_a_hand_written_statement(project):
+    def refuse(execute, sql, params, many, context):
+        raise RuntimeError("blocked by the wrapper")
+
+    with connection.execute_wrapper(refuse), pytest.raises(RuntimeError, match="blocked by the wrapper"):
+        rawsql.fetchone(_SQL, [1])

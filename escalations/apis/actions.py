@@ -1,0 +1,173 @@
+"""Action requests: an agent asks (`POST /api/v1/actions`), then reads the outcome."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from escalations import action_input, selectors, services
+from escalations.apis._common import NewestFirstCursorPagination, body_of, project_for
+from escalations.models import ActionStatus
+from escalations.serializers import (
+    ActionEventOutputSerializer,
+    ActionOutputSerializer,
+    action_event_payload,
+    action_payload,
+)
+from reviewapp import selectors as core_selectors
+from reviewapp.errors import ValidationFailed
+from reviewapp.permissions import principal_of
+from reviewapp.principal import Principal
+from reviewapp.serializers import ERROR_RESPONSE
+
+# An action's trail is short (a few tiers, votes and delivery attempts); this bounds the answer
+# should a retried webhook pile attempts up.
+EVENTS_MAX = 1000
+
+
+class ActionInputSerializer(serializers.Serializer):
+    """Documentation of the body; escalations/action_input.py validates it (one source)."""
+
+    project = serializers.SlugField(required=False, help_text="Required with a personal token.")
+    external_id = serializers.CharField(
+        max_length=action_input.EXTERNAL_ID_MAX,
+        help_text="Your idempotency key: the same id with the same body answers 200 with the same "
+        "action; with a different body, 409 naming the first field that differs.",
+    )
+    action = serializers.RegexField(
+        action_input.ACTION_PATTERN.pattern, max_length=action_input.ACTION_MAX, help_text="e.g. `refund`."
+    )
+    args = serializers.DictField(required=False, help_text="A JSON object, at most 32 levels deep and 64 KB.")
+    confidence = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    risk_tags = serializers.ListField(
+        child=serializers.CharField(max_length=action_input.RISK_TAG_MAX),
+        max_length=action_input.RISK_TAGS_MAX,
+        required=False,
+    )
+    reasoning = serializers.CharField(required=False, allow_blank=True, max_length=action_input.REASONING_MAX)
+    end_user_id = serializers.CharField(required=False, allow_blank=True, max_length=action_input.END_USER_ID_MAX)
+    conversation_external_id = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=action_input.CONVERSATION_EXTERNAL_ID_MAX,
+        help_text="Links the action to that conversation, whether it arrives before or after.",
+    )
+    agent_version = serializers.CharField(required=False, allow_blank=True, max_length=action_input.AGENT_VERSION_MAX)
+    callback_url = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=action_input.CALLBACK_URL_MAX,
+        help_text="http(s) only, with a host, no user name or password, no whitespace.",
+    )
+
+
+class ActionFilterSerializer(serializers.Serializer):
+    project = serializers.SlugField(required=False, help_text="People: one project of the organization.")
+    status = serializers.ChoiceField(choices=ActionStatus.choices, required=False)
+    action = serializers.CharField(required=False, max_length=action_input.ACTION_MAX)
+    since = serializers.DateTimeField(required=False, help_text="Created at or after (inclusive).")
+    agent_version = serializers.CharField(required=False, max_length=action_input.AGENT_VERSION_MAX)
+    end_user_id = serializers.CharField(required=False, max_length=action_input.END_USER_ID_MAX)
+
+
+def _filters(request: Request, principal: Principal) -> selectors.ActionFilters:
+    params = ActionFilterSerializer(data=request.query_params)
+    params.is_valid(raise_exception=True)
+    values = dict(params.validated_data)
+    slug = values.pop("project", None)
+    project = principal.project
+    if project is None and slug:
+        project = core_selectors.project_get_by_slug(organization=principal.organization, slug=slug)
+        if project is None:
+            raise ValidationFailed("Unknown project.", errors={"project": [f"No project '{slug}' here."]})
+    return selectors.ActionFilters(project=project, **values)
+
+
+class ActionPageSerializer(serializers.Serializer):
+    """One page of the cursor-paginated list: follow `next` until it is null."""
+
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last.")
+    previous = serializers.URLField(allow_null=True)
+    results = ActionOutputSerializer(many=True)
+
+
+class ActionsApi(APIView):
+    """`POST` asks before acting; `GET` lists actions, newest first."""
+
+    required_capability = {"GET": "actions.read", "POST": "actions.request"}
+
+    @extend_schema(
+        operation_id="v1_actions_list",
+        parameters=[ActionFilterSerializer],
+        responses={200: ActionPageSerializer},
+        tags=["actions"],
+    )
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        qs = selectors.action_list(organization=principal.organization, filters=_filters(request, principal))
+        paginator = NewestFirstCursorPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response([action_payload(a) for a in page])
+
+    @extend_schema(
+        request=ActionInputSerializer,
+        description=(
+            "The project's current policy approves or rejects the action now (`decided_by: policy`) "
+            "or escalates it (`status: pending`, with `ladder`, `tier` and `due_at`). Anything that "
+            "goes wrong on the way escalates; nothing is approved by default. 201: created; 200: "
+            "the same request again (same `external_id`, same body): the same action, as it is now."
+        ),
+        responses={
+            200: OpenApiResponse(ActionOutputSerializer, description="A repeat: the action first created."),
+            201: ActionOutputSerializer,
+            409: OpenApiResponse(
+                ERROR_RESPONSE, description="`external_id` was used for another request; `errors` names the field."
+            ),
+        },
+        tags=["actions"],
+    )
+    def post(self, request: Request) -> Response:
+        principal = principal_of(request)
+        data = body_of(request)
+        project = project_for(principal, data.get("project"))
+        action, created = services.action_request(principal=principal, project=project, data=data)
+        return Response(action_payload(action), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class ActionDetailApi(APIView):
+    required_capability = "actions.read"
+
+    @extend_schema(responses={200: ActionOutputSerializer}, tags=["actions"])
+    def get(self, request: Request, action_id: int) -> Response:
+        principal = principal_of(request)
+        action = selectors.action_get(
+            organization=principal.organization, action_id=action_id, project=principal.project
+        )
+        return Response(action_payload(action))
+
+
+class ActionEventsApi(APIView):
+    """The action's trail, oldest first: created, the policy's decision, tiers entered, claims,
+    votes, the decision, timeouts, webhook deliveries."""
+
+    required_capability = "actions.read"
+
+    @extend_schema(
+        responses={
+            200: inline_serializer("ActionEventList", fields={"results": ActionEventOutputSerializer(many=True)})
+        },
+        tags=["actions"],
+    )
+    def get(self, request: Request, action_id: int) -> Response:
+        principal = principal_of(request)
+        action = selectors.action_get(
+            organization=principal.organization, action_id=action_id, project=principal.project
+        )
+        events = selectors.action_event_list(organization=principal.organization, action=action)[:EVENTS_MAX]
+        body: dict[str, Any] = {"results": [action_event_payload(e) for e in events]}
+        return Response(body)

@@ -1,0 +1,283 @@
+"""An agent asks before it acts: store the request, let the project's current policy decide it
+or put it on a ladder, all in one transaction with its trail.
+
+Fail closed everywhere: a policy that cannot be loaded or evaluated escalates to the default
+ladder ("Policy could not be evaluated"), never approves; a ladder that cannot be found falls
+back to the default ladder, which is created on first need."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from escalations import action_input, lock_objects, policies, selectors
+from escalations.action_input import ActionInput
+from escalations.models import Action, ActionEvent, ActionStatus, DecidedBy, LadderVersion, Outcome
+from escalations.services import notify
+from escalations.services import policy as policy_services
+from reviewapp.errors import Conflict
+from reviewapp.models import Project
+from reviewapp.principal import Principal
+
+logger = logging.getLogger(__name__)
+
+EVALUATION_FAILED = "Policy could not be evaluated"
+NO_POLICY = "No policy version yet; escalated to the default ladder"
+# The loser of two identical requests racing on a new external_id retries once and finds the
+# winner's row; more attempts would mean something other than that race.
+_REQUEST_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class _Decision:
+    verdict: policies.Verdict
+    policy_version: int | None
+
+
+def _stored_input(action: Action) -> ActionInput:
+    return ActionInput(
+        external_id=action.external_id,
+        action=action.action,
+        args=action.args,
+        confidence=action.confidence,
+        risk_tags=tuple(action.risk_tags or ()),
+        reasoning=action.reasoning,
+        end_user_id=action.end_user_id,
+        conversation_external_id=action.conversation_external_id,
+        agent_version=action.agent_version,
+        callback_url=action.callback_url,
+    )
+
+
+def _repeat(existing: Action, sent: ActionInput) -> Action:
+    """The same external_id again: the same action if it is the same request, else 409."""
+    field = action_input.first_difference(_stored_input(existing), sent)
+    if field is not None:
+        raise Conflict(
+            f"external_id '{sent.external_id}' was already used for a different request.",
+            errors={field: [f"Differs from the request first sent with this external_id (action {existing.pk})."]},
+        )
+    return existing
+
+
+def _facts(sent: ActionInput) -> policies.ActionFacts:
+    return policies.ActionFacts(
+        action=sent.action,
+        args=sent.args,
+        confidence=sent.confidence,
+        risk_tags=sent.risk_tags,
+        agent_version=sent.agent_version,
+        end_user_id=sent.end_user_id,
+    )
+
+
+def _evaluate(*, project: Project, facts: policies.ActionFacts, now: dt.datetime) -> _Decision:
+    """The current policy's verdict on `facts`. Any failure (a stored policy that no longer
+    loads, a velocity query that errs, a bug) is logged and escalates to the default ladder."""
+    version = selectors.policy_version_in_force(project=project)
+    default_ladder = version.default_ladder if version is not None else policy_services.DEFAULT_LADDER
+    try:
+        policy = policy_services.policy_of(version)
+        windows = policies.velocity_windows(policy)
+
+        def velocity(window: policies.VelocityWindow, seen: policies.ActionFacts) -> float:
+            return selectors.velocity_total(project_id=project.pk, window=window, facts=seen, now=now)
+
+        # A velocity query is the one part that talks to the database: in a savepoint, so that
+        # an error there leaves the request's transaction usable for the fail-safe escalation.
+        with transaction.atomic() if windows else nullcontext():
+            if windows:
+                lock_objects.velocity_keys_lock(project_id=project.pk, by_values=_window_keys(windows, facts))
+            verdict = policies.policy_evaluate(policy, facts, velocity)
+        if verdict.outcome not in (Outcome.APPROVE, Outcome.REJECT, Outcome.ESCALATE):
+            raise ValueError(f"unknown outcome {verdict.outcome!r}")
+    except Exception:
+        logger.exception("policy of project %s could not be evaluated; escalating", project.pk)
+        verdict = policies.Verdict(
+            outcome=Outcome.ESCALATE,
+            ladder=default_ladder,
+            rule_index=None,
+            rule_name="",
+            reason=EVALUATION_FAILED,
+            explanation=(),
+        )
+    if version is None and verdict.rule_index is None and verdict.reason != EVALUATION_FAILED:
+        verdict = policies.Verdict(
+            outcome=Outcome.ESCALATE,
+            ladder=policy_services.DEFAULT_LADDER,
+            rule_index=None,
+            rule_name="",
+            reason=NO_POLICY,
+            explanation=(),
+        )
+    return _Decision(verdict=verdict, policy_version=version.version if version is not None else None)
+
+
+def _window_keys(windows: tuple[policies.VelocityWindow, ...], facts: policies.ActionFacts) -> dict[str, str]:
+    values = {"end_user_id": facts.end_user_id, "agent_version": facts.agent_version, "project": ""}
+    return {w.by: values.get(w.by, "") for w in windows}
+
+
+def _ladder(*, project: Project, name: str | None) -> LadderVersion:
+    """The latest version of the named ladder; the default one if it is gone (it was checked
+    when the policy was saved, so only a database edit gets here)."""
+    ladder = policy_services.ladder_version_for(project=project, name=name or policy_services.DEFAULT_LADDER)
+    if ladder is None:
+        logger.error("ladder %r of project %s not found; using the default ladder", name, project.pk)
+        ladder = policy_services.ladder_default_ensure(project=project)
+    return ladder
+
+
+def _first_tier_timeout(ladder: LadderVersion) -> int:
+    tiers = ladder.tiers or []
+    seconds = tiers[0].get("timeout_seconds") if tiers and isinstance(tiers[0], dict) else None
+    if type(seconds) is not int or seconds <= 0:
+        # A stored ladder is validated; still, never leave an action without a due time.
+        logger.error("ladder version %s has no usable first tier timeout", ladder.pk)
+        return 3600
+    return seconds
+
+
+def action_request(
+    *, principal: Principal | None, project: Project, data: Any, now: dt.datetime | None = None
+) -> tuple[Action, bool]:
+    """Store an agent's action request and decide it by policy or escalate it; returns the
+    action and whether it was created (False: the same request was sent before).
+
+    Raises InputError (400 naming the field) for bad input and Conflict (409 naming the first
+    field that differs) when the external_id was used for a different request. In one
+    transaction: the row, the policy's verdict (approve/reject decided now by "policy", with
+    `final_args` and `args_digest` on approval; escalate puts it on tier 0 of the ladder's
+    latest version), its trail (created,
+    policy_decided or escalated, tier_entered), and what follows (notify)."""
+    sent = action_input.action_input_parse(data, allow_private_callbacks=settings.WEBHOOK_ALLOW_PRIVATE_HOSTS)
+    now = now or timezone.now()
+    for attempt in range(_REQUEST_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                existing = selectors.action_by_external_id(project=project, external_id=sent.external_id)
+                if existing is not None:
+                    return _repeat(existing, sent), False
+                return _action_create(principal=principal, project=project, sent=sent, now=now), True
+        except IntegrityError:
+            # Two requests with one new external_id: the loser's insert waited for the winner's
+            # commit and hit the unique index; the next pass reads the winner's action.
+            if attempt == _REQUEST_ATTEMPTS - 1:
+                raise
+            logger.info("action request race on %s/%s; reading the winner", project.pk, sent.external_id)
+    raise AssertionError("unreachable")
+
+
+def _action_create(*, principal: Principal | None, project: Project, sent: ActionInput, now: dt.datetime) -> Action:
+    """Must run inside the caller's transaction."""
+    decision = _evaluate(project=project, facts=_facts(sent), now=now)
+    verdict = decision.verdict
+    action = Action(
+        organization_id=project.organization_id,
+        project=project,
+        external_id=sent.external_id,
+        action=sent.action,
+        args=sent.args,
+        confidence=sent.confidence,
+        risk_tags=list(sent.risk_tags),
+        reasoning=sent.reasoning,
+        end_user_id=sent.end_user_id,
+        conversation_external_id=sent.conversation_external_id,
+        conversation_id=selectors.conversation_id_for(project=project, external_id=sent.conversation_external_id),
+        agent_version=sent.agent_version,
+        callback_url=sent.callback_url,
+        reason=verdict.reason[:1000],
+        policy_version=decision.policy_version,
+        matched_rule_index=verdict.rule_index,
+        matched_rule=(verdict.rule_name or "")[:200] if verdict.rule_index is not None else "",
+        policy_outcome=verdict.outcome,
+        policy_explanation=list(verdict.explanation),
+        created_by_key=principal.api_key if principal is not None else None,
+        created_by_user=principal.user if principal is not None else None,
+        created_at=now,
+    )
+    if verdict.outcome == Outcome.ESCALATE:
+        ladder = _ladder(project=project, name=verdict.ladder)
+        action.status = ActionStatus.PENDING
+        action.ladder = ladder
+        action.tier = 0
+        action.tier_entered_at = now
+        action.due_at = now + dt.timedelta(seconds=_first_tier_timeout(ladder))
+    else:
+        action.status = ActionStatus.APPROVED if verdict.outcome == Outcome.APPROVE else ActionStatus.REJECTED
+        action.decided_by = DecidedBy.POLICY
+        action.decided_at = now
+        # The args to run, and their digest, exist on approval only (as for a person's
+        # decision): a rejected action carries nothing an agent could run.
+        if verdict.outcome == Outcome.APPROVE:
+            action.final_args = sent.args
+            action.args_digest = policies.args_digest(sent.action, sent.args)
+    action.save(force_insert=True)
+    _events_record(action=action, principal=principal, decision=decision, now=now)
+    if action.status == ActionStatus.PENDING:
+        notify.action_tier_entered(action=action)
+    else:
+        notify.action_decided(action=action)
+    return action
+
+
+def _events_record(*, action: Action, principal: Principal | None, decision: _Decision, now: dt.datetime) -> None:
+    verdict = decision.verdict
+    rule = {
+        "policy_version": decision.policy_version,
+        "rule": verdict.rule_name if verdict.rule_index is not None else None,
+        "rule_index": verdict.rule_index,
+        "reason": verdict.reason,
+    }
+    events = [
+        ActionEvent(
+            organization_id=action.organization_id,
+            action=action,
+            kind="created",
+            actor_user=principal.user if principal is not None else None,
+            actor_api_key=principal.api_key if principal is not None else None,
+            data={"external_id": action.external_id, "action": action.action},
+            created_at=now,
+        )
+    ]
+    if action.status == ActionStatus.PENDING:
+        assert action.ladder is not None and action.due_at is not None
+        events.append(
+            ActionEvent(
+                organization_id=action.organization_id,
+                action=action,
+                kind="escalated",
+                data={**rule, "ladder": action.ladder.name, "ladder_version": action.ladder.version},
+                created_at=now,
+            )
+        )
+        events.append(
+            ActionEvent(
+                organization_id=action.organization_id,
+                action=action,
+                kind="tier_entered",
+                data={"tier": 0, "due_at": action.due_at.isoformat()},
+                created_at=now,
+            )
+        )
+    else:
+        events.append(
+            ActionEvent(
+                organization_id=action.organization_id,
+                action=action,
+                kind="policy_decided",
+                data={**rule, "outcome": verdict.outcome, "status": action.status},
+                created_at=now,
+            )
+        )
+    ActionEvent.objects.bulk_create(events)
+
+
+__all__ = ["EVALUATION_FAILED", "NO_POLICY", "action_request"]

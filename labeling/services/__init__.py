@@ -1,0 +1,106 @@
+"""Writes for labeling, one module per capability: rubrics, queues, sampling (and its outbox),
+backfill, claims, gold checks, labels (with drafts and skips), review, statistics snapshots.
+
+Each public function is keyword-only and owns its transaction. Claims and label submissions
+are one short transaction each.
+
+Callers (views, APIs, tasks, the admin, other apps) import this package and call
+`services.item_claim(...)`; every public name of the modules is re-exported here. The modules
+call each other directly, so a test that replaces a function or a constant patches the module
+that looks it up (`labeling.services.statistics.SNAPSHOT_SYNC_MAX_LABELS`), not this package.
+"""
+
+from labeling.services.backfill import (
+    BACKFILL_CHUNK,
+    BACKFILL_STALE_SECONDS,
+    BackfillStep,
+    backfills_resume,
+    queue_backfill_step,
+)
+from labeling.services.claims import EXPIRE_ON_CLAIM, item_claim, lease_restart, leases_expire
+from labeling.services.gold import GOLD_LABELS_NEEDED, GoldItemIn, gold_items_add
+from labeling.services.labels import (
+    MAX_TIME_SPENT_MS,
+    RESOLVE_FIELDS,
+    LabelOutcome,
+    draft_save,
+    item_skip,
+    label_submit,
+)
+from labeling.services.queues import (
+    QUEUE_SETTINGS,
+    ItemAddResult,
+    QueueSpec,
+    queue_create,
+    queue_items_add,
+    queue_sampling_update,
+    queue_settings_update,
+)
+from labeling.services.review import item_comment_add, item_review
+from labeling.services.rubrics import label_schema_create, label_schema_version_create, schema_version_resolve
+from labeling.services.sampling import conversations_sample, queue_sampling_failed
+from labeling.services.sampling_outbox import (
+    SAMPLING_ATTEMPTS_WARN,
+    SAMPLING_RETRY_SECONDS,
+    SAMPLING_SWEEP_LIMIT,
+    sampling_batch_process,
+    sampling_batches_due,
+    sampling_work_record,
+)
+from labeling.services.statistics import (
+    SNAPSHOT_AUTO_REFRESH,
+    SNAPSHOT_STUCK_AFTER,
+    SNAPSHOT_SYNC_MAX_LABELS,
+    agreement_snapshot_compute,
+    agreement_snapshot_current,
+    agreement_snapshot_request,
+    agreement_snapshots_sweep,
+)
+
+__all__ = [
+    "BACKFILL_CHUNK",
+    "BACKFILL_STALE_SECONDS",
+    "EXPIRE_ON_CLAIM",
+    "GOLD_LABELS_NEEDED",
+    "MAX_TIME_SPENT_MS",
+    "QUEUE_SETTINGS",
+    "RESOLVE_FIELDS",
+    "SAMPLING_ATTEMPTS_WARN",
+    "SAMPLING_RETRY_SECONDS",
+    "SAMPLING_SWEEP_LIMIT",
+    "SNAPSHOT_AUTO_REFRESH",
+    "SNAPSHOT_STUCK_AFTER",
+    "SNAPSHOT_SYNC_MAX_LABELS",
+    "BackfillStep",
+    "GoldItemIn",
+    "ItemAddResult",
+    "LabelOutcome",
+    "QueueSpec",
+    "agreement_snapshot_compute",
+    "agreement_snapshot_current",
+    "agreement_snapshot_request",
+    "agreement_snapshots_sweep",
+    "backfills_resume",
+    "conversations_sample",
+    "draft_save",
+    "gold_items_add",
+    "item_claim",
+    "item_comment_add",
+    "item_review",
+    "item_skip",
+    "label_schema_create",
+    "label_schema_version_create",
+    "label_submit",
+    "lease_restart",
+    "leases_expire",
+    "queue_backfill_step",
+    "queue_create",
+    "queue_items_add",
+    "queue_sampling_failed",
+    "queue_sampling_update",
+    "queue_settings_update",
+    "sampling_batch_process",
+    "sampling_batches_due",
+    "sampling_work_record",
+    "schema_version_resolve",
+]

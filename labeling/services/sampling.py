@@ -1,0 +1,262 @@
+"""Sampling: run the queues' rules over conversations, within their daily budgets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from labeling import lock_objects, sampling, sql
+from labeling.models import Queue, QueueItem, SamplingCounter
+from reviewapp import bulk, rawsql
+from reviewapp.models import Conversation, JudgeScore
+
+logger = logging.getLogger(__name__)
+
+
+def _facts_for(conversation_ids: list[int]) -> list[sampling.ConversationFacts]:
+    if connection.vendor == "postgresql":
+        # One array parameter instead of a thousand placeholders: client-side binding spent
+        # longer splitting that query text than PostgreSQL spent answering it. JSON arrives as
+        # text; json, not orjson, decodes it, as JSONField does: exact integers beyond 64 bits.
+        rows = [
+            (pk, ext, version, tags and json.loads(tags), metadata and json.loads(metadata), *rest)
+            for pk, ext, version, tags, metadata, *rest in rawsql.fetchall(sql.CONVERSATION_FACTS, [conversation_ids])
+        ]
+        score_rows = rawsql.fetchall(sql.JUDGE_SCORE_FACTS, [conversation_ids])
+    else:
+        rows = list(
+            Conversation.objects.filter(pk__in=conversation_ids)
+            .order_by("pk")
+            .values_list(
+                "pk",
+                "external_id",
+                "agent_version",
+                "tags",
+                "metadata",
+                "feedback_rating",
+                "user_rephrased",
+                "escalated_by_user",
+            )
+        )
+        score_rows = JudgeScore.objects.filter(conversation_id__in=conversation_ids).values_list(
+            "conversation_id", "judge", "criterion", "score", "confidence"
+        )
+    scores: dict[int, list[sampling.JudgeFact]] = {}
+    for cid, judge, criterion, score, confidence in score_rows:
+        scores.setdefault(cid, []).append(sampling.JudgeFact(judge, criterion, score, confidence))
+    return [
+        sampling.ConversationFacts(
+            id=pk,
+            external_id=ext,
+            agent_version=version or "",
+            tags=tuple(tags or ()),
+            metadata=metadata if isinstance(metadata, dict) else {},
+            feedback_rating=rating,
+            user_rephrased=rephrased,
+            escalated_by_user=escalated,
+            judge_scores=tuple(scores.get(pk, ())),
+        )
+        for pk, ext, version, tags, metadata, rating, rephrased, escalated in rows
+    ]
+
+
+def conversations_sample(
+    *, project_id: int, conversation_ids: list[int], source: str = "rule", now: dt.datetime | None = None
+) -> int:
+    """Run every active queue's sampling rules over these conversations; returns items added.
+    Safe to repeat: items are unique per (queue, conversation) and budgets count only the rows
+    really inserted. `now` pins the clock (budget day and pacing) for tests."""
+    # In id order: samplers that meet on several queues take their budget locks queue by queue
+    # in the same order, so they wait for each other instead of deadlocking.
+    queues = list(
+        Queue.objects.filter(project_id=project_id, is_active=True)
+        .exclude(sampling=[])
+        .select_related("project")
+        .order_by("pk")
+    )
+    if not queues or not conversation_ids:
+        return 0
+    facts = _facts_for(conversation_ids)
+    now = now or timezone.now()
+    added = 0
+    for queue in queues:
+        # One queue's broken rules (stored before they were bounded, or a bug) must not stop
+        # the others from being sampled: its failure is logged and recorded on it instead.
+        try:
+            added += _queue_sample(queue=queue, facts=facts, source=source, now=now)
+        except Exception as exc:
+            queue_sampling_failed(queue_id=queue.pk, error=exc)
+    return added
+
+
+def queue_sampling_failed(*, queue_id: int, error: BaseException) -> None:
+    """Log a queue's sampling failure and record it on the queue: a count, the last error and
+    when, shown by the queue's API and page. _queue_sample's own transaction was rolled back,
+    so nothing of the failed attempt is kept."""
+    logger.error("sampling failed for queue %s", queue_id, exc_info=error)
+    text = f"{type(error).__name__}: {error}"[:1000].replace("\x00", "")
+    try:
+        Queue.objects.filter(pk=queue_id).update(
+            sampling_failures=F("sampling_failures") + 1, sampling_error=text, sampling_error_at=timezone.now()
+        )
+    except DatabaseError:
+        logger.exception("could not record the sampling failure of queue %s", queue_id)
+
+
+def _queue_sample(*, queue: Queue, facts: list[sampling.ConversationFacts], source: str, now: dt.datetime) -> int:
+    rules = sampling.rules_parse(queue.sampling)
+    candidates = [c for f in facts if (c := sampling.candidate_for(queue.pk, rules, f)) is not None]
+    if not candidates:
+        return 0
+    # Priority sampling on the hash: when a budget is short, the lowest hashes win, so which
+    # conversations get in never depends on arrival order within a batch.
+    candidates.sort(key=lambda c: c.u)
+    local_now = sampling.budget_time(now, queue.project.timezone)
+    keys = sorted(_budget_keys(queue, candidates))
+    with transaction.atomic():
+        counters = lock_objects.sampling_counters_lock(queue_id=queue.pk, keys=keys, day=local_now.date())
+        # Read after taking the counters: a sampler that held them has committed its items by
+        # now, so they are not counted as candidates (or admitted) a second time.
+        existing = _in_queue(queue.pk, [c.conversation_id for c in candidates])
+        fresh = [c for c in candidates if c.conversation_id not in existing]
+        added = _admit_and_insert(
+            queue=queue, rules=rules, candidates=fresh, counters=counters, local_now=local_now, source=source, now=now
+        )
+        for counter in counters.values():
+            counter.save(update_fields=["candidates", "admitted"])
+    return added
+
+
+def _in_queue(queue_id: int, conversation_ids: list[int]) -> set[int]:
+    """Which of these conversations the queue already holds."""
+    if connection.vendor == "postgresql":
+        return {cid for (cid,) in rawsql.fetchall(sql.IN_QUEUE, [queue_id, conversation_ids])}
+    return set(
+        QueueItem.objects.filter(queue_id=queue_id, conversation_id__in=conversation_ids).values_list(
+            "conversation_id", flat=True
+        )
+    )
+
+
+def _budget_keys(queue: Queue, candidates: list[sampling.Candidate]) -> set[str]:
+    keys = {f"rule:{m.index}" for c in candidates for m in c.passing if m.rule.max_per_day}
+    if queue.max_per_day:
+        keys.add("queue")
+    return keys
+
+
+@dataclass(frozen=True)
+class _Admission:
+    candidate: sampling.Candidate
+    index: int
+    rule: sampling.SamplingRule
+    keys: tuple[str, ...]  # the budgets it spends
+
+
+# A conflict (a manual add, or an unbudgeted concurrent sampler) can drop admitted rows; their
+# budget goes to the next-lowest hashes, for at most this many rounds.
+_ADMIT_ROUNDS = 3
+
+
+def _admit_and_insert(
+    *,
+    queue: Queue,
+    rules: list[sampling.SamplingRule],
+    candidates: list[sampling.Candidate],
+    counters: dict[str, SamplingCounter],
+    local_now: dt.datetime,
+    source: str,
+    now: dt.datetime,
+) -> int:
+    """Admit candidates within the per-rule and per-queue daily budgets (paced over the
+    project's day), insert them, and count against the budgets only the rows really inserted.
+    The caller holds the counters' locks and saves them."""
+    for c in candidates:
+        for key in _budget_keys(queue, [c]):
+            counters[key].candidates += 1
+    room = {
+        key: max(0, sampling.pacing_allowance(_limit_for(key, queue, rules), local_now) - counter.admitted)
+        for key, counter in counters.items()
+    }
+    added = 0
+    pending = candidates
+    for _ in range(_ADMIT_ROUNDS):
+        admitted, refused = _admit(queue, pending, room)
+        if not admitted:
+            break
+        inserted = set(
+            bulk.insert_rows(
+                QueueItem,
+                [_item_row(queue, a, source, now) for a in admitted],
+                ignore_conflicts=True,
+                returning="conversation_id",
+            )
+        )
+        added += len(inserted)
+        dropped = False
+        for a in admitted:
+            for key in a.keys:
+                if a.candidate.conversation_id in inserted:
+                    counters[key].admitted += 1
+                else:
+                    room[key] += 1
+            dropped = dropped or a.candidate.conversation_id not in inserted
+        if not dropped or not refused:
+            break
+        pending = refused
+    return added
+
+
+def _admit(
+    queue: Queue, candidates: list[sampling.Candidate], room: dict[str, int]
+) -> tuple[list[_Admission], list[sampling.Candidate]]:
+    """Candidates (lowest hash first) the room left admits, spending it; and those refused."""
+    admitted: list[_Admission] = []
+    refused: list[sampling.Candidate] = []
+    for c in candidates:
+        if queue.max_per_day and room["queue"] <= 0:
+            refused.append(c)
+            continue
+        for m in c.passing:
+            key = f"rule:{m.index}"
+            if m.rule.max_per_day and room[key] <= 0:
+                continue
+            keys = ((key,) if m.rule.max_per_day else ()) + (("queue",) if queue.max_per_day else ())
+            for spent in keys:
+                room[spent] -= 1
+            admitted.append(_Admission(c, m.index, m.rule, keys))
+            break
+        else:
+            refused.append(c)
+    return admitted, refused
+
+
+def _item_row(queue: Queue, a: _Admission, source: str, now: dt.datetime) -> dict[str, Any]:
+    c = a.candidate
+    return {
+        "organization_id": queue.organization_id,
+        "queue_id": queue.pk,
+        "conversation_id": c.conversation_id,
+        "priority": queue.priority,
+        "labels_needed": queue.annotations_per_item,
+        "source": source,
+        "sampling_rule": a.rule.label(a.index),
+        "sampling_strategy": a.rule.strategy(),
+        "inclusion_probability": c.inclusion_probability,
+        "stratum": c.stratum,
+        "sample_hash": c.u,
+        "created_at": now,
+    }
+
+
+def _limit_for(key: str, queue: Queue, rules: list[sampling.SamplingRule]) -> int:
+    if key == "queue":
+        return int(queue.max_per_day or 0)
+    return int(rules[int(key.split(":", 1)[1])].max_per_day or 0)

@@ -1,0 +1,25 @@
+"""The annotator's queue list."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from labeling import selectors
+from labeling.views._access import can_manage, membership
+from reviewapp.decorators import member_required
+
+
+@member_required("labeling.work")
+@require_GET
+def queue_list(request: HttpRequest) -> HttpResponse:
+    m = membership(request)
+    queues = selectors.queue_list_for_worker(organization=m.organization, user=request.user, role=m.role)
+    counts = selectors.queue_counts_many(queues=queues)
+    mine = selectors.user_queue_progress_many(queues=queues, user=request.user)
+    rows = [{"queue": q, "counts": counts[q.pk], "mine": mine[q.pk]} for q in queues]
+    context = {"rows": rows, "can_manage": can_manage(request)}
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "labeling/_queue_table.html", context)
+    return render(request, "labeling/queue_list.html", context)

@@ -1,0 +1,368 @@
+"""Decision webhooks: recorded in the decision's transaction, sent after commit, signed,
+retried with backoff until delivered or given up, every attempt visible on the action; against
+a local receiver."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from escalations import outbound, services, signing, tasks_webhooks
+from escalations.models import ActionEvent, DeliveryAttempt, DeliveryStatus, WebhookDelivery
+from escalations.services import notify
+from escalations.services import webhooks as webhook_services
+from reviewapp.principal import Principal
+from tests.escalations.factories_webhooks import make_decided_action, make_ladder, make_pending_action
+from tests.escalations.receiver import receiver
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _local_receivers_allowed(settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = True
+
+
+@pytest.fixture
+def secret(project, org, member) -> str:
+    admin = Principal(organization=org, role="admin", user=member("admin"))
+    return services.webhook_secret_create(principal=admin, project=project).raw
+
+
+def _decide(action, django_capture_on_commit_callbacks):
+    """What a decision service does: in its transaction, call the seam; sends run on commit."""
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        notify.action_decided(action=action)
+    return callbacks
+
+
+def test_no_callback_url_records_nothing(project, secret, django_capture_on_commit_callbacks):
+    action = make_decided_action(project, callback_url="")
+    _decide(action, django_capture_on_commit_callbacks)
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_the_decision_is_posted_after_commit_signed_with_the_projects_secret(
+    project, secret, django_capture_on_commit_callbacks
+):
+    with receiver([200]) as r:
+        action = make_decided_action(project, callback_url=r.url, comment="fine", reason="Small refunds")
+        with django_capture_on_commit_callbacks(execute=False) as callbacks, transaction.atomic():
+            notify.action_decided(action=action)
+            delivery = WebhookDelivery.objects.get(action=action)
+            assert delivery.status == DeliveryStatus.PENDING
+        # Recorded in the transaction, nothing sent before commit.
+        assert r.requests == []
+        for callback in callbacks:
+            callback()
+        assert len(r.requests) == 1
+
+    sent = r.requests[0]
+    body = json.loads(sent.body)
+    delivery.refresh_from_db()
+    assert sent.headers["x-reviewapp-delivery"] == delivery.delivery_id == body["delivery_id"]
+    assert sent.headers["x-reviewapp-event"] == "action.decided"
+    # A receiver's check: the raw body, the secret, within the window.
+    assert signing.verify(secret, sent.headers["x-reviewapp-signature"], sent.body) > 0
+    assert body["type"] == "action.decided"
+    assert body["action"] == {
+        "id": action.pk,
+        "external_id": action.external_id,
+        "action": "refund",
+        "status": "approved",
+        "decided_by": "policy",
+        "reason": "Small refunds",
+        "comment": "fine",
+        "final_args": {"amount": 40, "currency": "EUR"},
+        "args_digest": "d" * 64,
+        "policy_version": 3,
+        "matched_rule": "small refunds",
+        "decided_at": action.decided_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+    }
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("delivered", 1, 200)
+    assert delivery.next_attempt_at is None and delivery.delivered_at is not None
+    attempt = DeliveryAttempt.objects.get(delivery=delivery)
+    assert (attempt.number, attempt.status_code, attempt.error) == (1, 200, "")
+    event = ActionEvent.objects.get(action=action, kind="webhook_attempt")
+    assert event.data["delivery_id"] == delivery.delivery_id
+    assert (event.data["status_code"], event.data["error"], event.data["delivery_status"]) == (200, "", "delivered")
+
+
+def test_a_person_decision_names_the_person(project, secret, member, django_capture_on_commit_callbacks):
+    bob = member("approver", username="bob")
+    with receiver([200]) as r:
+        action = make_decided_action(
+            project, callback_url=r.url, status="rejected", decided_by="person", decided_by_user=bob, comment="No."
+        )
+        _decide(action, django_capture_on_commit_callbacks)
+    body = json.loads(r.requests[0].body)["action"]
+    assert (body["status"], body["decided_by"], body["comment"]) == ("rejected", "bob", "No.")
+
+
+def test_during_a_rotation_both_secrets_sign(project, secret, org, member, django_capture_on_commit_callbacks):
+    admin = Principal(organization=org, role="admin", user=member("admin"))
+    new = services.webhook_secret_rotate(principal=admin, project=project, grace_seconds=3600).raw
+    with receiver([200]) as r:
+        _decide(make_decided_action(project, callback_url=r.url), django_capture_on_commit_callbacks)
+    header = r.requests[0].headers["x-reviewapp-signature"]
+    assert header.count("v1=") == 2
+    assert signing.verify(secret, header, r.requests[0].body)
+    assert signing.verify(new, header, r.requests[0].body)
+
+
+def test_retries_on_500_then_succeeds(project, secret, django_capture_on_commit_callbacks):
+    with receiver([500, 503, 200]) as r:
+        action = make_decided_action(project, callback_url=r.url)
+        _decide(action, django_capture_on_commit_callbacks)
+        delivery = WebhookDelivery.objects.get(action=action)
+        assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("pending", 1, 500)
+        # First retry: 10 s later plus up to 25% jitter.
+        first_at = DeliveryAttempt.objects.get(delivery=delivery).started_at
+        assert dt.timedelta(seconds=10) <= delivery.next_attempt_at - first_at <= dt.timedelta(seconds=12.6)
+
+        # Not due yet: neither the sweeper's query nor a stray message sends it.
+        early = delivery.next_attempt_at - dt.timedelta(seconds=1)
+        assert services.deliveries_due(now=early) == []
+        assert services.delivery_send(delivery_id=delivery.delivery_id, now=early) is None
+        assert len(r.requests) == 1
+
+        t2 = delivery.next_attempt_at
+        assert services.deliveries_due(now=t2) == [delivery.delivery_id]
+        second = services.delivery_send(delivery_id=delivery.delivery_id, now=t2)
+        assert (second.attempt, second.status, second.status_code) == (2, "pending", 503)
+        assert dt.timedelta(seconds=30) <= second.next_attempt_at - t2 <= dt.timedelta(seconds=38)
+
+        third = services.delivery_send(delivery_id=delivery.delivery_id, now=second.next_attempt_at)
+        assert (third.attempt, third.status, third.status_code) == (3, "delivered", 200)
+
+    assert len(r.requests) == 3
+    # Every retry is the same delivery: same id and body, a fresh signature each time.
+    assert len({q.headers["x-reviewapp-delivery"] for q in r.requests}) == 1
+    assert len({q.body for q in r.requests}) == 1
+    for q in r.requests:
+        assert signing.verify(secret, q.headers["x-reviewapp-signature"], q.body)
+    assert list(DeliveryAttempt.objects.filter(delivery=delivery).values_list("number", "status_code")) == [
+        (1, 500),
+        (2, 503),
+        (3, 200),
+    ]
+    events = ActionEvent.objects.filter(action=action, kind="webhook_attempt").order_by("id")
+    assert [(e.data["attempt"], e.data["status_code"], e.data["delivery_status"]) for e in events] == [
+        (1, 500, "pending"),
+        (2, 503, "pending"),
+        (3, 200, "delivered"),
+    ]
+
+
+def test_gives_up_after_the_last_attempt(project, secret, django_capture_on_commit_callbacks):
+    with receiver([500]) as r:
+        action = make_decided_action(project, callback_url=r.url)
+        _decide(action, django_capture_on_commit_callbacks)
+        delivery = WebhookDelivery.objects.get(action=action)
+        gaps = []
+        while True:
+            delivery.refresh_from_db()
+            if delivery.status != "pending":
+                break
+            due = delivery.next_attempt_at
+            outcome = services.delivery_send(delivery_id=delivery.delivery_id, now=due)
+            if outcome.next_attempt_at:
+                gaps.append((outcome.next_attempt_at - due).total_seconds())
+        assert len(r.requests) == webhook_services.MAX_ATTEMPTS == 8
+        # The documented schedule, each gap within its jitter.
+        for gap, base in zip(gaps, webhook_services.RETRY_DELAYS_SECONDS[1:], strict=True):
+            assert base <= gap <= base * 1.25 + 1
+        assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("failed", 8, None)
+        assert services.deliveries_due(now=timezone.now() + dt.timedelta(days=2)) == []
+        assert (
+            services.delivery_send(delivery_id=delivery.delivery_id, now=timezone.now() + dt.timedelta(days=2)) is None
+        )
+        assert len(r.requests) == 8
+    last = ActionEvent.objects.filter(action=action, kind="webhook_attempt").order_by("-id").first()
+    assert (last.data["attempt"], last.data["delivery_status"], last.data["next_attempt_at"]) == (8, "failed", None)
+
+
+def test_a_duplicate_message_does_nothing(project, secret, django_capture_on_commit_callbacks):
+    with receiver([200]) as r:
+        action = make_decided_action(project, callback_url=r.url)
+        _decide(action, django_capture_on_commit_callbacks)
+        delivery_id = WebhookDelivery.objects.get(action=action).delivery_id
+        assert tasks_webhooks.delivery_send.delay(delivery_id).get() is None
+        assert len(r.requests) == 1
+
+
+def test_a_delivery_being_sent_is_not_sent_twice_and_a_dead_sender_is_retried_after_its_lease(
+    project, secret, django_capture_on_commit_callbacks
+):
+    with receiver([200]) as r:
+        action = make_decided_action(project, callback_url=r.url)
+        with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
+            notify.action_decided(action=action)  # the message is lost: callbacks not run
+        delivery = WebhookDelivery.objects.get(action=action)
+        now = timezone.now()
+        # A worker claims it and dies mid-send.
+        claimed = webhook_services._delivery_claim(delivery_id=delivery.delivery_id, now=now)
+        assert claimed.attempts == 1
+        assert services.delivery_send(delivery_id=delivery.delivery_id, now=now + dt.timedelta(seconds=5)) is None
+        assert services.deliveries_due(now=now + dt.timedelta(seconds=59)) == []
+        later = now + dt.timedelta(seconds=webhook_services.SEND_LEASE_SECONDS)
+        assert services.deliveries_due(now=later) == [delivery.delivery_id]
+        outcome = services.delivery_send(delivery_id=delivery.delivery_id, now=later)
+        assert (outcome.attempt, outcome.status) == (2, "delivered")
+        assert len(r.requests) == 1
+
+
+def test_the_sweeper_sends_what_a_lost_message_left_behind(project, secret, django_capture_on_commit_callbacks):
+    with receiver([200]) as r:
+        action = make_decided_action(project, callback_url=r.url)
+        with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
+            notify.action_decided(action=action)
+        assert r.requests == []
+        assert tasks_webhooks.deliveries_due_sweep.delay().get() == 1
+        assert len(r.requests) == 1
+        assert WebhookDelivery.objects.get(action=action).status == "delivered"
+        assert tasks_webhooks.deliveries_due_sweep.delay().get() == 0
+
+
+def test_a_dead_receiver_never_fails_the_decision(project, secret, django_capture_on_commit_callbacks):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    action = make_decided_action(project, callback_url=f"http://127.0.0.1:{port}/gone")
+    _decide(action, django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get(action=action)
+    assert delivery.status == "pending" and delivery.attempts == 1
+    assert "ConnectError" in delivery.last_error and delivery.last_status_code is None
+
+
+def test_a_hanging_receiver_is_cut_off_at_the_time_limit(
+    project, secret, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(outbound, "TOTAL_TIMEOUT_SECONDS", 1.0)
+    with receiver([("hang",)]) as r:
+        action = make_decided_action(project, callback_url=r.url)
+        started = time.monotonic()
+        _decide(action, django_capture_on_commit_callbacks)
+        elapsed = time.monotonic() - started
+    assert elapsed < 3, elapsed
+    delivery = WebhookDelivery.objects.get(action=action)
+    assert delivery.status == "pending" and "timed out" in delivery.last_error
+    attempt = DeliveryAttempt.objects.get(delivery=delivery)
+    assert attempt.status_code is None and 900 <= attempt.duration_ms < 3000
+
+
+def test_a_redirect_is_not_followed_and_counts_as_a_failure(project, secret, django_capture_on_commit_callbacks):
+    with receiver([("redirect", "http://169.254.169.254/latest/meta-data/"), 200]) as r:
+        action = make_decided_action(project, callback_url=r.url)
+        _decide(action, django_capture_on_commit_callbacks)
+        assert len(r.requests) == 1
+    delivery = WebhookDelivery.objects.get(action=action)
+    assert delivery.status == "pending" and delivery.last_status_code == 302
+    assert "not followed" in delivery.last_error
+
+
+def test_private_destinations_are_refused_unless_allowed(project, secret, settings, django_capture_on_commit_callbacks):
+    settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = False
+    with receiver([200]) as r:
+        action = make_decided_action(project, callback_url=r.url)
+        _decide(action, django_capture_on_commit_callbacks)
+        assert r.requests == []
+    delivery = WebhookDelivery.objects.get(action=action)
+    assert delivery.last_error.startswith("refused:") and delivery.status == "pending"
+
+
+def test_without_a_secret_a_decision_is_not_sent_unsigned(project, org, member, django_capture_on_commit_callbacks):
+    with receiver([200]) as r:
+        action = make_decided_action(project, callback_url=r.url)
+        _decide(action, django_capture_on_commit_callbacks)
+        assert r.requests == []
+        delivery = WebhookDelivery.objects.get(action=action)
+        assert "no webhook secret" in delivery.last_error and delivery.status == "pending"
+        # An admin creates the secret in time: the next attempt goes out, signed.
+        secret = services.webhook_secret_create(
+            principal=Principal(organization=org, role="admin", user=member("admin")), project=project
+        ).raw
+        services.delivery_send(delivery_id=delivery.delivery_id, now=delivery.next_attempt_at)
+        assert len(r.requests) == 1
+        assert signing.verify(secret, r.requests[0].headers["x-reviewapp-signature"], r.requests[0].body)
+
+
+# --- GET /api/v1/actions/{id}/deliveries ----------------------------------------------------------
+
+
+def _failed_then_delivered(project, r, django_capture_on_commit_callbacks):
+    action = make_decided_action(project, callback_url=r.url)
+    _decide(action, django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get(action=action)
+    services.delivery_send(delivery_id=delivery.delivery_id, now=delivery.next_attempt_at)
+    return action, delivery
+
+
+def test_the_attempts_are_visible_on_the_action(project, secret, api_client_for, django_capture_on_commit_callbacks):
+    with receiver([500, 200]) as r:
+        action, delivery = _failed_then_delivered(project, r, django_capture_on_commit_callbacks)
+    response = api_client_for("approver").get(f"/api/v1/actions/{action.pk}/deliveries")
+    assert response.status_code == 200, response.content
+    [row] = response.json()
+    assert row["delivery_id"] == delivery.delivery_id and row["kind"] == "decision"
+    assert (row["status"], row["attempts"], row["last_status_code"]) == ("delivered", 2, 200)
+    assert row["url"] == r.url and row["body"]["action"]["id"] == action.pk
+    assert [(a["number"], a["status_code"], a["error"]) for a in row["attempt_log"]] == [
+        (1, 500, "HTTP 500"),
+        (2, 200, ""),
+    ]
+    assert row["attempt_log"][1]["response_excerpt"] == '{"ok": true}'
+
+
+def test_deliveries_are_read_by_the_actions_own_project_and_organization(
+    project, other_project, secret, agent_client, other_agent_client, api_client_for, org
+):
+    from tests.factories import ProjectFactory
+
+    action = make_decided_action(project, callback_url="")
+    sibling = ProjectFactory(organization=org, slug="sales")
+    sibling_action = make_decided_action(sibling, callback_url="")
+    foreign = make_decided_action(other_project, callback_url="")
+    assert agent_client.get(f"/api/v1/actions/{action.pk}/deliveries").json() == []
+    # An agent's key reads its own project only; people read their organization's.
+    assert agent_client.get(f"/api/v1/actions/{sibling_action.pk}/deliveries").status_code == 404
+    assert api_client_for("engineer").get(f"/api/v1/actions/{sibling_action.pk}/deliveries").status_code == 200
+    assert other_agent_client.get(f"/api/v1/actions/{action.pk}/deliveries").status_code == 404
+    assert api_client_for("admin").get(f"/api/v1/actions/{foreign.pk}/deliveries").status_code == 404
+    assert api_client_for("annotator").get(f"/api/v1/actions/{action.pk}/deliveries").status_code == 403
+    assert api_client_for("approver").get("/api/v1/actions/999999999/deliveries").status_code == 404
+
+
+def test_a_chat_webhook_url_is_shown_as_its_host_only(project, api_client_for, django_capture_on_commit_callbacks):
+    ladder = make_ladder(project, notify_webhook_url="https://hooks.slack.com/services/T000/B000/XXXXSECRET")
+    action = make_pending_action(project, ladder=ladder)
+    with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
+        notify.action_tier_entered(action=action)
+    [row] = api_client_for("approver").get(f"/api/v1/actions/{action.pk}/deliveries").json()
+    assert row["kind"] == "tier_notification"
+    assert row["url"] == "https://hooks.slack.com/…"
+    assert "XXXXSECRET" not in json.dumps(row)
+
+
+def test_an_action_deleted_while_its_webhook_is_in_flight_ends_quietly(
+    project, secret, monkeypatch, django_capture_on_commit_callbacks
+):
+    action = make_decided_action(project)
+    with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
+        notify.action_decided(action=action)
+    delivery = WebhookDelivery.objects.get(action=action)
+
+    def post_then_delete(url, **kwargs):
+        action.delete()  # a tenant erased on request, mid-send
+        return outbound.PostResult(200, "", "", 5)
+
+    monkeypatch.setattr(outbound, "post", post_then_delete)
+    assert services.delivery_send(delivery_id=delivery.delivery_id) is None
+    assert not WebhookDelivery.objects.exists() and not DeliveryAttempt.objects.exists()

@@ -1,0 +1,69 @@
+"""A decision's webhook through the real broker and a real Celery worker: sent after commit,
+retried by the due sweeper, every attempt recorded."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from escalations import services, signing, tasks_webhooks
+from escalations.models import WebhookDelivery
+from escalations.services import notify
+from reviewapp.principal import Principal
+from tests.celery_worker import worker_start, worker_stop
+from tests.escalations.factories_webhooks import make_decided_action
+from tests.escalations.receiver import receiver, wait_for
+
+pytestmark = [pytest.mark.celery_worker, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def webhook_worker(django_db_blocker, settings, monkeypatch) -> Iterator[str]:
+    """A worker of this test's own that may post to the local receiver."""
+    from reviewapp.celery import app
+
+    monkeypatch.setenv("WEBHOOK_ALLOW_PRIVATE_HOSTS", "1")
+    queue = f"webhooks-{os.getpid()}"
+    with django_db_blocker.unblock():
+        proc, log = worker_start(queue=queue)
+    previous = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    app.conf.task_always_eager = False
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    try:
+        yield queue
+    finally:
+        app.conf.task_always_eager = True
+        app.conf.task_default_queue = previous
+        worker_stop(proc, log)
+
+
+def test_a_decision_reaches_its_receiver_through_the_worker_and_is_retried(webhook_worker, project, org, member):
+    secret = services.webhook_secret_create(
+        principal=Principal(organization=org, role="admin", user=member("admin")), project=project
+    ).raw
+    with receiver([500, 200]) as r:
+        action = make_decided_action(project, callback_url=r.url)
+        started = time.monotonic()
+        with transaction.atomic():
+            notify.action_decided(action=action)
+        # The decision's request is done at once; the worker sends after commit.
+        assert time.monotonic() - started < 2
+        assert wait_for(lambda: len(r.requests) == 1, timeout=60), "the worker never sent it"
+        delivery = WebhookDelivery.objects.get(action=action)
+        assert wait_for(lambda: WebhookDelivery.objects.get(pk=delivery.pk).last_status_code == 500, timeout=30)
+
+        # Its retry time comes (moved forward here instead of waiting 10 s); beat's sweep sends it.
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+        assert tasks_webhooks.deliveries_due_sweep.apply().get() == 1
+        assert wait_for(lambda: WebhookDelivery.objects.get(pk=delivery.pk).status == "delivered", timeout=60)
+
+    assert len(r.requests) == 2
+    for sent in r.requests:
+        assert signing.verify(secret, sent.headers["x-reviewapp-signature"], sent.body)
+    assert list(delivery.attempt_rows.order_by("number").values_list("number", "status_code")) == [(1, 500), (2, 200)]
