@@ -15,9 +15,12 @@ from django.utils import timezone
 
 from escalations import services
 from escalations.models import Action, ActionEvent, ActionStatus, Vote
+from reviewapp import services as core_services
+from reviewapp.ingest_schemas import ConversationIn
 from reviewapp.principal import Principal
+from tests.escalations import factories as requests
 from tests.escalations.factories_decisions import make_ladder, make_pending_action, tier
-from tests.factories import ConversationFactory
+from tests.factories import ConversationFactory, conversation_payload
 
 
 @pytest.fixture
@@ -538,3 +541,34 @@ def test_the_action_page_costs_the_same_queries_whatever_its_history(
     # Alice may not decide at tier 2; her inbox order still places the action after the
     # neighbour (due in 15 min; this one in an hour).
     assert (page.context["previous_url"], page.context["next_url"]) == (_url(neighbour), None)
+
+
+def test_an_action_escalated_by_the_real_policy_shows_why_and_its_conversation_once_it_arrives(project, browser_for):
+    requests.refund_policy(project)
+    first, second = (
+        requests.request(project, requests.request_body(f"r-{n}"), now=requests.NOW + dt.timedelta(minutes=n))
+        for n in range(2)
+    )
+    third = requests.request(project, requests.request_body("r-3"), now=requests.NOW + dt.timedelta(minutes=5))
+    assert (first.status, second.status, third.status) == ("approved", "approved", "pending")
+    alice = browser_for("approver", username="alice")
+
+    html = alice.get(_url(third)).content.decode()
+    assert "#1 <strong>refund velocity</strong>" in html
+    assert (
+        '<td class="mono small">sum of args.amount by end_user_id over 86400 s &gt; 1000</td>'
+        '<td class="mono small">1200</td>'
+    ) in html
+    assert 'Conversation <span class="mono">conv-812</span> not received yet' in html
+    earlier = alice.get(_url(third)).context["earlier"]
+    assert [(row.action.pk, row.action.status, row.action.decided_by) for row in earlier] == [
+        (second.pk, "approved", "policy"),
+        (first.pk, "approved", "policy"),
+    ]
+
+    core_services.conversations_ingest(
+        project=project, conversations=[ConversationIn.model_validate(conversation_payload("conv-812"))]
+    )
+    page = alice.get(_url(third))
+    assert page.context["turns"]
+    assert "not received yet" not in page.content.decode()
