@@ -60,12 +60,12 @@ def _bracket(content: str) -> str | None:
 
 
 # A pattern no action name matches: names never hold a space (action_input.ACTION_PATTERN).
-NEVER = "^ $"
+_NEVER_MATCHES = "^ $"
 
 
 def glob_regex(glob: str) -> str | None:
     """The regular expression for a policy glob (fnmatchcase semantics), or None when the glob
-    has no wildcard (compare with `=` then). A class admitting nothing gives NEVER."""
+    has no wildcard (compare with `=` then). A class admitting nothing gives _NEVER_MATCHES."""
     if not _GLOB_CHARS.intersection(glob):
         return None
     out = ["^"]
@@ -96,7 +96,7 @@ def glob_regex(glob: str) -> str | None:
                 if negate:
                     out.append(".")  # "not one of nothing": any one character
                     continue
-                return NEVER
+                return _NEVER_MATCHES
             out.append(f"[{'^' if negate else ''}{body}]")
         else:
             out.append(_escape(char))

@@ -83,10 +83,14 @@ class Queue(models.Model):
     gold_rate = models.FloatField(default=0.0)
     is_active = models.BooleanField(default=True)
     # Sampling health: a queue whose rules fail is skipped (other queues and the ingest go on);
-    # the failure is counted and the last one kept here, for the queue's API and page.
+    # the failure is counted and the last one kept here, for the queue's API and page. The
+    # conversations stay owed to it and are retried with backoff; those still unsampled after
+    # the last retry are counted as given up.
     sampling_failures = models.PositiveIntegerField(default=0)
     sampling_error = models.TextField(blank=True, default="")
     sampling_error_at = models.DateTimeField(null=True, blank=True)
+    sampling_given_up = models.PositiveIntegerField(default=0)
+    sampling_given_up_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -284,21 +288,34 @@ class SamplingBatch(models.Model):
     """Sampling still owed to some conversations of a project: the outbox row.
 
     Written in the transaction that stored the conversations (or their new judge scores or
-    feedback), so a broker outage can delay sampling but never lose it. The task that samples
-    the batch locks the row (SKIP LOCKED: two workers never process one batch) and deletes it in
-    the same transaction as the items it adds; the beat sweeper re-enqueues batches left behind.
+    feedback), so a broker outage can delay sampling but never lose it. The task samples the
+    queues still owed one at a time, each in a transaction of its own that locks the row (SKIP
+    LOCKED: two workers never sample one queue of it twice) and strikes the queue off
+    `queue_ids` with the items it adds; the row is deleted once no queue is owed. A queue that
+    fails stays owed: the beat sweeper runs the batch again after a backoff, and after the last
+    attempt the queues still owed record the conversations as given up.
     """
 
     project = models.ForeignKey("reviewapp.Project", on_delete=models.CASCADE, related_name="+")
     conversation_ids = models.JSONField(default=list)
+    # The queues (ids, ascending) still owed these conversations; NULL until the first run fixes
+    # them as the project's sampling queues at that moment.
+    queue_ids = models.JSONField(null=True, blank=True, default=None)
     created_at = models.DateTimeField(default=timezone.now)
-    # How many times the sweeper re-enqueued it, and when last: it waits between attempts.
+    # Runs that left a queue owed (a queue's rules failed, or the run itself), the last error,
+    # and when the sweeper may run it again (backoff); NULL: not failed since last enqueued.
     attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When it was last enqueued: the sweeper re-enqueues one whose message never ran.
     enqueued_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["enqueued_at"], name="sampling_batch_enqueued")]
+        indexes = [
+            models.Index(fields=["enqueued_at"], name="sampling_batch_enqueued"),
+            models.Index(fields=["next_attempt_at"], name="sampling_batch_retry"),
+        ]
 
     def __str__(self) -> str:
         return f"sampling batch {self.pk} ({len(self.conversation_ids)} conversations)"

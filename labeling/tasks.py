@@ -16,14 +16,15 @@ def conversations_sample(project_id: int, conversation_ids: list[int]) -> int:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def sampling_batch_process(batch_id: int) -> int | None:
-    """Sample one recorded batch of conversations (the outbox row is deleted with it)."""
+    """Sample the queues a recorded batch of conversations still owes, one transaction each
+    (the outbox row is deleted once none is owed; a failed queue stays owed for a retry)."""
     return services.sampling_batch_process(batch_id=batch_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def sampling_batches_sweep() -> int:
-    """Beat sweeper: re-enqueue sampling batches still recorded a while after they were
-    enqueued (the broker was down, the message was lost, or the run failed)."""
+    """Beat sweeper: re-enqueue sampling batches whose message never ran (the broker was down,
+    the message was lost, the worker died) and those whose failed run's backoff has passed."""
     batch_ids = services.sampling_batches_due()
     for batch_id in batch_ids:
         if not enqueue.delay_quietly(sampling_batch_process, batch_id):

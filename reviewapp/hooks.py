@@ -7,17 +7,22 @@ and behaviour never depends on import order at request time).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from django.http import HttpRequest, HttpResponse
+
     from reviewapp.models import Project
 
 ConversationsCreated = Callable[..., None]
 BannerLines = Callable[[], list[str]]
+LongPollMatch = Callable[[str, str, bytes], bool]
+LongPollServe = Callable[["HttpRequest"], Awaitable["HttpResponse"]]
 _conversations_created: list[ConversationsCreated] = []
 _conversations_changed: list[ConversationsCreated] = []
 _serve_banner: list[BannerLines] = []
+_long_poll: list[tuple[LongPollMatch, LongPollServe]] = []
 
 
 def on_conversations_created(receiver: ConversationsCreated) -> ConversationsCreated:
@@ -56,3 +61,20 @@ def on_serve_banner(provider: BannerLines) -> BannerLines:
 
 def serve_banner_lines() -> list[str]:
     return [line for provider in _serve_banner for line in provider()]
+
+
+def on_long_poll(matches: LongPollMatch, serve: LongPollServe) -> None:
+    """Requests for which `matches(method, path, query_string)` is true wait a long time (an
+    agent waiting for a decision): reviewapp/asgi.py hands them to `serve(request)`, an async
+    function that answers them without Django's middleware chain (whose sync middleware would
+    hold a thread for the whole wait) and without a per-request thread. `matches` runs on every
+    ASGI request before Django builds it: keep it cheap."""
+    if (matches, serve) not in _long_poll:
+        _long_poll.append((matches, serve))
+
+
+def long_poll_serve(method: str, path: str, query_string: bytes) -> LongPollServe | None:
+    for matches, serve in _long_poll:
+        if matches(method, path, query_string):
+            return serve
+    return None

@@ -19,8 +19,9 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": timedelta(minutes=1),
     },
     # Sampling work is recorded (labeling.SamplingBatch) in the ingest transaction and enqueued
-    # after commit; this re-enqueues what a broker outage or a failed run left behind. Every
-    # minute: a conversation waits at most a couple of minutes past an outage to be sampled.
+    # after commit; this re-enqueues what a broker outage left behind, and failed runs once
+    # their backoff (2 minutes doubling to an hour) has passed. Every minute: a conversation
+    # waits at most a couple of minutes past an outage to be sampled.
     "labeling-sampling-sweep": {
         "task": "labeling.tasks.sampling_batches_sweep",
         "schedule": timedelta(minutes=1),

@@ -65,6 +65,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: serves `GET /api/v1/actions/{id}?wait=N` with an async view and passes every other
+    # request on. A sync middleware outside it would hold a thread for each whole wait.
+    "escalations.apis.waiting.ActionWaitMiddleware",
     "reviewapp.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -263,6 +266,19 @@ if CACHE_URL:
 else:
     # The embedded default serves one process; counters are per process.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": CACHE_KEY_PREFIX}}
+
+# Agents waiting for a decision (`GET /api/v1/actions/{id}?wait=N`, escalations/waiting.py).
+# Without Redis pub/sub (REDIS_URL unset, or Redis down) each serving process reads the status
+# of the actions its waiters wait on every ACTION_WAIT_POLL_SECONDS (one query for all of them);
+# while subscribed, every ACTION_WAIT_CHECK_SECONDS, which catches a lost publish.
+ACTION_WAIT_POLL_SECONDS = float(os.environ.get("ACTION_WAIT_POLL_SECONDS", "1"))
+ACTION_WAIT_CHECK_SECONDS = float(os.environ.get("ACTION_WAIT_CHECK_SECONDS", "5"))
+# Threads (and so database connections) per process for the waiters' reads under ASGI.
+ACTION_WAIT_DB_THREADS = int(os.environ.get("ACTION_WAIT_DB_THREADS", "4"))
+# Waits at once per process: under WSGI each holds a thread (the embedded server has 8), under
+# ASGI a few kilobytes. Past the bound the pending state is answered at once with Retry-After.
+ACTION_WAIT_THREADED_MAX = int(os.environ.get("ACTION_WAIT_THREADED_MAX", "4"))
+ACTION_WAIT_ASYNC_MAX = int(os.environ.get("ACTION_WAIT_ASYNC_MAX", "10000"))
 
 # Celery: with REDIS_URL unset, tasks run in-process (eagerly) and periodic jobs run from the
 # in-process scheduler that `manage.py serve` (or `devserver`) starts in the serving process.

@@ -4,7 +4,7 @@ Every ```sh block runs, in order, in one bash process (as a reader pastes them i
 terminal) against `make run` on a free port. The README's origin, http://127.0.0.1:8000, is
 rewritten to that port and nothing else is changed. A block is left out only when the line
 before its fence is `<!-- readme-test: skip (...) -->`, which is for commands that start
-long-lived processes (`make run`, `make dev`, `make test`).
+long-lived processes (`make run`, `make dev`, `make test`, the production servers).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tests._make_run import ROOT, fresh_env, make_run
 README = ROOT / "README.md"
 ORIGIN = "http://127.0.0.1:8000"
 SKIP = re.compile(r"<!-- readme-test: skip \(.+\) -->")
-LONG_LIVED = re.compile(r"\bmake (-\S+ )*(run|dev|test)\b")
+LONG_LIVED = re.compile(r"\bmake (-\S+ )*(run|dev|test)\b|\bgunicorn \S|\bcelery -A \S+ (worker|beat)\b")
 
 
 def _sh_blocks(text: str) -> list[tuple[int, bool, str]]:

@@ -47,7 +47,9 @@ class QueueOutputSerializer(serializers.Serializer):
     is_active = serializers.BooleanField()
     created_at = serializers.DateTimeField()
     sampling_health = serializers.SerializerMethodField(
-        help_text="The last sampling failure of this queue (other queues are sampled regardless)."
+        help_text="The last sampling failure of this queue (other queues are sampled regardless; the "
+        "conversations stay owed to this one and are retried with backoff), and how many were given "
+        "up after the last retry."
     )
 
     def get_assignees(self, queue: Queue) -> list[str]:
@@ -63,16 +65,21 @@ class QueueOutputSerializer(serializers.Serializer):
                 "failures": serializers.IntegerField(),
                 "last_error": serializers.CharField(),
                 "last_error_at": serializers.DateTimeField(allow_null=True),
+                "given_up": serializers.IntegerField(
+                    help_text="Conversations this queue never sampled: still failing after the last retry."
+                ),
+                "given_up_at": serializers.DateTimeField(allow_null=True),
             },
         )
     )
     def get_sampling_health(self, queue: Queue) -> dict[str, Any]:
+        moment = serializers.DateTimeField()
         return {
             "failures": queue.sampling_failures,
             "last_error": queue.sampling_error,
-            "last_error_at": serializers.DateTimeField().to_representation(queue.sampling_error_at)
-            if queue.sampling_error_at
-            else None,
+            "last_error_at": moment.to_representation(queue.sampling_error_at) if queue.sampling_error_at else None,
+            "given_up": queue.sampling_given_up,
+            "given_up_at": moment.to_representation(queue.sampling_given_up_at) if queue.sampling_given_up_at else None,
         }
 
 

@@ -38,13 +38,22 @@ from labeling.services.queues import (
 )
 from labeling.services.review import item_comment_add, item_review
 from labeling.services.rubrics import label_schema_create, label_schema_version_create, schema_version_resolve
-from labeling.services.sampling import conversations_sample, queue_sampling_failed
+from labeling.services.sampling import (
+    conversations_sample,
+    error_text,
+    queue_sampling_failed,
+    queue_sampling_given_up,
+    sampling_queues,
+)
 from labeling.services.sampling_outbox import (
-    SAMPLING_ATTEMPTS_WARN,
+    SAMPLING_BACKOFF_MAX_SECONDS,
+    SAMPLING_BACKOFF_SECONDS,
+    SAMPLING_MAX_ATTEMPTS,
     SAMPLING_RETRY_SECONDS,
     SAMPLING_SWEEP_LIMIT,
     sampling_batch_process,
     sampling_batches_due,
+    sampling_retry_delay,
     sampling_work_record,
 )
 from labeling.services.statistics import (
@@ -65,7 +74,9 @@ __all__ = [
     "MAX_TIME_SPENT_MS",
     "QUEUE_SETTINGS",
     "RESOLVE_FIELDS",
-    "SAMPLING_ATTEMPTS_WARN",
+    "SAMPLING_BACKOFF_MAX_SECONDS",
+    "SAMPLING_BACKOFF_SECONDS",
+    "SAMPLING_MAX_ATTEMPTS",
     "SAMPLING_RETRY_SECONDS",
     "SAMPLING_SWEEP_LIMIT",
     "SNAPSHOT_AUTO_REFRESH",
@@ -83,6 +94,7 @@ __all__ = [
     "backfills_resume",
     "conversations_sample",
     "draft_save",
+    "error_text",
     "gold_items_add",
     "item_claim",
     "item_comment_add",
@@ -97,10 +109,13 @@ __all__ = [
     "queue_create",
     "queue_items_add",
     "queue_sampling_failed",
+    "queue_sampling_given_up",
     "queue_sampling_update",
     "queue_settings_update",
     "sampling_batch_process",
     "sampling_batches_due",
+    "sampling_queues",
+    "sampling_retry_delay",
     "sampling_work_record",
     "schema_version_resolve",
 ]

@@ -71,16 +71,11 @@ def conversations_sample(
     *, project_id: int, conversation_ids: list[int], source: str = "rule", now: dt.datetime | None = None
 ) -> int:
     """Run every active queue's sampling rules over these conversations; returns items added.
-    Safe to repeat: items are unique per (queue, conversation) and budgets count only the rows
-    really inserted. `now` pins the clock (budget day and pacing) for tests."""
-    # In id order: samplers that meet on several queues take their budget locks queue by queue
-    # in the same order, so they wait for each other instead of deadlocking.
-    queues = list(
-        Queue.objects.filter(project_id=project_id, is_active=True)
-        .exclude(sampling=[])
-        .select_related("project")
-        .order_by("pk")
-    )
+    Each queue is sampled in a transaction of its own (its budget counters are locked for that
+    long only). Safe to repeat: items are unique per (queue, conversation) and budgets count
+    only the rows really inserted. `now` pins the clock (budget day and pacing) for tests.
+    The outbox (sampling_outbox.py) does the same per queue, and remembers which are done."""
+    queues = sampling_queues(project_id=project_id)
     if not queues or not conversation_ids:
         return 0
     facts = _facts_for(conversation_ids)
@@ -96,18 +91,48 @@ def conversations_sample(
     return added
 
 
+def sampling_queues(*, project_id: int, queue_ids: list[int] | None = None) -> list[Queue]:
+    """The project's active queues that have sampling rules (only those of `queue_ids`, when
+    given), with their project, in id order: samplers that meet on several queues take their
+    budget locks queue by queue in the same order, so they wait for each other instead of
+    deadlocking."""
+    queues = Queue.objects.filter(project_id=project_id, is_active=True).exclude(sampling=[])
+    if queue_ids is not None:
+        queues = queues.filter(pk__in=queue_ids)
+    return list(queues.select_related("project").order_by("pk"))
+
+
+def error_text(error: BaseException) -> str:
+    """An error as stored for operators: bounded, and without NUL (PostgreSQL refuses it)."""
+    return f"{type(error).__name__}: {error}"[:1000].replace("\x00", "")
+
+
 def queue_sampling_failed(*, queue_id: int, error: BaseException) -> None:
     """Log a queue's sampling failure and record it on the queue: a count, the last error and
     when, shown by the queue's API and page. _queue_sample's own transaction was rolled back,
     so nothing of the failed attempt is kept."""
     logger.error("sampling failed for queue %s", queue_id, exc_info=error)
-    text = f"{type(error).__name__}: {error}"[:1000].replace("\x00", "")
     try:
-        Queue.objects.filter(pk=queue_id).update(
-            sampling_failures=F("sampling_failures") + 1, sampling_error=text, sampling_error_at=timezone.now()
-        )
+        with transaction.atomic():  # a savepoint inside the caller's: a failed write leaves it usable
+            Queue.objects.filter(pk=queue_id).update(
+                sampling_failures=F("sampling_failures") + 1,
+                sampling_error=error_text(error),
+                sampling_error_at=timezone.now(),
+            )
     except DatabaseError:
         logger.exception("could not record the sampling failure of queue %s", queue_id)
+
+
+def queue_sampling_given_up(*, queue_ids: list[int], conversations: int, error: str) -> None:
+    """Record on each queue that `conversations` owed to it were given up after the outbox's
+    last retry: counted with the time (the queue's sampling health), and logged. The queue's
+    backfill (restarted by a rules change) can still reach them."""
+    logger.error(
+        "sampling gave up on %s conversations for queues %s after the last retry: %s", conversations, queue_ids, error
+    )
+    Queue.objects.filter(pk__in=queue_ids).update(
+        sampling_given_up=F("sampling_given_up") + conversations, sampling_given_up_at=timezone.now()
+    )
 
 
 def _queue_sample(*, queue: Queue, facts: list[sampling.ConversationFacts], source: str, now: dt.datetime) -> int:

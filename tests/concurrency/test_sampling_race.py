@@ -10,7 +10,8 @@ import pytest
 
 from labeling import services, tasks
 from labeling.models import Queue, QueueItem, SamplingBatch, SamplingCounter
-from labeling.services import backfill, sampling_outbox
+from labeling.services import backfill
+from labeling.services import sampling as sampling_services
 from reviewapp import bulk
 from tests.concurrency.racing import Hold, hold_call, join_all, start_thread, wait_until_blocked
 from tests.factories import ConversationFactory, ProjectFactory
@@ -61,7 +62,8 @@ def test_two_workers_on_one_sampling_batch_process_it_once(monkeypatch):
     queue = make_queue(project, sampling=({"rate": 1.0},), backfill_days=0)
     ids = [ConversationFactory(project=project, external_id=f"c{i}").pk for i in range(20)]
     batch = SamplingBatch.objects.create(project=project, conversation_ids=ids)
-    hold = hold_call(monkeypatch, sampling_outbox, "conversations_sample", thread="first")
+    # The first worker stops inside the queue's transaction, the batch row locked.
+    hold = hold_call(monkeypatch, sampling_services, "_queue_sample", thread="first")
     results: dict = {}
 
     first = start_thread("first", lambda: services.sampling_batch_process(batch_id=batch.pk), results)
@@ -111,3 +113,47 @@ def test_a_rules_change_during_a_backfill_step_is_not_overwritten_by_that_step(m
     new = services.queue_backfill_step(queue_id=queue.pk, generation=1, chunk=10)
     assert (new.added, new.more) == (5, False)
     assert Queue.objects.get(pk=queue.pk).backfill_done_at is not None
+
+
+def test_a_batch_unlocks_each_queues_budget_as_soon_as_that_queue_is_sampled(monkeypatch):
+    """Queues of a batch commit one by one: while a worker is still inside the batch's second
+    queue, another batch samples the first queue without waiting (its budget counters were
+    unlocked when the first queue's items committed, not held until the whole batch ends)."""
+    project = ProjectFactory()
+    first_queue = make_queue(project, name="First", sampling=({"rate": 1.0},), max_per_day=24_000, backfill_days=0)
+    second_queue = make_queue(project, name="Second", sampling=({"rate": 1.0},), max_per_day=24_000, backfill_days=0)
+    ids = [ConversationFactory(project=project, external_id=f"a{i}").pk for i in range(20)]
+    more = [ConversationFactory(project=project, external_id=f"b{i}").pk for i in range(20)]
+    slow = SamplingBatch.objects.create(project=project, conversation_ids=ids)
+    # Another ingest's batch, owed to the first queue only (the second queue's budget is busy).
+    other = SamplingBatch.objects.create(project=project, conversation_ids=more, queue_ids=[first_queue.pk])
+    # The slow worker stops after sampling the second queue, inside that queue's transaction.
+    hold, real = Hold(thread="slow", before=False), sampling_services._queue_sample
+    held = hold.wrap(real)
+
+    def sample(*, queue, **kwargs):
+        return (held if queue.pk == second_queue.pk else real)(queue=queue, **kwargs)
+
+    monkeypatch.setattr(sampling_services, "_queue_sample", sample)
+    results: dict = {}
+
+    slow_thread = start_thread("slow", lambda: services.sampling_batch_process(batch_id=slow.pk), results)
+    try:
+        hold.wait_inside()
+        other_thread = start_thread("other", lambda: services.sampling_batch_process(batch_id=other.pk), results)
+        other_thread.join(15)
+        # The race: the slow batch is still open in its second queue while the other finished.
+        assert not other_thread.is_alive(), "the other batch waited for the slow batch's budget locks"
+        assert results["other"] == 20
+        assert "slow" not in results
+        assert SamplingBatch.objects.get(pk=slow.pk).queue_ids == [second_queue.pk]
+    finally:
+        hold.release()
+    join_all(slow_thread, other_thread)
+
+    assert results["slow"] == 40
+    assert QueueItem.objects.filter(queue=first_queue).count() == 40
+    assert QueueItem.objects.filter(queue=second_queue).count() == 20
+    assert SamplingBatch.objects.count() == 0
+    counted = SamplingCounter.objects.order_by("queue_id").values_list("queue_id", "key", "candidates", "admitted")
+    assert list(counted) == [(first_queue.pk, "queue", 40, 40), (second_queue.pk, "queue", 20, 20)]

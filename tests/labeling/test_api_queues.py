@@ -110,7 +110,13 @@ def test_engineer_creates_a_queue_with_sampling_rules_and_old_conversations_are_
         "gold_rate": 0.0,
         "is_active": True,
         "created_at": body["created_at"],
-        "sampling_health": {"failures": 0, "last_error": "", "last_error_at": None},
+        "sampling_health": {
+            "failures": 0,
+            "last_error": "",
+            "last_error_at": None,
+            "given_up": 0,
+            "given_up_at": None,
+        },
         "counts": {"pending": 0, "in_progress": 0, "needs_review": 0, "completed": 0, "dropped": 0},
         "total": 0,
     }

@@ -12,7 +12,6 @@ from django.test import Client
 from labeling import services
 from labeling.models import Assignment, ItemComment, Label, LabelSchema, Queue, QueueItem
 from labeling.services import sampling as sampling_services
-from labeling.services import sampling_outbox
 from reviewapp import rawsql, validation
 from reviewapp.models import Conversation
 from tests.factories import conversation_payload
@@ -475,10 +474,10 @@ def test_the_ingest_never_fails_because_sampling_did(
 ):
     make_queue(project, sampling=({"rate": 1.0},))
 
-    def broken(**kwargs):
+    def broken(conversation_ids):
         raise RuntimeError("sampling is down")
 
-    monkeypatch.setattr(sampling_outbox, "conversations_sample", broken)
+    monkeypatch.setattr(sampling_services, "_facts_for", broken)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = agent_client.post("/api/v1/conversations", conversation_payload("c-1"), format="json")

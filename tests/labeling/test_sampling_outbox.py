@@ -13,7 +13,7 @@ from kombu.exceptions import OperationalError
 
 from labeling import sampling, services, tasks
 from labeling.models import QueueItem, SamplingBatch, SamplingCounter
-from labeling.services import sampling_outbox
+from labeling.services import sampling as sampling_services
 from reviewapp import services as core_services
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Project
@@ -138,18 +138,21 @@ def test_with_the_broker_down_ingest_answers_201_and_the_sweeper_samples_the_bat
 def test_a_sampling_error_run_in_process_does_not_fail_the_ingest_and_the_batch_stays(
     agent_client, project, monkeypatch, django_capture_on_commit_callbacks
 ):
-    make_queue(project, sampling=({"rate": 1.0},), backfill_days=0)
+    queue = make_queue(project, sampling=({"rate": 1.0},), backfill_days=0)
 
-    def broken(**kwargs):
+    def broken(conversation_ids):
         raise RuntimeError("sampling bug")
 
-    monkeypatch.setattr(sampling_outbox, "conversations_sample", broken)
+    monkeypatch.setattr(sampling_services, "_facts_for", broken)
     with django_capture_on_commit_callbacks(execute=True):
         response = agent_client.post("/api/v1/conversations", _bare("a"), format="json")
 
     assert response.status_code == 201
-    assert SamplingBatch.objects.count() == 1
+    [batch] = SamplingBatch.objects.all()
     assert QueueItem.objects.count() == 0
+    # The run failed as a whole: its queue stays owed, and the batch waits for a retry.
+    assert (batch.queue_ids, batch.attempts, batch.last_error) == ([queue.pk], 1, "RuntimeError: sampling bug")
+    assert batch.next_attempt_at is not None
 
 
 def test_a_batch_is_sampled_once_however_often_it_is_delivered(project, django_capture_on_commit_callbacks):
