@@ -98,6 +98,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "reviewapp.context_processors.organization",
                 "reviewapp.context_processors.transcript",
+                # The approvals count in the navigation bar (lazy: no query unless shown).
+                "escalations.context_processors.inbox",
             ],
         },
     }
