@@ -181,7 +181,7 @@ class PersonalTokenAdmin(OrganizationScopedAdmin):
         "expires_at",
         "last_used_at",
         "revoked_at",
-        "password_fingerprint",
+        "credentials_epoch",
     ]
     actions = ["revoke"]
 

@@ -5,3 +5,7 @@ class ReviewappConfig(AppConfig):
     name = "reviewapp"
     verbose_name = "reviewapp core"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Registers the system check that the password-change hook is configured.
+        from reviewapp import passwords  # noqa: F401

@@ -22,9 +22,10 @@ from reviewapp.models import (
     Organization,
     PersonalToken,
     Project,
+    UserCredentials,
 )
 from reviewapp.principal import AGENT, Principal
-from reviewapp.tokens import PERSONAL_TOKEN_PREFIX, PROJECT_KEY_PREFIX, password_fingerprint_matches, token_hash
+from reviewapp.tokens import PERSONAL_TOKEN_PREFIX, PROJECT_KEY_PREFIX, token_hash
 
 User = get_user_model()
 
@@ -50,7 +51,9 @@ def principal_from_token(*, raw: str) -> Principal | None:
         token, user, organization = rawsql.instances(row[1:], PersonalToken, User, Organization)
         if token.expires_at is not None and token.expires_at <= timezone.now():
             return None
-        if not password_fingerprint_matches(token.password_fingerprint, user.password):
+        if not user.has_usable_password():
+            # Password sign-in was turned off for this person (the admin's "disable
+            # password-based authentication"): nothing they were issued acts for them.
             return None
         token.user, token.organization = user, organization
         return Principal(organization=organization, role=row[0], user=user, token=token)
@@ -60,7 +63,8 @@ def principal_from_token(*, raw: str) -> Principal | None:
 # A person's token, its user, organization and role there, in one hand-written statement: it
 # runs on every API request, where the equivalent ORM query cost ~1.5 ms to compile. A token
 # older than the membership was issued under an earlier one: removing a person ends their
-# tokens for good, even if they are added back (and even if the row was deleted by hand).
+# tokens for good, even if they are added back (and even if the row was deleted by hand). A
+# token issued under an earlier credentials epoch predates a password change (no row: 0).
 _PERSONAL_TOKEN_SQL = f"""
 SELECT m.role, {rawsql.columns(PersonalToken, "t")}, {rawsql.columns(User, "u")}, {rawsql.columns(Organization, "o")}
 FROM reviewapp_personaltoken t
@@ -68,7 +72,9 @@ JOIN {User._meta.db_table} u ON u.id = t.user_id
 JOIN reviewapp_organization o ON o.id = t.organization_id
 JOIN reviewapp_membership m ON m.user_id = t.user_id AND m.organization_id = t.organization_id
  AND m.created_at <= t.created_at
+LEFT JOIN {UserCredentials._meta.db_table} c ON c.user_id = t.user_id
 WHERE t.token_hash = %s AND t.revoked_at IS NULL AND u.is_active
+ AND t.credentials_epoch = COALESCE(c.epoch, 0)
 """  # noqa: S608 - only the models' own table and column names are interpolated
 
 
@@ -105,14 +111,18 @@ def api_key_get(*, organization: Organization, key_id: int) -> ApiKey:
 
 def personal_token_list_for_user(*, user: object) -> QuerySet[PersonalToken]:
     """A person's own tokens, in every organization they were issued for."""
-    return PersonalToken.objects.filter(user=user).select_related("user", "organization").order_by("-created_at", "-id")
+    return (
+        PersonalToken.objects.filter(user=user)
+        .select_related("user__credentials", "organization")
+        .order_by("-created_at", "-id")
+    )
 
 
 def personal_token_list(*, organization: Organization, user: object | None = None) -> QuerySet[PersonalToken]:
     qs = PersonalToken.objects.filter(organization=organization)
     if user is not None:
         qs = qs.filter(user=user)
-    return qs.select_related("user", "organization").order_by("-created_at", "-id")
+    return qs.select_related("user__credentials", "organization").order_by("-created_at", "-id")
 
 
 def personal_token_get(*, organization: Organization, token_id: int, user: object | None = None) -> PersonalToken:

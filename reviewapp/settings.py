@@ -137,6 +137,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    # Not a rule: Django tells validators when a password really changed (never on the hash
+    # upgrade at sign-in), and this one ends the person's API tokens then (reviewapp.E002).
+    {"NAME": "reviewapp.passwords.CredentialsEpochHook"},
 ]
 
 LANGUAGE_CODE = "en-us"
