@@ -130,7 +130,9 @@ else:
 # A claim holds a session-level advisory lock across two statements (labeling/services.py
 # item_claim). Behind a pooler in transaction mode those two statements may reach different
 # server connections: set DB_SESSION_LOCKS=0 there, and the claim takes a transaction-level
-# lock inside a transaction of its own instead (a BEGIN and a durable COMMIT more).
+# lock inside a transaction of its own instead (a BEGIN and a durable COMMIT more). Forgotten,
+# the damage is bounded: the lock wait times out, and a process whose unlock finds no lock
+# switches itself to transaction-level locks and logs it (labeling/lock_objects.py).
 DB_SESSION_LOCKS = os.environ.get("DB_SESSION_LOCKS", "1") not in ("0", "false", "no")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
