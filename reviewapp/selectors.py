@@ -94,6 +94,14 @@ def project_list(*, organization: Organization) -> QuerySet[Project]:
     return Project.objects.filter(organization=organization).order_by("slug")
 
 
+def project_get(*, organization: Organization, project_id: int) -> Project:
+    """One of the organization's projects; another organization's (or none) is a 404."""
+    project = Project.objects.filter(organization=organization, pk=project_id).select_related("organization").first()
+    if project is None:
+        raise NotFound("Project not found.")
+    return project
+
+
 def project_get_by_slug(*, organization: Organization, slug: str) -> Project | None:
     return Project.objects.filter(organization=organization, slug=slug).first()
 

@@ -99,6 +99,7 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
     MembershipFactory(user=bystander, organization=organization, role="annotator")
     bystander_token = services.personal_token_create(user=bystander, organization=organization)
     ids = {
+        "project_id": project.pk,
         "key_id": spare.record.pk,
         "token_id": bystander_token.record.pk,
         "conversation_id": conversation.pk,
