@@ -7,5 +7,8 @@ class ReviewappConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the system check that the password-change hook is configured.
-        from reviewapp import passwords  # noqa: F401
+        # Ends API tokens when a password is turned off; importing it registers the system
+        # check that the password-change hook is configured.
+        from reviewapp import passwords
+
+        passwords.connect()

@@ -172,7 +172,7 @@ class PersonalToken(models.Model):
             return "revoked"
         if self.expires_at is not None and self.expires_at <= timezone.now():
             return "expired"
-        if not self.user.has_usable_password() or self.credentials_epoch != user_credentials_epoch(self.user):
+        if self.credentials_epoch != user_credentials_epoch(self.user):
             return "password changed"
         return "active"
 

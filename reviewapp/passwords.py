@@ -9,10 +9,14 @@ iterations change: that `check_password` setter clears the raw password before s
 AUTH_PASSWORD_VALIDATORS, sees exactly the changes that should end tokens, and a system check
 (reviewapp.E002) refuses to start without it.
 
+Django reports no change when a password is made unusable (the admin's "disable
+password-based authentication", `set_unusable_password` then `save`), so a `pre_save` receiver
+on the user model covers that one transition: a save that turns a stored usable password into
+an unusable one moves the epoch too. (A token itself may belong to someone without a usable
+password: an account provisioned by a script signs in no other way.)
+
 Not covered, by design: writing a hash directly (`user.password = make_password(...)`, a
-queryset `update`), which skips Django's own notification; use `set_password`. A password made
-unusable (the admin's "disable password-based authentication") needs no hook: a token of a user
-without a usable password never works (`selectors.principal_from_token`).
+queryset `update`), which skips Django's own notification; use `set_password`.
 """
 
 from __future__ import annotations
@@ -41,6 +45,29 @@ class CredentialsEpochHook:
     def get_help_text(self) -> str:
         # Shown in the list under every password form, where it is worth knowing.
         return "Changing your password ends your API tokens."
+
+
+def password_disabled(sender: Any, instance: Any, raw: bool = False, update_fields: Any = None, **kwargs: Any) -> None:
+    """pre_save on the user model: a usable password about to be replaced by an unusable one."""
+    from django.contrib.auth.hashers import is_password_usable
+
+    if raw or instance.pk is None or is_password_usable(instance.password):
+        return
+    if update_fields is not None and "password" not in update_fields:
+        return
+    # Read only for users whose password is unusable, and only on saves that write it.
+    stored = type(instance)._default_manager.filter(pk=instance.pk).values_list("password", flat=True).first()
+    if stored is not None and is_password_usable(stored):
+        from reviewapp import services
+
+        services.user_credentials_epoch_bump(user=instance)
+
+
+def connect() -> None:
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import pre_save
+
+    pre_save.connect(password_disabled, sender=get_user_model(), dispatch_uid="reviewapp.passwords.password_disabled")
 
 
 @checks.register(checks.Tags.security)

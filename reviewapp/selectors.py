@@ -51,10 +51,6 @@ def principal_from_token(*, raw: str) -> Principal | None:
         token, user, organization = rawsql.instances(row[1:], PersonalToken, User, Organization)
         if token.expires_at is not None and token.expires_at <= timezone.now():
             return None
-        if not user.has_usable_password():
-            # Password sign-in was turned off for this person (the admin's "disable
-            # password-based authentication"): nothing they were issued acts for them.
-            return None
         token.user, token.organization = user, organization
         return Principal(organization=organization, role=row[0], user=user, token=token)
     return None

@@ -473,6 +473,35 @@ def test_the_admin_turning_password_sign_in_off_ends_the_tokens(member, org):
     assert PersonalToken.objects.get(pk=token.pk).status == "password changed"
 
 
+def test_a_script_made_unusable_password_ends_the_tokens_but_other_saves_do_not(member, org):
+    alice = member("engineer", username="alice")
+    _, client = _issue(alice, org)
+    alice.first_name = "Alice"
+    alice.save()
+    assert client.get("/api/v1/me").status_code == 200
+
+    alice.set_unusable_password()
+    alice.save()
+
+    assert client.get("/api/v1/me").status_code == 401
+    # Still without a password: saving the person again ends nothing more, and a token issued
+    # now (an account provisioned by a script signs in no other way) works.
+    _, fresh = _issue(alice, org)
+    alice.last_name = "Liddell"
+    alice.save()
+    assert fresh.get("/api/v1/me").status_code == 200
+
+
+def test_a_person_provisioned_without_a_password_has_working_tokens(org):
+    membership = services.membership_add(organization=org, username="robot", role="engineer")
+    assert membership.user.has_usable_password() is False
+
+    issued = services.personal_token_create(user=membership.user, organization=org)
+
+    assert _api(issued.raw).get("/api/v1/me").status_code == 200
+    assert issued.record.status == "active"
+
+
 def test_two_password_changes_move_the_epoch_twice_and_a_new_token_lives(member, org):
     alice = member("engineer", username="alice")
     start = services.user_credentials_epoch_bump(user=alice)
