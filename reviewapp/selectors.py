@@ -22,6 +22,7 @@ from reviewapp.models import (
     Organization,
     PersonalToken,
     Project,
+    Role,
     UserCredentials,
 )
 from reviewapp.principal import AGENT, Principal
@@ -80,6 +81,13 @@ def membership_list_for_user(*, user: object) -> QuerySet[Membership]:
 
 def membership_get(*, user: object, organization: Organization) -> Membership | None:
     return Membership.objects.filter(user=user, organization=organization).first()
+
+
+def membership_is_last_admin(*, membership: Membership) -> bool:
+    """Whether this membership is its organization's only admin (a read: the services refuse
+    the change under a lock; forms use this to say so before saving)."""
+    admins = Membership.objects.filter(organization_id=membership.organization_id, role=Role.ADMIN)
+    return list(admins.values_list("pk", flat=True)[:2]) == [membership.pk]
 
 
 def membership_list(*, organization: Organization) -> QuerySet[Membership]:

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from reviewapp import bulk
+from reviewapp import bulk, lock_objects
 from reviewapp.errors import Conflict, NotFound, ValidationFailed
 from reviewapp.ingest_schemas import (
     ConversationIn,
@@ -149,6 +149,10 @@ def membership_add(
         raise ValidationFailed("Unknown role.", errors={"role": [f"Choose one of: {', '.join(Role.values)}."]})
     with transaction.atomic():
         user, created = User.objects.get_or_create(username=username, defaults={"email": email})
+        if not created and role != Role.ADMIN:
+            existing = Membership.objects.filter(user=user, organization=organization).first()
+            if existing is not None:
+                _last_admin_refuse(membership=existing, field="role", leaving="demote")
         if password:
             user_password_set(user=user, password=password)
         elif created:
@@ -179,6 +183,8 @@ def membership_role_set(*, membership: Membership, role: str, actor: AbstractBas
     if role not in Role.values:
         raise ValidationFailed("Unknown role.", errors={"role": [f"Choose one of: {', '.join(Role.values)}."]})
     with transaction.atomic():
+        if role != Role.ADMIN:
+            _last_admin_refuse(membership=membership, field="role", leaving="demote")
         previous = Membership.objects.filter(pk=membership.pk).values_list("role", flat=True).first()
         if previous is None:
             raise NotFound("No such membership.")
@@ -200,6 +206,7 @@ def membership_remove(*, membership: Membership, actor: AbstractBaseUser | None 
     """Take a person out of an organization and revoke their tokens for it. (Tokens older than a
     membership never work anyway, see selectors.principal_from_token; revoking says so in lists.)"""
     with transaction.atomic():
+        _last_admin_refuse(membership=membership, field="membership", leaving="remove")
         now = timezone.now()
         revoked = PersonalToken.objects.filter(
             user_id=membership.user_id, organization_id=membership.organization_id, revoked_at__isnull=True
@@ -218,6 +225,23 @@ def membership_remove(*, membership: Membership, actor: AbstractBaseUser | None 
                     "tokens_revoked": revoked,
                 },
             )
+
+
+def _last_admin_refuse(*, membership: Membership, field: str, leaving: str) -> None:
+    """Refuse to take the admin role from the organization's last admin: nobody would be left
+    to manage its people, keys and tokens but a superuser. Call inside the change's
+    transaction: the organization's admin rows stay locked until it ends."""
+    admins = lock_objects.organization_admins_lock(organization_id=membership.organization_id)
+    if admins == [membership.pk]:
+        raise ValidationFailed(
+            "An organization must keep at least one admin.",
+            errors={
+                field: [
+                    f"Cannot {leaving} {membership.user.get_username()}: they are the organization's last admin."
+                    " Make someone else admin first."
+                ]
+            },
+        )
 
 
 def user_password_set(*, user: AbstractBaseUser, password: str) -> None:
