@@ -86,8 +86,20 @@ SELECT (SELECT a.{A.id} FROM {A} a
 _CLAIM_LOCK_KEY = (
     "hashtextextended('labeling.item_claim:' || %(queue)s::bigint::text || ':' || %(user)s::bigint::text, 0)"
 )
+# The wait for the lock is bounded (lock_objects.CLAIM_LOCK_TIMEOUT_MS, %(lock_timeout)s) with
+# lock_timeout for this statement only: set_config(..., true) lasts until the transaction ends,
+# which for a bare statement is the statement, and inside a caller's transaction the last call
+# puts the caller's value back. Each function takes an argument from the one before
+# (`|| left(.., 0)`, `+ 0 * ..`) so PostgreSQL must call them in this order; OFFSET 0 keeps the
+# saved value from being inlined and read after the change.
+_CLAIM_LOCK_FROM = f"""
+FROM (SELECT current_setting('lock_timeout') AS before OFFSET 0) saved
+CROSS JOIN LATERAL set_config('lock_timeout', %(lock_timeout)s::text || left(saved.before, 0), true) AS bounded
+CROSS JOIN LATERAL {{fn}}({_CLAIM_LOCK_KEY} + 0 * length(bounded)) AS locked
+CROSS JOIN LATERAL set_config('lock_timeout', saved.before || left(locked::text, 0), true) AS restored
+"""
 CLAIM_PRECHECK_LOCKED = {
-    scope: CLAIM_PRECHECK + f"FROM {fn}({_CLAIM_LOCK_KEY})"
+    scope: CLAIM_PRECHECK + _CLAIM_LOCK_FROM.format(fn=fn)
     for scope, fn in (("session", "pg_advisory_lock"), ("transaction", "pg_advisory_xact_lock"))
 }
 CLAIM_UNLOCK = f"SELECT pg_advisory_unlock({_CLAIM_LOCK_KEY})"

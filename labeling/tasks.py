@@ -9,12 +9,6 @@ from reviewapp import enqueue
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
-def conversations_sample(project_id: int, conversation_ids: list[int]) -> int:
-    # Idempotent: items are unique per (queue, conversation), so a redelivered task adds nothing.
-    return services.conversations_sample(project_id=project_id, conversation_ids=conversation_ids)
-
-
-@shared_task(acks_late=True, reject_on_worker_lost=True)
 def sampling_batch_process(batch_id: int) -> int | None:
     """Sample the queues a recorded batch of conversations still owes, one transaction each
     (the outbox row is deleted once none is owed; a failed queue stays owed for a retry)."""

@@ -235,20 +235,61 @@ class MeApi(APIView):
 # --- projects and keys -----------------------------------------------------------------------
 
 
+class ProjectOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    timezone = serializers.CharField(help_text="IANA zone; daily sampling budgets roll over at its midnight.")
+    created_at = serializers.DateTimeField()
+
+
 class ProjectListApi(APIView):
     required_capability = "organization.read"
 
-    class OutputSerializer(serializers.Serializer):
-        slug = serializers.CharField()
-        name = serializers.CharField()
-        description = serializers.CharField()
-        timezone = serializers.CharField(help_text="IANA zone; daily sampling budgets roll over at its midnight.")
-        created_at = serializers.DateTimeField()
-
-    @extend_schema(responses={200: OutputSerializer(many=True)}, tags=["projects"])
+    @extend_schema(responses={200: ProjectOutputSerializer(many=True)}, tags=["projects"])
     def get(self, request: Request) -> Response:
         projects = selectors.project_list(organization=principal_of(request).organization)
-        return Response(self.OutputSerializer(projects, many=True).data)
+        return Response(ProjectOutputSerializer(projects, many=True).data)
+
+
+class ProjectUpdateApi(APIView):
+    """Change a project's settings (admins). Today that is its time zone, which sets when the
+    daily sampling budgets roll over; the change is audited. Another organization's project is
+    a 404."""
+
+    required_capability = "projects.manage"
+
+    class InputSerializer(serializers.Serializer):
+        timezone = serializers.CharField(
+            max_length=64,
+            required=False,
+            help_text="An IANA time zone name such as `Europe/Paris` or `UTC`.",
+        )
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            # A misspelt field would otherwise be a silent no-op. At most a few named, each
+            # cut short: the names are the caller's text.
+            unknown = sorted(set(self.initial_data) - set(self.fields))[:5]
+            if unknown:
+                raise serializers.ValidationError({str(name)[:100]: ["Unknown field."] for name in unknown})
+            return attrs
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: ProjectOutputSerializer, 400: ERROR_RESPONSE, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE},
+        tags=["projects"],
+    )
+    def patch(self, request: Request, project_id: int) -> Response:
+        principal = principal_of(request)
+        project = selectors.project_get(organization=principal.organization, project_id=project_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if "timezone" in data.validated_data:
+            project = services.project_timezone_set(
+                project=project, time_zone=data.validated_data["timezone"], actor=principal.user
+            )
+        return Response(ProjectOutputSerializer(project).data)
 
 
 class ApiKeyOutputSerializer(serializers.Serializer):

@@ -109,10 +109,39 @@ class ApiKey(models.Model):
         return self.revoked_at is None
 
 
+class UserCredentials(models.Model):
+    """A person's credentials epoch: a number bumped each time their password really changes
+    (`services.user_credentials_epoch_bump`). A personal token records the epoch it was issued
+    under and works only while it is still current. Deliberately not the password hash: Django
+    rewrites the hash when it upgrades a hasher at sign-in (same password, new hash), and that
+    must not end anyone's tokens. No row means epoch 0."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="credentials"
+    )
+    epoch = models.BigIntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "user credentials"
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: epoch {self.epoch}"
+
+
+def user_credentials_epoch(user: object) -> int:
+    """The user's current epoch, through the `credentials` relation (select it along with
+    `select_related("user__credentials")` when reading many tokens)."""
+    try:
+        return user.credentials.epoch  # type: ignore[attr-defined]
+    except UserCredentials.DoesNotExist:
+        return 0
+
+
 class PersonalToken(models.Model):
     """A person's API token, bound to one organization: it acts with the user's role there,
     read from the membership on every request so a role change or removal applies at once.
-    It also ends when the user's password changes (`password_fingerprint`) and when the
+    It also ends when the user's password changes (`credentials_epoch`) and when the
     membership it was issued under is gone, even if the person is added back later."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
@@ -124,8 +153,9 @@ class PersonalToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
-    password_fingerprint = models.CharField(
-        max_length=64, blank=True, default="", help_text="HMAC of the owner's password hash when issued."
+    credentials_epoch = models.BigIntegerField(
+        default=0,
+        help_text="The owner's credentials epoch when issued; -1 for a token whose password had already changed.",
     )
 
     class Meta:
@@ -136,14 +166,13 @@ class PersonalToken(models.Model):
 
     @property
     def status(self) -> str:
-        """active, revoked, expired, or "password changed". Reads `user`: select it along."""
-        from reviewapp.tokens import password_fingerprint_matches
-
+        """active, revoked, expired, or "password changed". Reads `user` and its `credentials`:
+        select them along."""
         if self.revoked_at is not None:
             return "revoked"
         if self.expires_at is not None and self.expires_at <= timezone.now():
             return "expired"
-        if not password_fingerprint_matches(self.password_fingerprint, self.user.password):
+        if self.credentials_epoch != user_credentials_epoch(self.user):
             return "password changed"
         return "active"
 

@@ -22,9 +22,10 @@ from reviewapp.models import (
     Organization,
     PersonalToken,
     Project,
+    Role,
 )
 from reviewapp.principal import AGENT, Principal
-from reviewapp.tokens import PERSONAL_TOKEN_PREFIX, PROJECT_KEY_PREFIX, password_fingerprint_matches, token_hash
+from reviewapp.tokens import PERSONAL_TOKEN_PREFIX, PROJECT_KEY_PREFIX, token_hash
 
 User = get_user_model()
 
@@ -50,8 +51,6 @@ def principal_from_token(*, raw: str) -> Principal | None:
         token, user, organization = rawsql.instances(row[1:], PersonalToken, User, Organization)
         if token.expires_at is not None and token.expires_at <= timezone.now():
             return None
-        if not password_fingerprint_matches(token.password_fingerprint, user.password):
-            return None
         token.user, token.organization = user, organization
         return Principal(organization=organization, role=row[0], user=user, token=token)
     return None
@@ -65,12 +64,27 @@ def membership_get(*, user: object, organization: Organization) -> Membership | 
     return Membership.objects.filter(user=user, organization=organization).first()
 
 
+def membership_is_last_admin(*, membership: Membership) -> bool:
+    """Whether this membership is its organization's only admin (a read: the services refuse
+    the change under a lock; forms use this to say so before saving)."""
+    admins = Membership.objects.filter(organization_id=membership.organization_id, role=Role.ADMIN)
+    return list(admins.values_list("pk", flat=True)[:2]) == [membership.pk]
+
+
 def membership_list(*, organization: Organization) -> QuerySet[Membership]:
     return Membership.objects.filter(organization=organization).select_related("user").order_by("user__username")
 
 
 def project_list(*, organization: Organization) -> QuerySet[Project]:
     return Project.objects.filter(organization=organization).order_by("slug")
+
+
+def project_get(*, organization: Organization, project_id: int) -> Project:
+    """One of the organization's projects; another organization's (or none) is a 404."""
+    project = Project.objects.filter(organization=organization, pk=project_id).select_related("organization").first()
+    if project is None:
+        raise NotFound("Project not found.")
+    return project
 
 
 def project_get_by_slug(*, organization: Organization, slug: str) -> Project | None:
@@ -90,14 +104,18 @@ def api_key_get(*, organization: Organization, key_id: int) -> ApiKey:
 
 def personal_token_list_for_user(*, user: object) -> QuerySet[PersonalToken]:
     """A person's own tokens, in every organization they were issued for."""
-    return PersonalToken.objects.filter(user=user).select_related("user", "organization").order_by("-created_at", "-id")
+    return (
+        PersonalToken.objects.filter(user=user)
+        .select_related("user__credentials", "organization")
+        .order_by("-created_at", "-id")
+    )
 
 
 def personal_token_list(*, organization: Organization, user: object | None = None) -> QuerySet[PersonalToken]:
     qs = PersonalToken.objects.filter(organization=organization)
     if user is not None:
         qs = qs.filter(user=user)
-    return qs.select_related("user", "organization").order_by("-created_at", "-id")
+    return qs.select_related("user__credentials", "organization").order_by("-created_at", "-id")
 
 
 def personal_token_get(*, organization: Organization, token_id: int, user: object | None = None) -> PersonalToken:

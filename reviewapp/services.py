@@ -18,10 +18,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
-from reviewapp import bulk
+from reviewapp import bulk, lock_objects
 from reviewapp.errors import Conflict, NotFound, ValidationFailed
 from reviewapp.ingest_schemas import (
     ConversationIn,
@@ -41,13 +41,13 @@ from reviewapp.models import (
     PersonalToken,
     Project,
     Role,
+    UserCredentials,
     zone_validate,
 )
 from reviewapp.principal import Principal
 from reviewapp.tokens import (
     PERSONAL_TOKEN_PREFIX,
     PROJECT_KEY_PREFIX,
-    password_fingerprint,
     token_display_prefix,
     token_generate,
     token_hash,
@@ -149,6 +149,10 @@ def membership_add(
         raise ValidationFailed("Unknown role.", errors={"role": [f"Choose one of: {', '.join(Role.values)}."]})
     with transaction.atomic():
         user, created = User.objects.get_or_create(username=username, defaults={"email": email})
+        if not created and role != Role.ADMIN:
+            existing = Membership.objects.filter(user=user, organization=organization).first()
+            if existing is not None:
+                _last_admin_refuse(membership=existing, field="role", leaving="demote")
         if password:
             user_password_set(user=user, password=password)
         elif created:
@@ -179,6 +183,8 @@ def membership_role_set(*, membership: Membership, role: str, actor: AbstractBas
     if role not in Role.values:
         raise ValidationFailed("Unknown role.", errors={"role": [f"Choose one of: {', '.join(Role.values)}."]})
     with transaction.atomic():
+        if role != Role.ADMIN:
+            _last_admin_refuse(membership=membership, field="role", leaving="demote")
         previous = Membership.objects.filter(pk=membership.pk).values_list("role", flat=True).first()
         if previous is None:
             raise NotFound("No such membership.")
@@ -200,6 +206,7 @@ def membership_remove(*, membership: Membership, actor: AbstractBaseUser | None 
     """Take a person out of an organization and revoke their tokens for it. (Tokens older than a
     membership never work anyway, see selectors.principal_from_token; revoking says so in lists.)"""
     with transaction.atomic():
+        _last_admin_refuse(membership=membership, field="membership", leaving="remove")
         now = timezone.now()
         revoked = PersonalToken.objects.filter(
             user_id=membership.user_id, organization_id=membership.organization_id, revoked_at__isnull=True
@@ -220,13 +227,57 @@ def membership_remove(*, membership: Membership, actor: AbstractBaseUser | None 
             )
 
 
+def _last_admin_refuse(*, membership: Membership, field: str, leaving: str) -> None:
+    """Refuse to take the admin role from the organization's last admin: nobody would be left
+    to manage its people, keys and tokens but a superuser. Call inside the change's
+    transaction: the organization's admin rows stay locked until it ends."""
+    admins = lock_objects.organization_admins_lock(organization_id=membership.organization_id)
+    if admins == [membership.pk]:
+        raise ValidationFailed(
+            "An organization must keep at least one admin.",
+            errors={
+                field: [
+                    f"Cannot {leaving} {membership.user.get_username()}: they are the organization's last admin."
+                    " Make someone else admin first."
+                ]
+            },
+        )
+
+
 def user_password_set(*, user: AbstractBaseUser, password: str) -> None:
-    """Set a password and revoke the user's personal tokens. Any other way of changing the hash
-    ends the tokens as well (their fingerprint no longer matches); this one also marks them."""
+    """Set a password and revoke the user's personal tokens. Any other way of setting a password
+    ends the tokens as well (the save bumps the credentials epoch); this one also marks them."""
     with transaction.atomic():
         user.set_password(password)
         user.save(update_fields=["password"])
         PersonalToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def user_credentials_epoch_bump(*, user: AbstractBaseUser) -> int:
+    """The user's password really changed: move their credentials epoch on, which ends every
+    personal token issued before (a token works only under the epoch it was issued in).
+    Returns the new epoch.
+
+    Called by Django's `password_changed` (through `reviewapp.passwords.CredentialsEpochHook`):
+    that is every `set_password` followed by `save`, which is what the password forms, the
+    admin, `changepassword` and scripts do, and never the hash upgrade Django makes at sign-in
+    (it clears the raw password before saving, precisely so that it is not reported)."""
+    with transaction.atomic():
+        # An increment, never a read-modify-write: two changes at once move it twice.
+        changed = UserCredentials.objects.filter(user_id=user.pk).update(
+            epoch=F("epoch") + 1, changed_at=timezone.now()
+        )
+        if not changed:
+            _, created = UserCredentials.objects.get_or_create(user_id=user.pk, defaults={"epoch": 1})
+            if not created:  # another change created the row first
+                UserCredentials.objects.filter(user_id=user.pk).update(epoch=F("epoch") + 1, changed_at=timezone.now())
+        return UserCredentials.objects.get(user_id=user.pk).epoch
+
+
+def _credentials_epoch_current(user: AbstractBaseUser) -> int:
+    # Read from the database, never from a cached relation: a token must not be issued under
+    # an epoch that a password change has already left behind.
+    return UserCredentials.objects.filter(user_id=user.pk).values_list("epoch", flat=True).first() or 0
 
 
 # --- credentials -----------------------------------------------------------------------------
@@ -287,7 +338,7 @@ def personal_token_create(*, user: AbstractBaseUser, organization: Organization,
         prefix=token_display_prefix(raw),
         token_hash=token_hash(raw),
         expires_at=timezone.now() + dt.timedelta(days=ttl_days) if ttl_days else None,
-        password_fingerprint=password_fingerprint(user.password),
+        credentials_epoch=_credentials_epoch_current(user),
     )
     return IssuedCredential(raw=raw, record=token)
 
@@ -644,6 +695,7 @@ __all__ = [
     "project_create",
     "project_resolve",
     "project_timezone_set",
+    "user_credentials_epoch_bump",
     "user_password_set",
 ]
 
