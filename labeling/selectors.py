@@ -595,3 +595,31 @@ def project_budget_get(*, organization: Organization, project: Project) -> Proje
 def queue_rate_changes(*, organization: Organization, queue: Queue, limit: int = 50) -> list[RateChange]:
     """The queue's latest rate changes, newest first."""
     return list(RateChange.objects.filter(organization=organization, queue=queue).order_by("-at", "-id")[:limit])
+
+
+def queue_budgets_many(*, queues: Sequence[Queue], now: dt.datetime | None = None) -> dict[int, dict[str, Any] | None]:
+    """Per queue: today's use of its project's budget ({limit, used, left, share} and the
+    project's own used/left), or None when its project has no budget. Two queries a project
+    that has one, one query for all the projects."""
+    by_project: dict[int, list[Queue]] = {}
+    for q in queues:
+        by_project.setdefault(q.project_id, []).append(q)
+    with_budget = set(
+        ProjectBudget.objects.filter(project_id__in=list(by_project)).values_list("project_id", flat=True)
+    )
+    out: dict[int, dict[str, Any] | None] = {q.pk: None for q in queues}
+    for project_id, members in by_project.items():
+        if project_id not in with_budget:
+            continue
+        usage = project_budget_usage(project=members[0].project, queues=members, now=now)
+        for q in members:
+            out[q.pk] = {**usage["queues"][q.pk], "project_used": usage["used"], "project_left": usage["left"]}
+    return out
+
+
+def queue_last_rate_changes(*, queues: Sequence[Queue]) -> dict[int, RateChange]:
+    """The latest rate change of each of these queues that has one (one query)."""
+    latest: dict[int, RateChange] = {}
+    for change in RateChange.objects.filter(queue__in=[q.pk for q in queues]).order_by("queue_id", "-at", "-id"):
+        latest.setdefault(change.queue_id, change)
+    return latest
