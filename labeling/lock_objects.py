@@ -20,6 +20,7 @@ from labeling.models import (
     Assignment,
     AssignmentStatus,
     Label,
+    ProjectBudgetCounter,
     Queue,
     QueueItem,
     SamplingBatch,
@@ -270,3 +271,14 @@ def sampling_batch_claim(*, batch_id: int) -> SamplingBatch | None:
     (SKIP LOCKED: that worker will finish or, failing, leave it for the sweeper). The caller
     samples and deletes it inside the same transaction."""
     return SamplingBatch.objects.filter(pk=batch_id).select_for_update(skip_locked=True, of=("self",)).first()
+
+
+def project_budget_counter_lock(*, project_id: int, day: dt.date) -> ProjectBudgetCounter:
+    """The project's budget counter for `day`, created if missing, locked. Lock order: after the
+    queue's own counters (sampling_counters_lock). Every sampler of the project takes it last,
+    so it is held the shortest time of all its locks (it is the row all the project's queues
+    meet on), and no sampler holds it while waiting for a queue's counters: no deadlock."""
+    ProjectBudgetCounter.objects.bulk_create(
+        [ProjectBudgetCounter(project_id=project_id, day=day)], ignore_conflicts=True
+    )
+    return ProjectBudgetCounter.objects.select_for_update(of=("self",)).get(project_id=project_id, day=day)

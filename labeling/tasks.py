@@ -62,3 +62,14 @@ def agreement_snapshot_refresh(queue_id: int) -> bool:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def agreement_snapshots_sweep() -> int:
     return services.agreement_snapshots_sweep()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def budget_controllers_run() -> int:
+    """Daily: run the budget controller of every queue that opted in. Each queue decides in a
+    transaction of its own under its row lock, so a redelivered run decides again on the same
+    readings and changes nothing more (a step down needs a full window since the last change)."""
+    queue_ids = services.budget_controller_queue_ids()
+    for queue_id in queue_ids:
+        services.queue_budget_control(queue_id=queue_id)
+    return len(queue_ids)
