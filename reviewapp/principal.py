@@ -17,7 +17,7 @@ AGENT = "agent"
 # Escalations: `actions.request` asks (agents; people test from the API), `actions.read` sees
 # actions, `actions.decide` may vote where a ladder tier admits the person (the tier narrows
 # it further), `escalations.manage` writes policies and ladders, `webhooks.manage` creates and
-# rotates signing secrets.
+# rotates signing secrets. `projects.manage` edits a project's settings (frustration terms).
 _PEOPLE = {"organization.read"}
 _LABELERS = _PEOPLE | {"labeling.work"}
 _APPROVERS = _PEOPLE | {"actions.read", "actions.decide"}
@@ -34,7 +34,9 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "annotator": frozenset(_LABELERS),
     "approver": frozenset(_APPROVERS),
     "engineer": frozenset(_ENGINEERS),
-    "admin": frozenset(_ENGINEERS | _APPROVERS | {"api_keys.manage", "tokens.manage", "webhooks.manage"}),
+    "admin": frozenset(
+        _ENGINEERS | _APPROVERS | {"api_keys.manage", "tokens.manage", "webhooks.manage", "projects.manage"}
+    ),
 }
 
 
