@@ -190,7 +190,7 @@ def test_10000_turns_look_only_at_the_last_turns():
     # The shouting and the ask in the first turn are outside the last MAX_TURNS: not read.
     assert ds.FRUSTRATION not in found and ds.ASKED_FOR_HUMAN not in found
     # Indices still count from the start of the whole transcript.
-    last = messages + [user("talk to a human")]
+    last = [*messages, user("talk to a human")]
     assert kinds(last)[ds.ASKED_FOR_HUMAN][0] == len(messages)
     assert kinds(last)[ds.GAVE_UP][0] == len(messages)
 
