@@ -278,12 +278,12 @@ class ProjectFrustrationTermsApi(APIView):
         return project
 
     @extend_schema(responses={200: OutputSerializer, 404: ERROR_RESPONSE}, tags=["projects"])
-    def get(self, request: Request, slug: str) -> Response:
-        return Response(self.OutputSerializer(self._project(request, slug)).data)
+    def get(self, request: Request, project_slug: str) -> Response:
+        return Response(self.OutputSerializer(self._project(request, project_slug)).data)
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, 400: ERROR_RESPONSE}, tags=["projects"])
-    def put(self, request: Request, slug: str) -> Response:
-        project = self._project(request, slug)
+    def put(self, request: Request, project_slug: str) -> Response:
+        project = self._project(request, project_slug)
         # The service bounds and names each term (`frustration_terms[3]`); the serializer only
         # documents the shape, so an oversized list is refused before it is walked.
         payload = request.data if isinstance(request.data, dict) else {}

@@ -26,7 +26,7 @@ api_v1 = [
     path("me", apis.MeApi.as_view(), name="me"),
     path("projects", apis.ProjectListApi.as_view(), name="projects"),
     path(
-        "projects/<slug:slug>/frustration-terms",
+        "projects/<slug:project_slug>/frustration-terms",
         apis.ProjectFrustrationTermsApi.as_view(),
         name="project-frustration-terms",
     ),

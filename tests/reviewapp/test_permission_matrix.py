@@ -111,6 +111,7 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
         "item_id": queue.items.get().pk,
         "action_id": action.pk,
         "ladder_name": ladder.name,
+        "project_slug": project.slug,
     }
     clients = {AGENT: Client(HTTP_AUTHORIZATION=f"Bearer {key.raw}"), ANONYMOUS: Client()}
     if with_people:
