@@ -21,7 +21,7 @@ from django.db import connection
 from labeling.models import Assignment, AssignmentStatus, ItemStatus, Label, LabelSchema, LabelSchemaVersion
 from labeling.models import Queue as QueueModel
 from labeling.models import QueueItem as QueueItemModel
-from reviewapp.models import Conversation, JudgeScore, Project
+from reviewapp.models import Conversation, ConversationSignal, JudgeScore, Project
 from reviewapp.rawsql import Table, columns, literal
 
 Q = Table(QueueModel)
@@ -34,6 +34,7 @@ N = Table(QueueModel.assignees.through)
 C = Table(Conversation)
 P = Table(Project)
 J = Table(JudgeScore)
+G = Table(ConversationSignal)
 
 
 def claimable(i: str) -> str:
@@ -170,6 +171,11 @@ FROM {C} c WHERE c.{C.id} = ANY(%s) ORDER BY c.{C.id}
 JUDGE_SCORE_FACTS = f"""
 SELECT s.{J.conversation}, s.{J.judge}, s.{J.criterion}, s.{J.score}, s.{J.confidence}
 FROM {J} s WHERE s.{J.conversation} = ANY(%s)
+"""
+# The signals of these conversations, for queues whose rules name one.
+SIGNAL_FACTS = f"""
+SELECT g.{G.conversation}, g.{G.kind}, g.{G.source}
+FROM {G} g WHERE g.{G.conversation} = ANY(%s)
 """
 # Which of these conversations a queue already holds.
 IN_QUEUE = f"SELECT i.{I.conversation} FROM {I} i WHERE i.{I.queue} = %s AND i.{I.conversation} = ANY(%s)"

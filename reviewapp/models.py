@@ -55,6 +55,9 @@ class Project(models.Model):
     # midnight, so a team's "per day" is their day. Declared after created_at: inside the class
     # body this name shadows django.utils.timezone.
     timezone = models.CharField(max_length=64, default="UTC", validators=[zone_validate])
+    # Words and phrases that mark a frustrated end user in this product, added to the default
+    # list of reviewapp.derived_signals (bounded and normalised by services.project_frustration_terms_set).
+    frustration_terms = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["organization_id", "slug"]
@@ -283,6 +286,50 @@ class Feedback(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["conversation", "fingerprint"], name="feedback_unique")]
+
+
+class SignalKind(models.TextChoices):
+    REPHRASED = "rephrased", "User rephrased"
+    FRUSTRATION = "frustration", "Frustration"
+    ASKED_FOR_HUMAN = "asked_for_human", "Asked for a human"
+    GAVE_UP = "gave_up", "Gave up"
+
+
+class SignalSource(models.TextChoices):
+    AGENT = "agent", "Sent by the agent"
+    DERIVED = "derived", "Derived from the transcript"
+
+
+class ConversationSignal(models.Model):
+    """Implicit feedback on a conversation: sent by the agent (feedback's user_rephrased,
+    escalated_by_user) or derived from the transcript at ingest (reviewapp.derived_signals).
+    One row per conversation, kind and source; `turn` and `evidence` say where a derived one
+    was seen. Conversation's user_rephrased/escalated_by_user columns stay what the agent sent."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="signals")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=32, choices=SignalKind.choices)
+    source = models.CharField(max_length=16, choices=SignalSource.choices)
+    turn = models.PositiveIntegerField(null=True, blank=True)
+    evidence = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["conversation_id", "kind", "source"]
+        constraints = [
+            # Also the index every read goes through: sampling's facts and the list filter look
+            # signals up by conversation (and kind).
+            models.UniqueConstraint(fields=["conversation", "kind", "source"], name="conversation_signal_unique"),
+            models.CheckConstraint(
+                condition=Q(kind__in=[k.value for k in SignalKind]), name="conversation_signal_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(source__in=[s.value for s in SignalSource]), name="conversation_signal_source_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversation_id}:{self.kind}:{self.source}"
 
 
 class AuditEvent(models.Model):

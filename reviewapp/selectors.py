@@ -15,6 +15,7 @@ from reviewapp.models import (
     ApiKey,
     AuditEvent,
     Conversation,
+    ConversationSignal,
     ConversationTag,
     Feedback,
     JudgeScore,
@@ -147,6 +148,8 @@ class ConversationFilters:
     criterion: str | None = None
     score_min: float | None = None
     score_max: float | None = None
+    signal: str | None = None
+    signal_source: str | None = None
 
 
 def conversation_list(
@@ -170,6 +173,14 @@ def conversation_list(
         qs = qs.filter(feedback_rating=f.feedback_rating)
     if f.user_rephrased is not None:
         qs = qs.filter(user_rephrased=f.user_rephrased)
+    if f.signal or f.signal_source:
+        # Through the (conversation, kind, source) unique index, one probe per conversation.
+        signals = ConversationSignal.objects.filter(conversation=OuterRef("pk"))
+        if f.signal:
+            signals = signals.filter(kind=f.signal)
+        if f.signal_source:
+            signals = signals.filter(source=f.signal_source)
+        qs = qs.filter(Exists(signals))
     if f.judge or f.criterion or f.score_min is not None or f.score_max is not None:
         scores = JudgeScore.objects.filter(conversation=OuterRef("pk"))
         if f.judge:
@@ -197,12 +208,33 @@ def conversation_get(
         .prefetch_related(
             Prefetch("judge_scores", queryset=JudgeScore.objects.order_by("id")),
             Prefetch("feedback", queryset=Feedback.objects.order_by("id")),
+            Prefetch("signals", queryset=ConversationSignal.objects.order_by("turn", "kind", "source")),
         )
         .first()
     )
     if conversation is None:
         raise NotFound("Conversation not found.")
     return conversation
+
+
+# Conversations per signals query: the calibration page asks for a page of flagged
+# conversations at a time; SQLite's bound-parameter limit is far above it.
+_SIGNAL_IDS_CHUNK = 500
+
+
+def signals_for_conversations(*, project: Project, conversation_ids: list[int]) -> dict[int, list[ConversationSignal]]:
+    """The signals (agent-sent and derived) of these conversations of `project`, by
+    conversation id, each list in turn order; ids of another project find nothing. One query
+    per 500 ids."""
+    found: dict[int, list[ConversationSignal]] = {}
+    ids = sorted(set(conversation_ids))
+    for start in range(0, len(ids), _SIGNAL_IDS_CHUNK):
+        rows = ConversationSignal.objects.filter(
+            project=project, conversation_id__in=ids[start : start + _SIGNAL_IDS_CHUNK]
+        ).order_by("conversation_id", "turn", "kind", "source")
+        for signal in rows:
+            found.setdefault(signal.conversation_id, []).append(signal)
+    return found
 
 
 def organization_stats(*, organization: Organization) -> dict[str, int]:

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from reviewapp import bulk, lock_objects
+from reviewapp import bulk, derived_signals, lock_objects
 from reviewapp.errors import Conflict, NotFound, ValidationFailed
 from reviewapp.ingest_schemas import (
     ConversationIn,
@@ -33,6 +33,7 @@ from reviewapp.models import (
     ApiKey,
     AuditEvent,
     Conversation,
+    ConversationSignal,
     ConversationTag,
     Feedback,
     JudgeScore,
@@ -41,6 +42,8 @@ from reviewapp.models import (
     PersonalToken,
     Project,
     Role,
+    SignalKind,
+    SignalSource,
     UserCredentials,
     zone_validate,
 )
@@ -124,6 +127,49 @@ def project_timezone_set(*, project: Project, time_zone: str, actor: AbstractBas
                 data={"from": previous, "to": time_zone},
             )
     project.timezone = time_zone
+    return project
+
+
+def project_frustration_terms_set(*, project: Project, terms: Any, actor: AbstractBaseUser | None = None) -> Project:
+    """Replace the project's own frustration terms (added to derived_signals' defaults for the
+    conversations ingested from now on). At most MAX_TERMS terms of MAX_TERM_CHARS characters,
+    each with a letter or digit in it; stored normalised (lower case, single spaces, no
+    repeats). A 400 names `frustration_terms` or `frustration_terms[i]`."""
+    field = "frustration_terms"
+    if not isinstance(terms, list):
+        raise ValidationFailed("Send a list of terms.", errors={field: ["Expected a list of strings."]})
+    if len(terms) > derived_signals.MAX_TERMS:
+        raise ValidationFailed(
+            "Too many terms.", errors={field: [f"At most {derived_signals.MAX_TERMS}; got {len(terms)}."]}
+        )
+    errors: dict[str, list[str]] = {}
+    for index, term in enumerate(terms):
+        if not isinstance(term, str):
+            errors[f"{field}[{index}]"] = ["Expected a string."]
+        elif len(term) > derived_signals.MAX_TERM_CHARS:
+            errors[f"{field}[{index}]"] = [f"At most {derived_signals.MAX_TERM_CHARS} characters."]
+        elif "\x00" in term or not any(c.isalnum() for c in term):
+            errors[f"{field}[{index}]"] = ["A term needs a letter or digit (and no NUL)."]
+    if errors:
+        raise ValidationFailed("Invalid frustration terms.", errors=errors)
+    normalised = derived_signals.terms_normalise(terms)
+    with transaction.atomic():
+        previous = (
+            Project.objects.select_for_update()
+            .filter(pk=project.pk)
+            .values_list("frustration_terms", flat=True)
+            .first()
+        )
+        if previous != normalised:
+            Project.objects.filter(pk=project.pk).update(frustration_terms=normalised)
+            audit_event_record(
+                organization=project.organization,
+                kind="project.frustration_terms_set",
+                user=actor,
+                subject=project,
+                data={"from": previous, "to": normalised},
+            )
+    project.frustration_terms = normalised
     return project
 
 
@@ -409,6 +455,43 @@ def _judge_score_row(conversation_id: int, score: JudgeScoreIn, now: dt.datetime
     }
 
 
+# Feedback flags an agent sends, and the signal kind each one is: a kind the agent sent is
+# recorded with source "agent" and not derived again from the transcript.
+_AGENT_SIGNALS = (
+    (SignalKind.REPHRASED.value, "user_rephrased"),
+    (SignalKind.ASKED_FOR_HUMAN.value, "escalated_by_user"),
+)
+
+
+def _signal_row(
+    project: Project, conversation_id: int, kind: str, now: dt.datetime, finding: derived_signals.Finding | None = None
+) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation_id,
+        "project_id": project.pk,
+        "kind": kind,
+        "source": SignalSource.DERIVED.value if finding else SignalSource.AGENT.value,
+        "turn": finding.turn if finding else None,
+        "evidence": finding.evidence if finding else "",
+        "created_at": now,
+    }
+
+
+def _derived_signal_rows(
+    project: Project, new_items: list[ConversationIn], created_ids: list[int], now: dt.datetime
+) -> list[dict[str, Any]]:
+    """Signals derived from the transcripts of new conversations (derived_signals.py: pure, its
+    work per conversation capped), skipping the kinds the agent sent itself. Only new
+    conversations: a duplicate's stored messages do not change."""
+    terms = tuple(project.frustration_terms or ())
+    rows: list[dict[str, Any]] = []
+    for item, conversation_id in zip(new_items, created_ids, strict=True):
+        sent = {kind for kind, flag in _AGENT_SIGNALS if item.feedback is not None and getattr(item.feedback, flag)}
+        for finding in derived_signals.derive(item.messages_json(), frustration_terms=terms, skip=sent):
+            rows.append(_signal_row(project, conversation_id, finding.kind, now, finding))
+    return rows
+
+
 def conversations_ingest(
     *, project: Project, conversations: list[ConversationIn], principal: Principal | None = None
 ) -> list[IngestResult]:
@@ -506,12 +589,14 @@ def _conversations_ingest_once(
         for tag in item.tags
     ]
     bulk.insert_rows(ConversationTag, tag_rows)
+    bulk.insert_rows(ConversationSignal, _derived_signal_rows(project, new_items, created_ids, now))
 
     score_rows: list[dict[str, Any]] = []
     feedback_rows: list[dict[str, Any]] = []
     # Feedback on a conversation that already exists (or repeats in this batch) must also move
     # the denormalised summary columns.
     summary_updates: dict[int, dict[str, Any]] = {}
+    agent_signals: dict[tuple[int, str], dict[str, Any]] = {}
     results: list[IngestResult] = []
     for index, item in enumerate(conversations):
         conversation_id = ids[item.external_id]
@@ -530,6 +615,9 @@ def _conversations_ingest_once(
                     "created_at": now,
                 }
             )
+            for kind, sent in _AGENT_SIGNALS:
+                if getattr(item.feedback, sent):
+                    agent_signals.setdefault((conversation_id, kind), _signal_row(project, conversation_id, kind, now))
             if not is_new:
                 update = summary_updates.setdefault(conversation_id, {})
                 if item.feedback.rating:
@@ -574,6 +662,15 @@ def _conversations_ingest_once(
         )
     )
     changed -= fresh_ids
+    # What the agent said itself, kept as signals next to the derived ones. Rows of stored
+    # conversations may already be there (or be written by a concurrent request): key order and
+    # ON CONFLICT DO NOTHING, as for feedback.
+    bulk.insert_rows(
+        ConversationSignal,
+        [agent_signals[key] for key in sorted(agent_signals)],
+        ignore_conflicts=True,
+        returning="conversation_id",
+    )
     # Lock the rows whose summary changes in id order first, for the same reason: the grouped
     # UPDATEs below would otherwise lock them in whatever order the database scans them.
     for chunk in _chunks(sorted(cid for cid, update in summary_updates.items() if update)):
@@ -693,6 +790,7 @@ __all__ = [
     "personal_token_create",
     "personal_token_revoke",
     "project_create",
+    "project_frustration_terms_set",
     "project_resolve",
     "project_timezone_set",
     "user_credentials_epoch_bump",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -16,7 +17,7 @@ from labeling import lock_objects, sampling, sql
 from labeling.models import ProjectBudgetCounter, Queue, QueueItem, SamplingCounter
 from labeling.services import budgets
 from reviewapp import bulk, rawsql
-from reviewapp.models import Conversation, JudgeScore
+from reviewapp.models import Conversation, ConversationSignal, JudgeScore
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,31 @@ def _facts_for(conversation_ids: list[int]) -> list[sampling.ConversationFacts]:
     ]
 
 
+def _queue_uses_signals(queue: Queue) -> bool:
+    try:
+        return sampling.rules_use_signals(sampling.rules_parse(queue.sampling))
+    except ValueError:  # broken rules fail that queue's own sampling, recorded there
+        return False
+
+
+def _with_signals(facts: list[sampling.ConversationFacts], queues: list[Queue]) -> list[sampling.ConversationFacts]:
+    """The facts with each conversation's signals, when a queue's rules name one: one query for
+    the whole batch (ids as one array on PostgreSQL), none when no rule asks."""
+    if not facts or not any(_queue_uses_signals(q) for q in queues):
+        return facts
+    ids = [f.id for f in facts]
+    if connection.vendor == "postgresql":
+        rows = rawsql.fetchall(sql.SIGNAL_FACTS, [ids])
+    else:
+        rows = list(
+            ConversationSignal.objects.filter(conversation_id__in=ids).values_list("conversation_id", "kind", "source")
+        )
+    found: dict[int, set[tuple[str, str]]] = {}
+    for cid, kind, source in rows:
+        found.setdefault(cid, set()).add((kind, source))
+    return [dataclasses.replace(f, signals=frozenset(found[f.id])) if f.id in found else f for f in facts]
+
+
 def conversations_sample(
     *, project_id: int, conversation_ids: list[int], source: str = "rule", now: dt.datetime | None = None
 ) -> int:
@@ -79,7 +105,7 @@ def conversations_sample(
     queues = sampling_queues(project_id=project_id)
     if not queues or not conversation_ids:
         return 0
-    facts = _facts_for(conversation_ids)
+    facts = _with_signals(_facts_for(conversation_ids), queues)
     now = now or timezone.now()
     added = 0
     for queue in queues:

@@ -109,7 +109,6 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
         "conversation_id": conversation.pk,
         "schema_id": queue.schema_id,
         "queue_id": queue.pk,
-        "project_id": project.pk,
         "item_id": queue.items.get().pk,
         "action_id": action.pk,
         "ladder_name": ladder.name,
