@@ -47,7 +47,8 @@ def load(labels: int, annotators: int, reuse: bool) -> int:
     from django.core.management import call_command
     from django.db import connection
 
-    from labeling import rubric, services
+    from bench.tenant import tenant_create
+    from labeling import services
     from labeling.models import Label, Queue
     from reviewapp import services as core
 
@@ -57,22 +58,7 @@ def load(labels: int, annotators: int, reuse: bool) -> int:
         print(f"reused the {labels:,} labels loaded by an earlier run", flush=True)
         return queue.pk
     _cleanup()
-    org = core.organization_create(slug=ORG, name="Agreement bench")
-    project = core.project_create(organization=org, slug="support")
-    schema = services.label_schema_create(
-        project=project,
-        rubric_in=rubric.Rubric.model_validate(
-            {
-                "name": "Bench rubric",
-                "questions": [
-                    {"key": "quality", "type": "single_choice", "label": "Right?", "options": ["good", "bad"]},
-                    {"key": "helpfulness", "type": "rating", "label": "Helpful?", "min": 1, "max": 5},
-                    {"key": "notes", "type": "text", "label": "Notes", "required": False},
-                ],
-            }
-        ),
-        user=None,
-    )
+    org, project, schema = tenant_create(slug=ORG, name="Agreement bench", notes=True)
     queue = services.queue_create(
         project=project,
         spec=services.QueueSpec(name="Bench queue", schema=schema, annotations_per_item=2),

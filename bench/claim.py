@@ -96,28 +96,14 @@ def load(items: int, annotators: int, reuse: bool = False) -> tuple[int, list[st
     from django.core.management import call_command
     from django.db import connection
 
-    from labeling import rubric, services
-    from reviewapp import services as core
+    from bench.tenant import tenant_create
+    from labeling import services
 
     call_command("migrate", verbosity=0)
     if reuse and (found := reset(items, annotators)):
         return found
     _cleanup()
-    org = core.organization_create(slug=ORG, name="Claim bench")
-    project = core.project_create(organization=org, slug="support")
-    schema = services.label_schema_create(
-        project=project,
-        rubric_in=rubric.Rubric.model_validate(
-            {
-                "name": "Bench rubric",
-                "questions": [
-                    {"key": "quality", "type": "single_choice", "label": "Right?", "options": ["good", "bad"]},
-                    {"key": "helpfulness", "type": "rating", "label": "Helpful?", "min": 1, "max": 5},
-                ],
-            }
-        ),
-        user=None,
-    )
+    org, project, schema = tenant_create(slug=ORG, name="Claim bench")
     queue = services.queue_create(
         project=project, spec=services.QueueSpec(name="Bench queue", schema=schema), user=None
     )

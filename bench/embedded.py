@@ -59,27 +59,12 @@ def provision(annotators: int) -> dict:
     """Tenant, key, rubric, an empty one-label queue and annotator tokens, through the services."""
     from django.core.management import call_command
 
-    from labeling import rubric
-    from labeling import services as labeling
+    from bench.tenant import tenant_create
     from reviewapp import services as core
 
     call_command("migrate", verbosity=0)
-    org = core.organization_create(slug=ORG, name="Embedded bench")
-    project = core.project_create(organization=org, slug="support")
+    org, project, schema = tenant_create(slug=ORG, name="Embedded bench")
     key = core.api_key_create(project=project, name="bench").raw
-    schema = labeling.label_schema_create(
-        project=project,
-        rubric_in=rubric.Rubric.model_validate(
-            {
-                "name": "Bench rubric",
-                "questions": [
-                    {"key": "quality", "type": "single_choice", "label": "Right?", "options": ["good", "bad"]},
-                    {"key": "helpfulness", "type": "rating", "label": "Helpful?", "min": 1, "max": 5},
-                ],
-            }
-        ),
-        user=None,
-    )
     return {
         "org": org,
         "project": project,

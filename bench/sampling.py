@@ -5,8 +5,8 @@
 Ingests `--total` conversations (like bench/ingest.py's: judge scores, tags, feedback) through
 the ingest service with `--queues` active sampling queues whose rules mix a uniform rate,
 feedback signals, low judge scores and a per-rule daily quota, then times
-`labeling.services.conversations_sample` — exactly what the Celery task runs after each ingest
-batch — per batch of `--batch`. Prints conversations sampled per second for one worker process;
+`labeling.services.conversations_sample` — what the Celery task `sampling_batch_process` runs
+for each recorded batch — per batch of `--batch`. Prints conversations sampled per second for one worker process;
 the ingest target is 5,000/s, so one worker at or above that keeps up (add workers to scale).
 """
 

@@ -65,6 +65,7 @@ def action_payload(action: Action) -> dict[str, Any]:
         "tier": action.tier if action.status == ActionStatus.PENDING else None,
         "due_at": _iso(action.due_at) if action.status == ActionStatus.PENDING else None,
         "claimed_by": _username(action.claimed_by) if action.claimed_by_id is not None else None,
+        "claimed_at": _iso(action.claimed_at),
         "created_at": _iso(action.created_at),
     }
 
@@ -121,6 +122,7 @@ class ActionOutputSerializer(serializers.Serializer):
     )
     due_at = serializers.DateTimeField(allow_null=True, help_text="While pending: when the tier times out.")
     claimed_by = serializers.CharField(allow_null=True, help_text="The approver who acknowledged it, if any.")
+    claimed_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
 
 

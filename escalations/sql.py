@@ -16,10 +16,10 @@ import re
 from typing import Any
 
 from django.db import connection
-from django.db.models import BooleanField, DecimalField
+from django.db.models import BooleanField, Count, DecimalField, QuerySet
 from django.db.models.expressions import RawSQL
 
-from escalations.models import Action
+from escalations.models import Action, LadderVersion
 
 _RISK_TAGS = f'"{Action._meta.db_table}"."{Action._meta.get_field("risk_tags").column}"'
 
@@ -143,4 +143,33 @@ def velocity_lock_keys(*, project_id: int, by_values: dict[str, str]) -> list[st
 
 def statements() -> list[tuple[str, Any]]:
     """(SQL, sample parameters) of every statement here, for the test that runs them."""
-    return [(VELOCITY_LOCK_SQL, [["escalations.velocity:1:project:"]])]
+    pending_groups = (
+        Action.objects.filter(organization_id=1, status="pending")
+        .order_by()
+        .values("ladder_id", "tier")
+        .annotate(n=Count("pk"))
+    )
+    return [(VELOCITY_LOCK_SQL, [["escalations.velocity:1:project:"]]), _groups_statement(pending_groups)]
+
+
+def _groups_statement(grouped: QuerySet[Action]) -> tuple[str, Any]:
+    inner, params = grouped.values_list("ladder_id", "tier", "n").query.sql_with_params()
+    qn = connection.ops.quote_name
+    ladder = LadderVersion._meta
+    statement = (
+        f"SELECT g.ladder_id, g.tier, g.n, l.{qn(ladder.get_field('tiers').column)} "  # noqa: S608 - model names only
+        f"FROM ({inner}) g JOIN {qn(ladder.db_table)} l ON l.{qn(ladder.pk.column)} = g.ladder_id"
+    )
+    return statement, params
+
+
+def groups_with_ladder_tiers(grouped: QuerySet[Action]) -> list[tuple[int, int, int, Any]]:
+    """The rows of `grouped` (actions `.values("ladder_id", "tier").annotate(n=Count(...))`)
+    as (ladder_id, tier, n, tiers), `tiers` being that ladder version's stored tiers (JSON
+    text or decoded, by backend). One statement; the ladder table is read once per group. The
+    ORM's spelling (a subquery in the grouped select list) is grouped by, and so run, once per
+    action."""
+    statement, params = _groups_statement(grouped)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return list(cursor.fetchall())

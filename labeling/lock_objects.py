@@ -5,9 +5,13 @@ statements these run are in labeling/sql.py."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
+from collections.abc import Iterator
 
-from django.db import connection
+from django.conf import settings
+from django.db import DatabaseError, OperationalError, connection
 from django.db.models import BooleanField, Exists, OuterRef
 from django.db.models.expressions import RawSQL
 
@@ -16,13 +20,17 @@ from labeling.models import (
     Assignment,
     AssignmentStatus,
     Label,
+    ProjectBudgetCounter,
     Queue,
     QueueItem,
     SamplingBatch,
     SamplingCounter,
 )
 from reviewapp import rawsql
+from reviewapp.errors import ApplicationError
 from reviewapp.models import Conversation, Project
+
+logger = logging.getLogger(__name__)
 
 
 def item_relock(item: QueueItem) -> QueueItem:
@@ -69,6 +77,29 @@ def claimable_item_lock(
     return qs.order_by("-priority", "id").select_for_update(skip_locked=True, of=("self",)).first()
 
 
+# A claim holds the lock for a handful of statements (milliseconds). A wait this long means the
+# lock was left behind: a session lock taken through a transaction-mode pooler stays on a
+# server connection that the unlock never reached (DB_SESSION_LOCKS), and without a bound
+# every later claim of that person in that queue waited forever, holding a web worker. The
+# statement bounds its own wait (sql.CLAIM_PRECHECK_LOCKED).
+CLAIM_LOCK_TIMEOUT_MS = 10_000
+_LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout
+
+# Set once an unlock finds the lock missing from its session: this process's statements reach
+# different server sessions (a pooler in transaction mode), so session locks would be left
+# behind. Its claims take transaction-level locks from then on, as with DB_SESSION_LOCKS=0.
+_session_locks_failed = False
+
+
+class ClaimLockTimeout(Exception):
+    """The claim lock was not free within CLAIM_LOCK_TIMEOUT_MS."""
+
+
+def session_locks_usable() -> bool:
+    """Whether a claim outside a transaction may take the session-level claim lock."""
+    return settings.DB_SESSION_LOCKS and not _session_locks_failed
+
+
 def claim_precheck(
     *, queue_id: int, user_id: int, exclude_item_id: int | None, now: dt.datetime, lock: str | None = None
 ) -> tuple[int | None, bool]:
@@ -77,23 +108,91 @@ def claim_precheck(
     should go back to the pool first.
 
     With `lock` ("session" or "transaction", PostgreSQL) the same statement first takes this
-    person's claim lock for the queue; a "session" lock must be given back with claim_unlock.
-    The answer is read from the statement's snapshot, taken before a wait for the lock: after
-    waiting, a lease the previous holder just made may be missing here, so the lease statement
-    checks again (item_lease_next's `held` guard)."""
+    person's claim lock for the queue, waiting at most CLAIM_LOCK_TIMEOUT_MS (else
+    ClaimLockTimeout, holding nothing; inside a transaction, that transaction is then aborted);
+    a "session" lock must be given back with claim_unlock. The answer is read from the
+    statement's snapshot, taken before a wait for the lock: after waiting, a lease the previous
+    holder just made may be missing here, so the lease statement checks again
+    (item_lease_next's `held` guard)."""
     params = {
         "queue": queue_id,
         "user": user_id,
         "now": connection.ops.adapt_datetimefield_value(now),
         "exclude": exclude_item_id or 0,
     }
-    held, expired = rawsql.fetchone(sql.CLAIM_PRECHECK_LOCKED[lock] if lock else sql.CLAIM_PRECHECK, params)
+    if not lock:
+        held, expired = rawsql.fetchone(sql.CLAIM_PRECHECK, params)
+        return held, bool(expired)
+    params["lock_timeout"] = str(CLAIM_LOCK_TIMEOUT_MS)
+    try:
+        held, expired = rawsql.fetchone(sql.CLAIM_PRECHECK_LOCKED[lock], params)
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+            raise ClaimLockTimeout(f"claim lock for queue {queue_id}, user {user_id}") from exc
+        raise
     return held, bool(expired)
 
 
-def claim_unlock(*, queue_id: int, user_id: int) -> None:
-    """Give back the session claim lock claim_precheck took. Call it after the lease committed."""
-    rawsql.fetchone(sql.CLAIM_UNLOCK, {"queue": queue_id, "user": user_id})
+def claim_unlock(*, queue_id: int, user_id: int, taken: bool = True) -> None:
+    """Give back the session claim lock claim_precheck took. Call it after the lease committed,
+    and on every way out after a locked precheck was sent, errors included (`taken=False` when
+    that precheck failed: the lock may or may not have been taken, and a session lock outlives
+    its statement's failure)."""
+    try:
+        (released,) = rawsql.fetchone(sql.CLAIM_UNLOCK, {"queue": queue_id, "user": user_id})
+    except DatabaseError:
+        # The connection failed under us: close it, and the session and its locks end with it.
+        logger.exception("claim lock: unlock failed, closing the database connection")
+        connection.close()
+        return
+    if taken and not released:
+        global _session_locks_failed
+        _session_locks_failed = True
+        logger.error(
+            "claim lock: the unlock found no lock in this database session, so the lock was taken in"
+            " another one and stays there (a pooler in transaction mode?). This process now takes"
+            " transaction-level claim locks; set DB_SESSION_LOCKS=0."
+        )
+
+
+@contextlib.contextmanager
+def claim_lock(
+    *, queue_id: int, user_id: int, exclude_item_id: int | None, now: dt.datetime, scope: str | None
+) -> Iterator[tuple[int | None, bool]]:
+    """The precheck, taking this person's claim lock for the queue in `scope` (None: no lock,
+    SQLite), and its answer for the body. A session lock is given back when the body ends,
+    however it ends, and also when the precheck itself failed after it may have locked.
+
+    A session lock not free in time (ClaimLockTimeout) is logged and the claim goes on without
+    it: a lock left on another server session must not shut a person out of a queue until
+    that session ends. Going on risks only what the lock prevents, two claims of one person at
+    the same instant both leasing. Inside a transaction the timeout aborted it, so the claim
+    ends with a 503."""
+    taken = False
+    try:
+        try:
+            answer = claim_precheck(
+                queue_id=queue_id, user_id=user_id, exclude_item_id=exclude_item_id, now=now, lock=scope
+            )
+            taken = scope == "session"
+        except ClaimLockTimeout:
+            logger.error(
+                "claim lock: waited %d ms for queue %s, user %s; a session lock left behind by a"
+                " transaction-mode pooler? (DB_SESSION_LOCKS)",
+                CLAIM_LOCK_TIMEOUT_MS,
+                queue_id,
+                user_id,
+            )
+            if scope != "session":
+                raise ApplicationError(
+                    "Another claim of yours in this queue is still in progress; try again in a moment.", status=503
+                ) from None
+            scope = None  # nothing to give back
+            answer = claim_precheck(queue_id=queue_id, user_id=user_id, exclude_item_id=exclude_item_id, now=now)
+        yield answer
+    finally:
+        if scope == "session":
+            claim_unlock(queue_id=queue_id, user_id=user_id, taken=taken)
 
 
 def item_lease_next(
@@ -172,3 +271,14 @@ def sampling_batch_claim(*, batch_id: int) -> SamplingBatch | None:
     (SKIP LOCKED: that worker will finish or, failing, leave it for the sweeper). The caller
     samples and deletes it inside the same transaction."""
     return SamplingBatch.objects.filter(pk=batch_id).select_for_update(skip_locked=True, of=("self",)).first()
+
+
+def project_budget_counter_lock(*, project_id: int, day: dt.date) -> ProjectBudgetCounter:
+    """The project's budget counter for `day`, created if missing, locked. Lock order: after the
+    queue's own counters (sampling_counters_lock). Every sampler of the project takes it last,
+    so it is held the shortest time of all its locks (it is the row all the project's queues
+    meet on), and no sampler holds it while waiting for a queue's counters: no deadlock."""
+    ProjectBudgetCounter.objects.bulk_create(
+        [ProjectBudgetCounter(project_id=project_id, day=day)], ignore_conflicts=True
+    )
+    return ProjectBudgetCounter.objects.select_for_update(of=("self",)).get(project_id=project_id, day=day)

@@ -91,6 +91,12 @@ class Queue(models.Model):
     sampling_error_at = models.DateTimeField(null=True, blank=True)
     sampling_given_up = models.PositiveIntegerField(default=0)
     sampling_given_up_at = models.DateTimeField(null=True, blank=True)
+    # The budget controller (labeling/budget_controller.py): its settings as validated by
+    # budget_controller.settings_parse ({} = off), the rate it set for the queue's uniform
+    # rules (NULL: the settings' base rate) and the judge version that rate was decided under.
+    budget_controller = models.JSONField(default=dict, blank=True)
+    controlled_rate = models.FloatField(null=True, blank=True)
+    controller_judge_version = models.CharField(max_length=100, blank=True, default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -337,3 +343,62 @@ class SamplingCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue_id}:{self.key}:{self.day}"
+
+
+class ProjectBudget(models.Model):
+    """A project's daily human-labeling budget across its sampling queues, paced over the
+    project's day like the queue budgets. `shares` maps a queue id (as text) to the fraction of
+    `daily_items` that queue may use at most (they sum to at most 1); a queue without a share
+    draws only on the project total."""
+
+    organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
+    project = models.OneToOneField("reviewapp.Project", on_delete=models.CASCADE, related_name="labeling_budget")
+    daily_items = models.PositiveIntegerField()
+    shares = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(daily_items__gte=1), name="project_budget_positive")]
+
+    def __str__(self) -> str:
+        return f"budget of project {self.project_id}: {self.daily_items} a day"
+
+
+class ProjectBudgetCounter(models.Model):
+    """The project's budget spent on one local day, across its queues. Locked after the queue's
+    own counters (labeling/lock_objects.py), so samplers wait instead of deadlocking. Each
+    queue's thinning by this budget is in its own SamplingCounter under the key "project"."""
+
+    project = models.ForeignKey("reviewapp.Project", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    candidates = models.PositiveIntegerField(default=0)
+    admitted = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "day"], name="project_budget_counter_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}:{self.day}"
+
+
+class RateChange(models.Model):
+    """A change of a queue's controlled sampling rate: by the budget controller or an admin's
+    pin, with the reason in words. Append-only: the queue page shows the history."""
+
+    organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="rate_changes")
+    old_rate = models.FloatField(null=True, blank=True)
+    new_rate = models.FloatField()
+    reason = models.CharField(max_length=300)
+    judge_version = models.CharField(max_length=100, blank=True, default="")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["queue", "-at"], name="rate_change_queue_at")]
+
+    def __str__(self) -> str:
+        return f"queue {self.queue_id}: {self.old_rate} -> {self.new_rate}"

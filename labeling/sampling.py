@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 _HASH_SCALE = float(16**15)
 # A daily budget above a billion is no budget; the bound keeps the pacing arithmetic finite
@@ -37,6 +37,16 @@ class RuleCondition(BaseModel):
     criterion: str | None = None
     score_below: float | None = Field(default=None, allow_inf_nan=False)
     confidence_below: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    # Implicit feedback (reviewapp.models.ConversationSignal): the kind, from any source unless
+    # `signal_source` narrows it to what the agent sent or what was derived from the transcript.
+    signal: Literal["rephrased", "frustration", "asked_for_human", "gave_up"] | None = None
+    signal_source: Literal["agent", "derived"] | None = None
+
+    @model_validator(mode="after")
+    def _source_needs_signal(self) -> RuleCondition:
+        if self.signal_source is not None and self.signal is None:
+            raise ValueError("signal_source needs a signal")
+        return self
 
     @property
     def uses_judge(self) -> bool:
@@ -57,7 +67,7 @@ class SamplingRule(BaseModel):
             return "uniform"
         if c.score_below is not None or c.confidence_below is not None:
             return "uncertainty"
-        if c.feedback_rating or c.user_rephrased or c.escalated_by_user:
+        if c.feedback_rating or c.user_rephrased or c.escalated_by_user or c.signal:
             return "signal"
         return "filter"
 
@@ -84,6 +94,8 @@ class ConversationFacts:
     user_rephrased: bool = False
     escalated_by_user: bool = False
     judge_scores: tuple[JudgeFact, ...] = ()
+    # (kind, source) pairs of the conversation's signals; loaded only for queues that ask.
+    signals: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -125,9 +137,18 @@ def condition_matches(c: RuleCondition | None, f: ConversationFacts) -> bool:
         return False
     if c.escalated_by_user is not None and f.escalated_by_user != c.escalated_by_user:
         return False
+    if c.signal is not None and not any(
+        kind == c.signal and (c.signal_source is None or source == c.signal_source) for kind, source in f.signals
+    ):
+        return False
     if c.uses_judge:
         return any(_judge_matches(c, s) for s in f.judge_scores)
     return True
+
+
+def rules_use_signals(rules: list[SamplingRule]) -> bool:
+    """Whether any rule looks at signals: only then does the sampler load them."""
+    return any(r.condition is not None and r.condition.signal is not None for r in rules)
 
 
 def _judge_matches(c: RuleCondition, s: JudgeFact) -> bool:
@@ -217,6 +238,7 @@ __all__ = [
     "condition_matches",
     "pacing_allowance",
     "rules_parse",
+    "rules_use_signals",
     "sample_hash",
     "zone_valid",
 ]

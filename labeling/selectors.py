@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from django.db.models import Count, F, Func, Max, Min, Q, QuerySet, TextField, V
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from labeling import rubric, sql
+from labeling import budget_controller, rubric, sampling, sql
 from labeling.models import (
     AgreementSnapshot,
     Assignment,
@@ -26,8 +27,12 @@ from labeling.models import (
     Label,
     LabelSchema,
     LabelSchemaVersion,
+    ProjectBudget,
+    ProjectBudgetCounter,
     Queue,
     QueueItem,
+    RateChange,
+    SamplingCounter,
 )
 from reviewapp import rawsql, validation
 from reviewapp.errors import NotFound
@@ -549,3 +554,72 @@ def user_time_spent_samples(
     for queue_id, spent in rows:
         times.setdefault(queue_id, []).append(spent)
     return times
+
+
+def project_budget_usage(
+    *, project: Project, queues: Sequence[Queue], now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """Today's use of the project's budget (in the project's day) in total and per queue, for
+    the queue list and the queue API: None fields when the project has no budget."""
+    now = now or timezone.now()
+    day = sampling.budget_time(now, project.timezone).date()
+    budget = ProjectBudget.objects.filter(project=project).first()
+    if budget is None:
+        return {"daily_items": None, "used": None, "left": None, "queues": {}}
+    used_total = (
+        ProjectBudgetCounter.objects.filter(project=project, day=day).values_list("admitted", flat=True).first() or 0
+    )
+    used = dict(
+        SamplingCounter.objects.filter(queue__in=[q.pk for q in queues], key="project", day=day).values_list(
+            "queue_id", "admitted"
+        )
+    )
+    per_queue = {}
+    for q in queues:
+        limit = budget_controller.share_limit(budget.daily_items, (budget.shares or {}).get(str(q.pk)))
+        spent = used.get(q.pk, 0)
+        left = max(0, min(limit - spent, budget.daily_items - used_total))
+        per_queue[q.pk] = {"limit": limit, "used": spent, "left": left, "share": (budget.shares or {}).get(str(q.pk))}
+    return {
+        "daily_items": budget.daily_items,
+        "used": used_total,
+        "left": max(0, budget.daily_items - used_total),
+        "queues": per_queue,
+    }
+
+
+def project_budget_get(*, organization: Organization, project: Project) -> ProjectBudget | None:
+    return ProjectBudget.objects.filter(organization=organization, project=project).first()
+
+
+def queue_rate_changes(*, organization: Organization, queue: Queue, limit: int = 50) -> list[RateChange]:
+    """The queue's latest rate changes, newest first."""
+    return list(RateChange.objects.filter(organization=organization, queue=queue).order_by("-at", "-id")[:limit])
+
+
+def queue_budgets_many(*, queues: Sequence[Queue], now: dt.datetime | None = None) -> dict[int, dict[str, Any] | None]:
+    """Per queue: today's use of its project's budget ({limit, used, left, share} and the
+    project's own used/left), or None when its project has no budget. Two queries a project
+    that has one, one query for all the projects."""
+    by_project: dict[int, list[Queue]] = {}
+    for q in queues:
+        by_project.setdefault(q.project_id, []).append(q)
+    with_budget = set(
+        ProjectBudget.objects.filter(project_id__in=list(by_project)).values_list("project_id", flat=True)
+    )
+    out: dict[int, dict[str, Any] | None] = {q.pk: None for q in queues}
+    for project_id, members in by_project.items():
+        if project_id not in with_budget:
+            continue
+        usage = project_budget_usage(project=members[0].project, queues=members, now=now)
+        for q in members:
+            out[q.pk] = {**usage["queues"][q.pk], "project_used": usage["used"], "project_left": usage["left"]}
+    return out
+
+
+def queue_last_rate_changes(*, queues: Sequence[Queue]) -> dict[int, RateChange]:
+    """The latest rate change of each of these queues that has one (one query)."""
+    latest: dict[int, RateChange] = {}
+    for change in RateChange.objects.filter(queue__in=[q.pk for q in queues]).order_by("queue_id", "-at", "-id"):
+        latest.setdefault(change.queue_id, change)
+    return latest

@@ -21,7 +21,7 @@ from django.db import connection
 from labeling.models import Assignment, AssignmentStatus, ItemStatus, Label, LabelSchema, LabelSchemaVersion
 from labeling.models import Queue as QueueModel
 from labeling.models import QueueItem as QueueItemModel
-from reviewapp.models import Conversation, JudgeScore, Project
+from reviewapp.models import Conversation, ConversationSignal, JudgeScore, Project
 from reviewapp.rawsql import Table, columns, literal
 
 Q = Table(QueueModel)
@@ -34,6 +34,7 @@ N = Table(QueueModel.assignees.through)
 C = Table(Conversation)
 P = Table(Project)
 J = Table(JudgeScore)
+G = Table(ConversationSignal)
 
 
 def claimable(i: str) -> str:
@@ -86,8 +87,20 @@ SELECT (SELECT a.{A.id} FROM {A} a
 _CLAIM_LOCK_KEY = (
     "hashtextextended('labeling.item_claim:' || %(queue)s::bigint::text || ':' || %(user)s::bigint::text, 0)"
 )
+# The wait for the lock is bounded (lock_objects.CLAIM_LOCK_TIMEOUT_MS, %(lock_timeout)s) with
+# lock_timeout for this statement only: set_config(..., true) lasts until the transaction ends,
+# which for a bare statement is the statement, and inside a caller's transaction the last call
+# puts the caller's value back. Each function takes an argument from the one before
+# (`|| left(.., 0)`, `+ 0 * ..`) so PostgreSQL must call them in this order; OFFSET 0 keeps the
+# saved value from being inlined and read after the change.
+_CLAIM_LOCK_FROM = f"""
+FROM (SELECT current_setting('lock_timeout') AS before OFFSET 0) saved
+CROSS JOIN LATERAL set_config('lock_timeout', %(lock_timeout)s::text || left(saved.before, 0), true) AS bounded
+CROSS JOIN LATERAL {{fn}}({_CLAIM_LOCK_KEY} + 0 * length(bounded)) AS locked
+CROSS JOIN LATERAL set_config('lock_timeout', saved.before || left(locked::text, 0), true) AS restored
+"""
 CLAIM_PRECHECK_LOCKED = {
-    scope: CLAIM_PRECHECK + f"FROM {fn}({_CLAIM_LOCK_KEY})"
+    scope: CLAIM_PRECHECK + _CLAIM_LOCK_FROM.format(fn=fn)
     for scope, fn in (("session", "pg_advisory_lock"), ("transaction", "pg_advisory_xact_lock"))
 }
 CLAIM_UNLOCK = f"SELECT pg_advisory_unlock({_CLAIM_LOCK_KEY})"
@@ -158,6 +171,11 @@ FROM {C} c WHERE c.{C.id} = ANY(%s) ORDER BY c.{C.id}
 JUDGE_SCORE_FACTS = f"""
 SELECT s.{J.conversation}, s.{J.judge}, s.{J.criterion}, s.{J.score}, s.{J.confidence}
 FROM {J} s WHERE s.{J.conversation} = ANY(%s)
+"""
+# The signals of these conversations, for queues whose rules name one.
+SIGNAL_FACTS = f"""
+SELECT g.{G.conversation}, g.{G.kind}, g.{G.source}
+FROM {G} g WHERE g.{G.conversation} = ANY(%s)
 """
 # Which of these conversations a queue already holds.
 IN_QUEUE = f"SELECT i.{I.conversation} FROM {I} i WHERE i.{I.queue} = %s AND i.{I.conversation} = ANY(%s)"

@@ -9,12 +9,6 @@ from reviewapp import enqueue
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
-def conversations_sample(project_id: int, conversation_ids: list[int]) -> int:
-    # Idempotent: items are unique per (queue, conversation), so a redelivered task adds nothing.
-    return services.conversations_sample(project_id=project_id, conversation_ids=conversation_ids)
-
-
-@shared_task(acks_late=True, reject_on_worker_lost=True)
 def sampling_batch_process(batch_id: int) -> int | None:
     """Sample the queues a recorded batch of conversations still owes, one transaction each
     (the outbox row is deleted once none is owed; a failed queue stays owed for a retry)."""
@@ -68,3 +62,14 @@ def agreement_snapshot_refresh(queue_id: int) -> bool:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def agreement_snapshots_sweep() -> int:
     return services.agreement_snapshots_sweep()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def budget_controllers_run() -> int:
+    """Daily: run the budget controller of every queue that opted in. Each queue decides in a
+    transaction of its own under its row lock, so a redelivered run decides again on the same
+    readings and changes nothing more (a step down needs a full window since the last change)."""
+    queue_ids = services.budget_controller_queue_ids()
+    for queue_id in queue_ids:
+        services.queue_budget_control(queue_id=queue_id)
+    return len(queue_ids)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
@@ -16,7 +17,7 @@ from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from reviewapp import services
+from reviewapp import selectors, services
 from reviewapp.admin_scoping import (
     OrganizationScopedAdmin,
     ScopedTabularInline,
@@ -33,6 +34,7 @@ from reviewapp.models import (
     Organization,
     PersonalToken,
     Project,
+    Role,
 )
 
 __all__ = ["OrganizationScopedAdmin", "admin_organization_ids"]
@@ -116,6 +118,34 @@ class MembershipAdmin(OrganizationScopedAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["user", "organization"] if obj is not None else []
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+
+        class MembershipForm(form):  # type: ignore[misc, valid-type]
+            def clean_role(self) -> str:
+                # Said on the form before saving; membership_role_set refuses it anyway.
+                role = self.cleaned_data["role"]
+                current = self.instance
+                if (
+                    current.pk is not None
+                    and role != Role.ADMIN
+                    and selectors.membership_is_last_admin(membership=Membership.objects.get(pk=current.pk))
+                ):
+                    raise forms.ValidationError("This is the organization's last admin. Make someone else admin first.")
+                return role
+
+        return MembershipForm
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, Any, list[str]]:
+        # The last admin of an organization is shown as protected, so neither the delete page
+        # nor the bulk action removes it (membership_remove would refuse it anyway).
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        last_admins = [m for m in objs if selectors.membership_is_last_admin(membership=m)]
+        protected = list(protected) + [
+            f"{m.user} is the last admin of {m.organization}: make someone else admin first" for m in last_admins
+        ]
+        return deleted, counts, perms_needed, protected
+
     def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
         if change:
             services.membership_role_set(membership=obj, role=obj.role, actor=request.user)
@@ -181,7 +211,7 @@ class PersonalTokenAdmin(OrganizationScopedAdmin):
         "expires_at",
         "last_used_at",
         "revoked_at",
-        "password_fingerprint",
+        "credentials_epoch",
     ]
     actions = ["revoke"]
 

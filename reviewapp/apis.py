@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reviewapp import login_throttle, selectors, services, validation
+from reviewapp import derived_signals, login_throttle, selectors, services, validation
 from reviewapp.errors import ApplicationError, PayloadTooLarge, ValidationFailed
 from reviewapp.ingest_schemas import (
     ConversationBatchIn,
@@ -25,13 +25,13 @@ from reviewapp.ingest_schemas import (
     attach_raw_messages,
     errors_from_pydantic,
 )
-from reviewapp.models import Organization
+from reviewapp.models import Organization, SignalKind, SignalSource
 from reviewapp.permissions import ANY_MEMBER, principal_of
 from reviewapp.principal import Principal
 from reviewapp.serializers import (
     ERROR_RESPONSE,
-    ConversationDetailSerializer,
     ConversationSummarySerializer,
+    ConversationWithSignalsSerializer,
 )
 
 
@@ -235,20 +235,102 @@ class MeApi(APIView):
 # --- projects and keys -----------------------------------------------------------------------
 
 
+class ProjectOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    timezone = serializers.CharField(help_text="IANA zone; daily sampling budgets roll over at its midnight.")
+    created_at = serializers.DateTimeField()
+
+
 class ProjectListApi(APIView):
     required_capability = "organization.read"
 
-    class OutputSerializer(serializers.Serializer):
-        slug = serializers.CharField()
-        name = serializers.CharField()
-        description = serializers.CharField()
-        timezone = serializers.CharField(help_text="IANA zone; daily sampling budgets roll over at its midnight.")
-        created_at = serializers.DateTimeField()
-
-    @extend_schema(responses={200: OutputSerializer(many=True)}, tags=["projects"])
+    @extend_schema(responses={200: ProjectOutputSerializer(many=True)}, tags=["projects"])
     def get(self, request: Request) -> Response:
         projects = selectors.project_list(organization=principal_of(request).organization)
-        return Response(self.OutputSerializer(projects, many=True).data)
+        return Response(ProjectOutputSerializer(projects, many=True).data)
+
+
+class ProjectUpdateApi(APIView):
+    """Change a project's settings (admins). Today that is its time zone, which sets when the
+    daily sampling budgets roll over; the change is audited. Another organization's project is
+    a 404."""
+
+    required_capability = "projects.manage"
+
+    class InputSerializer(serializers.Serializer):
+        timezone = serializers.CharField(
+            max_length=64,
+            required=False,
+            help_text="An IANA time zone name such as `Europe/Paris` or `UTC`.",
+        )
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            # A misspelt field would otherwise be a silent no-op. At most a few named, each
+            # cut short: the names are the caller's text.
+            unknown = sorted(set(self.initial_data) - set(self.fields))[:5]
+            if unknown:
+                raise serializers.ValidationError({str(name)[:100]: ["Unknown field."] for name in unknown})
+            return attrs
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: ProjectOutputSerializer, 400: ERROR_RESPONSE, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE},
+        tags=["projects"],
+    )
+    def patch(self, request: Request, project_id: int) -> Response:
+        principal = principal_of(request)
+        project = selectors.project_get(organization=principal.organization, project_id=project_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if "timezone" in data.validated_data:
+            project = services.project_timezone_set(
+                project=project, time_zone=data.validated_data["timezone"], actor=principal.user
+            )
+        return Response(ProjectOutputSerializer(project).data)
+
+
+class ProjectFrustrationTermsApi(APIView):
+    """A project's own frustration terms, added to the defaults when signals are derived from
+    the transcripts of conversations ingested from now on. `PUT` replaces the list (admins)."""
+
+    required_capability = {"GET": "organization.read", "PUT": "projects.manage"}
+
+    class InputSerializer(serializers.Serializer):
+        frustration_terms = serializers.ListField(
+            child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+            help_text="At most 100 terms of at most 60 characters; matched case-insensitively on word boundaries.",
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        project = serializers.CharField(source="slug")
+        frustration_terms = serializers.ListField(child=serializers.CharField())
+        default_terms = serializers.SerializerMethodField()
+
+        def get_default_terms(self, project: Any) -> list[str]:
+            return list(derived_signals.DEFAULT_FRUSTRATION_TERMS)
+
+    def _project(self, request: Request, project_id: int) -> Any:
+        return selectors.project_get(organization=principal_of(request).organization, project_id=project_id)
+
+    @extend_schema(responses={200: OutputSerializer, 404: ERROR_RESPONSE}, tags=["projects"])
+    def get(self, request: Request, project_id: int) -> Response:
+        return Response(self.OutputSerializer(self._project(request, project_id)).data)
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, 400: ERROR_RESPONSE}, tags=["projects"])
+    def put(self, request: Request, project_id: int) -> Response:
+        project = self._project(request, project_id)
+        # The service bounds and names each term (`frustration_terms[3]`); the serializer only
+        # documents the shape, so an oversized list is refused before it is walked.
+        payload = request.data if isinstance(request.data, dict) else {}
+        if "frustration_terms" not in payload:
+            raise ValidationFailed("Send the terms.", errors={"frustration_terms": ["This field is required."]})
+        project = services.project_frustration_terms_set(
+            project=project, terms=payload["frustration_terms"], actor=principal_of(request).user
+        )
+        return Response(self.OutputSerializer(project).data)
 
 
 class ApiKeyOutputSerializer(serializers.Serializer):
@@ -340,6 +422,10 @@ class ConversationFilterSerializer(serializers.Serializer):
     criterion = serializers.CharField(required=False)
     score_min = serializers.FloatField(required=False)
     score_max = serializers.FloatField(required=False)
+    signal = serializers.ChoiceField(
+        choices=SignalKind.choices, required=False, help_text="Conversations with this signal (agent-sent or derived)."
+    )
+    signal_source = serializers.ChoiceField(choices=SignalSource.choices, required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "score_min" in attrs and "score_max" in attrs and attrs["score_min"] > attrs["score_max"]:
@@ -447,13 +533,13 @@ class ConversationsApi(APIView):
 class ConversationDetailApi(APIView):
     required_capability = "conversations.read"
 
-    @extend_schema(responses={200: ConversationDetailSerializer, 404: ERROR_RESPONSE}, tags=["conversations"])
+    @extend_schema(responses={200: ConversationWithSignalsSerializer, 404: ERROR_RESPONSE}, tags=["conversations"])
     def get(self, request: Request, conversation_id: int) -> Response:
         principal = principal_of(request)
         conversation = selectors.conversation_get(
             organization=principal.organization, conversation_id=conversation_id, project=principal.project
         )
-        return Response(ConversationDetailSerializer(conversation).data)
+        return Response(ConversationWithSignalsSerializer(conversation).data)
 
 
 class JudgeScoreAddApi(APIView):

@@ -1,10 +1,11 @@
 """Sign-in throttling, one mechanism for the token endpoint, `/login/` and `/admin/login/`.
 
-Failed sign-ins are counted per client address and per username (normalized) in fixed windows
-in the shared cache. Once either count reaches its limit, every sign-in for that address or
-username is refused until the window ends, the right password included: otherwise a guesser
-would learn the password from which attempt got through. Successful sign-ins are not counted;
-one resets its username's count (not its address's).
+Sign-in attempts are counted per client address and per username (normalized) in fixed windows
+in the shared cache, before the password is checked; a successful one is uncounted afterwards,
+so the counts are failures plus attempts in flight. Once either count reaches its limit, every
+sign-in for that address or username is refused until the window ends, the right password
+included: otherwise a guesser would learn the password from which attempt got through. A
+success also resets its username's count (not its address's).
 
 The per-username limit lets anyone lock a person out for one window by failing on purpose; the
 window is short and an admin can still act, which is the usual trade against unlimited guesses.
@@ -12,6 +13,7 @@ window is short and an admin can still act, which is the usual trade against unl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -75,55 +77,73 @@ def _keys(*, address: str, username: str, window: int) -> tuple[str, str]:
     return (f"login-fail:addr:{address_digest}:{window}", f"login-fail:user:{username_key(username)}:{window}")
 
 
-def check(*, address: str, username: str) -> None:
-    """Raise Throttled when this address or username is over its limit in the current window."""
-    window, remaining = _window()
-    address_key, user_key = _keys(address=address, username=username, window=window)
+def _count(key: str, delta: int, *, timeout: int) -> int:
+    """Add delta to a counter atomically and return its new value (incr is atomic in Redis and
+    under LocMemCache's lock; add only creates a missing key)."""
+    cache.add(key, 0, timeout=timeout)
     try:
-        counts = cache.get_many([address_key, user_key])
-    except Exception:
-        # The cache (Redis) is down: sign-in stays available, unthrottled, and says so in the log.
-        logger.exception("login throttle: cache unavailable, not throttling")
-        return
-    if (
-        counts.get(address_key, 0) >= settings.LOGIN_FAILURES_PER_ADDRESS
-        or counts.get(user_key, 0) >= settings.LOGIN_FAILURES_PER_USERNAME
-    ):
-        raise Throttled(retry_after=remaining)
+        return cache.incr(key, delta)
+    except ValueError:  # expired between add and incr: only possible two windows on
+        cache.add(key, max(delta, 0), timeout=timeout)
+        return max(delta, 0)
 
 
-def failure_record(*, address: str, username: str) -> None:
-    window, _ = _window()
+def _uncount(key: str) -> None:
+    # ValueError: the window's key expired meanwhile, nothing left to undo.
+    with contextlib.suppress(ValueError):
+        cache.decr(key)
+
+
+def attempt_begin(*, address: str, username: str) -> tuple[str, str] | None:
+    """Count this sign-in attempt against the address and the username BEFORE the password is
+    checked, and raise Throttled when either count passes its limit (the attempt is uncounted
+    again: a refused attempt guessed nothing). Returns the two counter keys, which the caller
+    hands to `attempt_succeeded` when the password was right, or None when the cache is down.
+
+    Counting first is what bounds parallel guesses: with check-then-count, N requests in
+    flight all read the same count under the limit and all reached `authenticate`. Each
+    increment returns a distinct value, so at most `limit` attempts per window pass, however
+    many arrive at once."""
+    window, remaining = _window()
+    keys = _keys(address=address, username=username, window=window)
     # Kept a little past the window so a slow clock never loses a count early; the window
     # number in the key is what ends it.
     timeout = settings.LOGIN_FAILURE_WINDOW_SECONDS * 2
     try:
-        for key in _keys(address=address, username=username, window=window):
-            cache.add(key, 0, timeout=timeout)
-            try:
-                cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.set(key, 1, timeout=timeout)
+        address_count = _count(keys[0], 1, timeout=timeout)
+        user_count = _count(keys[1], 1, timeout=timeout)
+        over = address_count > settings.LOGIN_FAILURES_PER_ADDRESS or user_count > settings.LOGIN_FAILURES_PER_USERNAME
+        if over:
+            for key in keys:
+                _uncount(key)
     except Exception:
-        logger.exception("login throttle: cache unavailable, failure not counted")
+        # The cache (Redis) is down: sign-in stays available, unthrottled, and says so in the log.
+        logger.exception("login throttle: cache unavailable, not throttling")
+        return None
+    if over:
+        raise Throttled(retry_after=remaining)
+    return keys
 
 
-def success_record(*, username: str) -> None:
-    window, _ = _window()
+def attempt_succeeded(keys: tuple[str, str] | None) -> None:
+    """The password was right: a success is not a failure, so the address's count is undone,
+    and the username's count is reset (its owner just proved who they are)."""
+    if keys is None:
+        return
+    address_key, user_key = keys
     try:
-        cache.delete(_keys(address="", username=username, window=window)[1])
+        _uncount(address_key)
+        cache.delete(user_key)
     except Exception:
         logger.exception("login throttle: cache unavailable")
 
 
 def authenticate_throttled(request: HttpRequest | None, *, username: str, password: str) -> AbstractBaseUser | None:
     """Django's `authenticate`, refused (Throttled) while the caller's address or the username is
-    over its limit. Returns the user, or None for a wrong username or password (counted)."""
-    address = client_address(request)
-    check(address=address, username=username)
+    over its limit. Returns the user, or None for a wrong username or password (which stays
+    counted)."""
+    keys = attempt_begin(address=client_address(request), username=username)
     user = authenticate(request, username=username, password=password)
-    if user is None:
-        failure_record(address=address, username=username)
-        return None
-    success_record(username=username)
+    if user is not None:
+        attempt_succeeded(keys)
     return user

@@ -55,6 +55,9 @@ class Project(models.Model):
     # midnight, so a team's "per day" is their day. Declared after created_at: inside the class
     # body this name shadows django.utils.timezone.
     timezone = models.CharField(max_length=64, default="UTC", validators=[zone_validate])
+    # Words and phrases that mark a frustrated end user in this product, added to the default
+    # list of reviewapp.derived_signals (bounded and normalised by services.project_frustration_terms_set).
+    frustration_terms = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["organization_id", "slug"]
@@ -109,10 +112,39 @@ class ApiKey(models.Model):
         return self.revoked_at is None
 
 
+class UserCredentials(models.Model):
+    """A person's credentials epoch: a number bumped each time their password really changes
+    (`services.user_credentials_epoch_bump`). A personal token records the epoch it was issued
+    under and works only while it is still current. Deliberately not the password hash: Django
+    rewrites the hash when it upgrades a hasher at sign-in (same password, new hash), and that
+    must not end anyone's tokens. No row means epoch 0."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="credentials"
+    )
+    epoch = models.BigIntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "user credentials"
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: epoch {self.epoch}"
+
+
+def user_credentials_epoch(user: object) -> int:
+    """The user's current epoch, through the `credentials` relation (select it along with
+    `select_related("user__credentials")` when reading many tokens)."""
+    try:
+        return user.credentials.epoch  # type: ignore[attr-defined]
+    except UserCredentials.DoesNotExist:
+        return 0
+
+
 class PersonalToken(models.Model):
     """A person's API token, bound to one organization: it acts with the user's role there,
     read from the membership on every request so a role change or removal applies at once.
-    It also ends when the user's password changes (`password_fingerprint`) and when the
+    It also ends when the user's password changes (`credentials_epoch`) and when the
     membership it was issued under is gone, even if the person is added back later."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
@@ -124,8 +156,9 @@ class PersonalToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
-    password_fingerprint = models.CharField(
-        max_length=64, blank=True, default="", help_text="HMAC of the owner's password hash when issued."
+    credentials_epoch = models.BigIntegerField(
+        default=0,
+        help_text="The owner's credentials epoch when issued; -1 for a token whose password had already changed.",
     )
 
     class Meta:
@@ -136,14 +169,13 @@ class PersonalToken(models.Model):
 
     @property
     def status(self) -> str:
-        """active, revoked, expired, or "password changed". Reads `user`: select it along."""
-        from reviewapp.tokens import password_fingerprint_matches
-
+        """active, revoked, expired, or "password changed". Reads `user` and its `credentials`:
+        select them along."""
         if self.revoked_at is not None:
             return "revoked"
         if self.expires_at is not None and self.expires_at <= timezone.now():
             return "expired"
-        if not password_fingerprint_matches(self.password_fingerprint, self.user.password):
+        if self.credentials_epoch != user_credentials_epoch(self.user):
             return "password changed"
         return "active"
 
@@ -254,6 +286,50 @@ class Feedback(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["conversation", "fingerprint"], name="feedback_unique")]
+
+
+class SignalKind(models.TextChoices):
+    REPHRASED = "rephrased", "User rephrased"
+    FRUSTRATION = "frustration", "Frustration"
+    ASKED_FOR_HUMAN = "asked_for_human", "Asked for a human"
+    GAVE_UP = "gave_up", "Gave up"
+
+
+class SignalSource(models.TextChoices):
+    AGENT = "agent", "Sent by the agent"
+    DERIVED = "derived", "Derived from the transcript"
+
+
+class ConversationSignal(models.Model):
+    """Implicit feedback on a conversation: sent by the agent (feedback's user_rephrased,
+    escalated_by_user) or derived from the transcript at ingest (reviewapp.derived_signals).
+    One row per conversation, kind and source; `turn` and `evidence` say where a derived one
+    was seen. Conversation's user_rephrased/escalated_by_user columns stay what the agent sent."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="signals")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=32, choices=SignalKind.choices)
+    source = models.CharField(max_length=16, choices=SignalSource.choices)
+    turn = models.PositiveIntegerField(null=True, blank=True)
+    evidence = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["conversation_id", "kind", "source"]
+        constraints = [
+            # Also the index every read goes through: sampling's facts and the list filter look
+            # signals up by conversation (and kind).
+            models.UniqueConstraint(fields=["conversation", "kind", "source"], name="conversation_signal_unique"),
+            models.CheckConstraint(
+                condition=Q(kind__in=[k.value for k in SignalKind]), name="conversation_signal_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(source__in=[s.value for s in SignalSource]), name="conversation_signal_source_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversation_id}:{self.kind}:{self.source}"
 
 
 class AuditEvent(models.Model):

@@ -17,7 +17,9 @@ AGENT = "agent"
 # Escalations: `actions.request` asks (agents; people test from the API), `actions.read` sees
 # actions, `actions.decide` may vote where a ladder tier admits the person (the tier narrows
 # it further), `escalations.manage` writes policies and ladders, `webhooks.manage` creates and
-# rotates signing secrets.
+# rotates signing secrets. `projects.manage` changes a project's settings (its time zone, its
+# frustration terms). Labeling: `budgets.manage` sets a project's daily labeling budget and a
+# queue's budget controller (pins its rate); engineers read them with `labeling.manage`.
 _PEOPLE = {"organization.read"}
 _LABELERS = _PEOPLE | {"labeling.work"}
 _APPROVERS = _PEOPLE | {"actions.read", "actions.decide"}
@@ -34,7 +36,11 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "annotator": frozenset(_LABELERS),
     "approver": frozenset(_APPROVERS),
     "engineer": frozenset(_ENGINEERS),
-    "admin": frozenset(_ENGINEERS | _APPROVERS | {"api_keys.manage", "tokens.manage", "webhooks.manage"}),
+    "admin": frozenset(
+        _ENGINEERS
+        | _APPROVERS
+        | {"api_keys.manage", "tokens.manage", "webhooks.manage", "projects.manage", "budgets.manage"}
+    ),
 }
 
 

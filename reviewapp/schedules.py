@@ -39,6 +39,12 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "labeling.tasks.agreement_snapshots_sweep",
         "schedule": timedelta(minutes=10),
     },
+    # The budget controller follows each opted-in queue's judge calibration, a daily figure:
+    # once a day is as often as a step (a 30-day window by default) could ever be earned.
+    "labeling-budget-controllers": {
+        "task": "labeling.tasks.budget_controllers_run",
+        "schedule": timedelta(hours=24),
+    },
     # Tier timeouts are minutes to hours; every 15 s a due action moves on within 15 s of its
     # due time. A sweep with nothing due is one probe of the partial index action_pending_due.
     "escalations-actions-timeout": {

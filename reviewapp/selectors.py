@@ -15,6 +15,7 @@ from reviewapp.models import (
     ApiKey,
     AuditEvent,
     Conversation,
+    ConversationSignal,
     ConversationTag,
     Feedback,
     JudgeScore,
@@ -22,9 +23,10 @@ from reviewapp.models import (
     Organization,
     PersonalToken,
     Project,
+    Role,
 )
 from reviewapp.principal import AGENT, Principal
-from reviewapp.tokens import PERSONAL_TOKEN_PREFIX, PROJECT_KEY_PREFIX, password_fingerprint_matches, token_hash
+from reviewapp.tokens import PERSONAL_TOKEN_PREFIX, PROJECT_KEY_PREFIX, token_hash
 
 User = get_user_model()
 
@@ -50,8 +52,6 @@ def principal_from_token(*, raw: str) -> Principal | None:
         token, user, organization = rawsql.instances(row[1:], PersonalToken, User, Organization)
         if token.expires_at is not None and token.expires_at <= timezone.now():
             return None
-        if not password_fingerprint_matches(token.password_fingerprint, user.password):
-            return None
         token.user, token.organization = user, organization
         return Principal(organization=organization, role=row[0], user=user, token=token)
     return None
@@ -65,12 +65,27 @@ def membership_get(*, user: object, organization: Organization) -> Membership | 
     return Membership.objects.filter(user=user, organization=organization).first()
 
 
+def membership_is_last_admin(*, membership: Membership) -> bool:
+    """Whether this membership is its organization's only admin (a read: the services refuse
+    the change under a lock; forms use this to say so before saving)."""
+    admins = Membership.objects.filter(organization_id=membership.organization_id, role=Role.ADMIN)
+    return list(admins.values_list("pk", flat=True)[:2]) == [membership.pk]
+
+
 def membership_list(*, organization: Organization) -> QuerySet[Membership]:
     return Membership.objects.filter(organization=organization).select_related("user").order_by("user__username")
 
 
 def project_list(*, organization: Organization) -> QuerySet[Project]:
     return Project.objects.filter(organization=organization).order_by("slug")
+
+
+def project_get(*, organization: Organization, project_id: int) -> Project:
+    """One of the organization's projects; another organization's (or none) is a 404."""
+    project = Project.objects.filter(organization=organization, pk=project_id).select_related("organization").first()
+    if project is None:
+        raise NotFound("Project not found.")
+    return project
 
 
 def project_get_by_slug(*, organization: Organization, slug: str) -> Project | None:
@@ -90,14 +105,18 @@ def api_key_get(*, organization: Organization, key_id: int) -> ApiKey:
 
 def personal_token_list_for_user(*, user: object) -> QuerySet[PersonalToken]:
     """A person's own tokens, in every organization they were issued for."""
-    return PersonalToken.objects.filter(user=user).select_related("user", "organization").order_by("-created_at", "-id")
+    return (
+        PersonalToken.objects.filter(user=user)
+        .select_related("user__credentials", "organization")
+        .order_by("-created_at", "-id")
+    )
 
 
 def personal_token_list(*, organization: Organization, user: object | None = None) -> QuerySet[PersonalToken]:
     qs = PersonalToken.objects.filter(organization=organization)
     if user is not None:
         qs = qs.filter(user=user)
-    return qs.select_related("user", "organization").order_by("-created_at", "-id")
+    return qs.select_related("user__credentials", "organization").order_by("-created_at", "-id")
 
 
 def personal_token_get(*, organization: Organization, token_id: int, user: object | None = None) -> PersonalToken:
@@ -129,6 +148,8 @@ class ConversationFilters:
     criterion: str | None = None
     score_min: float | None = None
     score_max: float | None = None
+    signal: str | None = None
+    signal_source: str | None = None
 
 
 def conversation_list(
@@ -152,6 +173,14 @@ def conversation_list(
         qs = qs.filter(feedback_rating=f.feedback_rating)
     if f.user_rephrased is not None:
         qs = qs.filter(user_rephrased=f.user_rephrased)
+    if f.signal or f.signal_source:
+        # Through the (conversation, kind, source) unique index, one probe per conversation.
+        signals = ConversationSignal.objects.filter(conversation=OuterRef("pk"))
+        if f.signal:
+            signals = signals.filter(kind=f.signal)
+        if f.signal_source:
+            signals = signals.filter(source=f.signal_source)
+        qs = qs.filter(Exists(signals))
     if f.judge or f.criterion or f.score_min is not None or f.score_max is not None:
         scores = JudgeScore.objects.filter(conversation=OuterRef("pk"))
         if f.judge:
@@ -179,12 +208,33 @@ def conversation_get(
         .prefetch_related(
             Prefetch("judge_scores", queryset=JudgeScore.objects.order_by("id")),
             Prefetch("feedback", queryset=Feedback.objects.order_by("id")),
+            Prefetch("signals", queryset=ConversationSignal.objects.order_by("turn", "kind", "source")),
         )
         .first()
     )
     if conversation is None:
         raise NotFound("Conversation not found.")
     return conversation
+
+
+# Conversations per signals query: the calibration page asks for a page of flagged
+# conversations at a time; SQLite's bound-parameter limit is far above it.
+_SIGNAL_IDS_CHUNK = 500
+
+
+def signals_for_conversations(*, project: Project, conversation_ids: list[int]) -> dict[int, list[ConversationSignal]]:
+    """The signals (agent-sent and derived) of these conversations of `project`, by
+    conversation id, each list in turn order; ids of another project find nothing. One query
+    per 500 ids."""
+    found: dict[int, list[ConversationSignal]] = {}
+    ids = sorted(set(conversation_ids))
+    for start in range(0, len(ids), _SIGNAL_IDS_CHUNK):
+        rows = ConversationSignal.objects.filter(
+            project=project, conversation_id__in=ids[start : start + _SIGNAL_IDS_CHUNK]
+        ).order_by("conversation_id", "turn", "kind", "source")
+        for signal in rows:
+            found.setdefault(signal.conversation_id, []).append(signal)
+    return found
 
 
 def organization_stats(*, organization: Organization) -> dict[str, int]:

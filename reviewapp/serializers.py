@@ -11,7 +11,7 @@ from typing import Any
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
-from reviewapp.models import Conversation, Feedback, JudgeScore
+from reviewapp.models import Conversation, Feedback, JudgeScore, SignalKind, SignalSource
 
 ERROR_RESPONSE = inline_serializer(
     "Error",
@@ -60,6 +60,22 @@ class ConversationSummarySerializer(serializers.Serializer):
 class ConversationDetailSerializer(ConversationSummarySerializer):
     messages = serializers.ListField(child=serializers.DictField())
     feedback = FeedbackOutputSerializer(many=True)
+
+
+class ConversationSignalOutputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=SignalKind.choices)
+    source = serializers.ChoiceField(
+        choices=SignalSource.choices, help_text="`agent`: sent in feedback; `derived`: found in the transcript."
+    )
+    turn = serializers.IntegerField(allow_null=True, help_text="Index into `messages` (derived signals).")
+    evidence = serializers.CharField(help_text="A short snippet of the turn (derived signals).")
+
+
+class ConversationWithSignalsSerializer(ConversationDetailSerializer):
+    """The conversation detail API's answer: the detail plus its signals. (The claim sends the
+    plain detail, without the extra query.)"""
+
+    signals = ConversationSignalOutputSerializer(many=True, source="signals.all")
 
 
 _DATETIME = serializers.DateTimeField()

@@ -18,10 +18,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
-from reviewapp import bulk
+from reviewapp import bulk, derived_signals, lock_objects
 from reviewapp.errors import Conflict, NotFound, ValidationFailed
 from reviewapp.ingest_schemas import (
     ConversationIn,
@@ -33,6 +33,7 @@ from reviewapp.models import (
     ApiKey,
     AuditEvent,
     Conversation,
+    ConversationSignal,
     ConversationTag,
     Feedback,
     JudgeScore,
@@ -41,13 +42,15 @@ from reviewapp.models import (
     PersonalToken,
     Project,
     Role,
+    SignalKind,
+    SignalSource,
+    UserCredentials,
     zone_validate,
 )
 from reviewapp.principal import Principal
 from reviewapp.tokens import (
     PERSONAL_TOKEN_PREFIX,
     PROJECT_KEY_PREFIX,
-    password_fingerprint,
     token_display_prefix,
     token_generate,
     token_hash,
@@ -127,6 +130,49 @@ def project_timezone_set(*, project: Project, time_zone: str, actor: AbstractBas
     return project
 
 
+def project_frustration_terms_set(*, project: Project, terms: Any, actor: AbstractBaseUser | None = None) -> Project:
+    """Replace the project's own frustration terms (added to derived_signals' defaults for the
+    conversations ingested from now on). At most MAX_TERMS terms of MAX_TERM_CHARS characters,
+    each with a letter or digit in it; stored normalised (lower case, single spaces, no
+    repeats). A 400 names `frustration_terms` or `frustration_terms[i]`."""
+    field = "frustration_terms"
+    if not isinstance(terms, list):
+        raise ValidationFailed("Send a list of terms.", errors={field: ["Expected a list of strings."]})
+    if len(terms) > derived_signals.MAX_TERMS:
+        raise ValidationFailed(
+            "Too many terms.", errors={field: [f"At most {derived_signals.MAX_TERMS}; got {len(terms)}."]}
+        )
+    errors: dict[str, list[str]] = {}
+    for index, term in enumerate(terms):
+        if not isinstance(term, str):
+            errors[f"{field}[{index}]"] = ["Expected a string."]
+        elif len(term) > derived_signals.MAX_TERM_CHARS:
+            errors[f"{field}[{index}]"] = [f"At most {derived_signals.MAX_TERM_CHARS} characters."]
+        elif "\x00" in term or not any(c.isalnum() for c in term):
+            errors[f"{field}[{index}]"] = ["A term needs a letter or digit (and no NUL)."]
+    if errors:
+        raise ValidationFailed("Invalid frustration terms.", errors=errors)
+    normalised = derived_signals.terms_normalise(terms)
+    with transaction.atomic():
+        previous = (
+            Project.objects.select_for_update()
+            .filter(pk=project.pk)
+            .values_list("frustration_terms", flat=True)
+            .first()
+        )
+        if previous != normalised:
+            Project.objects.filter(pk=project.pk).update(frustration_terms=normalised)
+            audit_event_record(
+                organization=project.organization,
+                kind="project.frustration_terms_set",
+                user=actor,
+                subject=project,
+                data={"from": previous, "to": normalised},
+            )
+    project.frustration_terms = normalised
+    return project
+
+
 def _time_zone_check(time_zone: str) -> None:
     try:
         zone_validate(time_zone)
@@ -149,6 +195,10 @@ def membership_add(
         raise ValidationFailed("Unknown role.", errors={"role": [f"Choose one of: {', '.join(Role.values)}."]})
     with transaction.atomic():
         user, created = User.objects.get_or_create(username=username, defaults={"email": email})
+        if not created and role != Role.ADMIN:
+            existing = Membership.objects.filter(user=user, organization=organization).first()
+            if existing is not None:
+                _last_admin_refuse(membership=existing, field="role", leaving="demote")
         if password:
             user_password_set(user=user, password=password)
         elif created:
@@ -179,6 +229,8 @@ def membership_role_set(*, membership: Membership, role: str, actor: AbstractBas
     if role not in Role.values:
         raise ValidationFailed("Unknown role.", errors={"role": [f"Choose one of: {', '.join(Role.values)}."]})
     with transaction.atomic():
+        if role != Role.ADMIN:
+            _last_admin_refuse(membership=membership, field="role", leaving="demote")
         previous = Membership.objects.filter(pk=membership.pk).values_list("role", flat=True).first()
         if previous is None:
             raise NotFound("No such membership.")
@@ -200,6 +252,7 @@ def membership_remove(*, membership: Membership, actor: AbstractBaseUser | None 
     """Take a person out of an organization and revoke their tokens for it. (Tokens older than a
     membership never work anyway, see selectors.principal_from_token; revoking says so in lists.)"""
     with transaction.atomic():
+        _last_admin_refuse(membership=membership, field="membership", leaving="remove")
         now = timezone.now()
         revoked = PersonalToken.objects.filter(
             user_id=membership.user_id, organization_id=membership.organization_id, revoked_at__isnull=True
@@ -220,13 +273,57 @@ def membership_remove(*, membership: Membership, actor: AbstractBaseUser | None 
             )
 
 
+def _last_admin_refuse(*, membership: Membership, field: str, leaving: str) -> None:
+    """Refuse to take the admin role from the organization's last admin: nobody would be left
+    to manage its people, keys and tokens but a superuser. Call inside the change's
+    transaction: the organization's admin rows stay locked until it ends."""
+    admins = lock_objects.organization_admins_lock(organization_id=membership.organization_id)
+    if admins == [membership.pk]:
+        raise ValidationFailed(
+            "An organization must keep at least one admin.",
+            errors={
+                field: [
+                    f"Cannot {leaving} {membership.user.get_username()}: they are the organization's last admin."
+                    " Make someone else admin first."
+                ]
+            },
+        )
+
+
 def user_password_set(*, user: AbstractBaseUser, password: str) -> None:
-    """Set a password and revoke the user's personal tokens. Any other way of changing the hash
-    ends the tokens as well (their fingerprint no longer matches); this one also marks them."""
+    """Set a password and revoke the user's personal tokens. Any other way of setting a password
+    ends the tokens as well (the save bumps the credentials epoch); this one also marks them."""
     with transaction.atomic():
         user.set_password(password)
         user.save(update_fields=["password"])
         PersonalToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def user_credentials_epoch_bump(*, user: AbstractBaseUser) -> int:
+    """The user's password really changed: move their credentials epoch on, which ends every
+    personal token issued before (a token works only under the epoch it was issued in).
+    Returns the new epoch.
+
+    Called by Django's `password_changed` (through `reviewapp.passwords.CredentialsEpochHook`):
+    that is every `set_password` followed by `save`, which is what the password forms, the
+    admin, `changepassword` and scripts do, and never the hash upgrade Django makes at sign-in
+    (it clears the raw password before saving, precisely so that it is not reported)."""
+    with transaction.atomic():
+        # An increment, never a read-modify-write: two changes at once move it twice.
+        changed = UserCredentials.objects.filter(user_id=user.pk).update(
+            epoch=F("epoch") + 1, changed_at=timezone.now()
+        )
+        if not changed:
+            _, created = UserCredentials.objects.get_or_create(user_id=user.pk, defaults={"epoch": 1})
+            if not created:  # another change created the row first
+                UserCredentials.objects.filter(user_id=user.pk).update(epoch=F("epoch") + 1, changed_at=timezone.now())
+        return UserCredentials.objects.get(user_id=user.pk).epoch
+
+
+def _credentials_epoch_current(user: AbstractBaseUser) -> int:
+    # Read from the database, never from a cached relation: a token must not be issued under
+    # an epoch that a password change has already left behind.
+    return UserCredentials.objects.filter(user_id=user.pk).values_list("epoch", flat=True).first() or 0
 
 
 # --- credentials -----------------------------------------------------------------------------
@@ -287,7 +384,7 @@ def personal_token_create(*, user: AbstractBaseUser, organization: Organization,
         prefix=token_display_prefix(raw),
         token_hash=token_hash(raw),
         expires_at=timezone.now() + dt.timedelta(days=ttl_days) if ttl_days else None,
-        password_fingerprint=password_fingerprint(user.password),
+        credentials_epoch=_credentials_epoch_current(user),
     )
     return IssuedCredential(raw=raw, record=token)
 
@@ -356,6 +453,43 @@ def _judge_score_row(conversation_id: int, score: JudgeScoreIn, now: dt.datetime
         "reasoning": score.reasoning,
         "created_at": now,
     }
+
+
+# Feedback flags an agent sends, and the signal kind each one is: a kind the agent sent is
+# recorded with source "agent" and not derived again from the transcript.
+_AGENT_SIGNALS = (
+    (SignalKind.REPHRASED.value, "user_rephrased"),
+    (SignalKind.ASKED_FOR_HUMAN.value, "escalated_by_user"),
+)
+
+
+def _signal_row(
+    project: Project, conversation_id: int, kind: str, now: dt.datetime, finding: derived_signals.Finding | None = None
+) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation_id,
+        "project_id": project.pk,
+        "kind": kind,
+        "source": SignalSource.DERIVED.value if finding else SignalSource.AGENT.value,
+        "turn": finding.turn if finding else None,
+        "evidence": finding.evidence if finding else "",
+        "created_at": now,
+    }
+
+
+def _derived_signal_rows(
+    project: Project, new_items: list[ConversationIn], created_ids: list[int], now: dt.datetime
+) -> list[dict[str, Any]]:
+    """Signals derived from the transcripts of new conversations (derived_signals.py: pure, its
+    work per conversation capped), skipping the kinds the agent sent itself. Only new
+    conversations: a duplicate's stored messages do not change."""
+    terms = tuple(project.frustration_terms or ())
+    rows: list[dict[str, Any]] = []
+    for item, conversation_id in zip(new_items, created_ids, strict=True):
+        sent = {kind for kind, flag in _AGENT_SIGNALS if item.feedback is not None and getattr(item.feedback, flag)}
+        for finding in derived_signals.derive(item.messages_json(), frustration_terms=terms, skip=sent):
+            rows.append(_signal_row(project, conversation_id, finding.kind, now, finding))
+    return rows
 
 
 def conversations_ingest(
@@ -455,12 +589,14 @@ def _conversations_ingest_once(
         for tag in item.tags
     ]
     bulk.insert_rows(ConversationTag, tag_rows)
+    bulk.insert_rows(ConversationSignal, _derived_signal_rows(project, new_items, created_ids, now))
 
     score_rows: list[dict[str, Any]] = []
     feedback_rows: list[dict[str, Any]] = []
     # Feedback on a conversation that already exists (or repeats in this batch) must also move
     # the denormalised summary columns.
     summary_updates: dict[int, dict[str, Any]] = {}
+    agent_signals: dict[tuple[int, str], dict[str, Any]] = {}
     results: list[IngestResult] = []
     for index, item in enumerate(conversations):
         conversation_id = ids[item.external_id]
@@ -479,6 +615,9 @@ def _conversations_ingest_once(
                     "created_at": now,
                 }
             )
+            for kind, sent in _AGENT_SIGNALS:
+                if getattr(item.feedback, sent):
+                    agent_signals.setdefault((conversation_id, kind), _signal_row(project, conversation_id, kind, now))
             if not is_new:
                 update = summary_updates.setdefault(conversation_id, {})
                 if item.feedback.rating:
@@ -523,6 +662,15 @@ def _conversations_ingest_once(
         )
     )
     changed -= fresh_ids
+    # What the agent said itself, kept as signals next to the derived ones. Rows of stored
+    # conversations may already be there (or be written by a concurrent request): key order and
+    # ON CONFLICT DO NOTHING, as for feedback.
+    bulk.insert_rows(
+        ConversationSignal,
+        [agent_signals[key] for key in sorted(agent_signals)],
+        ignore_conflicts=True,
+        returning="conversation_id",
+    )
     # Lock the rows whose summary changes in id order first, for the same reason: the grouped
     # UPDATEs below would otherwise lock them in whatever order the database scans them.
     for chunk in _chunks(sorted(cid for cid, update in summary_updates.items() if update)):
@@ -642,8 +790,10 @@ __all__ = [
     "personal_token_create",
     "personal_token_revoke",
     "project_create",
+    "project_frustration_terms_set",
     "project_resolve",
     "project_timezone_set",
+    "user_credentials_epoch_bump",
     "user_password_set",
 ]
 

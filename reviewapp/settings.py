@@ -98,6 +98,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "reviewapp.context_processors.organization",
                 "reviewapp.context_processors.transcript",
+                # The approvals count in the navigation bar (lazy: no query unless shown).
+                "escalations.context_processors.inbox",
             ],
         },
     }
@@ -134,13 +136,17 @@ else:
 # labeling/services/claims.py). Behind a pooler in transaction mode those two statements may
 # reach different server connections: set DB_SESSION_LOCKS=0 there, and the claim takes a
 # transaction-level lock inside a transaction of its own instead (a BEGIN and a durable COMMIT
-# more).
+# more). Forgotten, the damage is bounded: the lock wait times out, and a process whose unlock
+# finds no lock switches itself to transaction-level locks and logs it (labeling/lock_objects.py).
 DB_SESSION_LOCKS = os.environ.get("DB_SESSION_LOCKS", "1") not in ("0", "false", "no")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    # Not a rule: Django tells validators when a password really changed (never on the hash
+    # upgrade at sign-in), and this one ends the person's API tokens then (reviewapp.E002).
+    {"NAME": "reviewapp.passwords.CredentialsEpochHook"},
 ]
 
 LANGUAGE_CODE = "en-us"

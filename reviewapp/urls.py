@@ -25,6 +25,12 @@ api_v1 = [
     path("auth/tokens/<id:token_id>", apis.PersonalTokenRevokeApi.as_view(), name="auth-token-detail"),
     path("me", apis.MeApi.as_view(), name="me"),
     path("projects", apis.ProjectListApi.as_view(), name="projects"),
+    path("projects/<id:project_id>", apis.ProjectUpdateApi.as_view(), name="project-detail"),
+    path(
+        "projects/<id:project_id>/frustration-terms",
+        apis.ProjectFrustrationTermsApi.as_view(),
+        name="project-frustration-terms",
+    ),
     path("api-keys", apis.ApiKeyListCreateApi.as_view(), name="api-keys"),
     path("api-keys/<id:key_id>/revoke", apis.ApiKeyRevokeApi.as_view(), name="api-key-revoke"),
     path("conversations", apis.ConversationsApi.as_view(), name="conversations"),

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -12,62 +10,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from escalations import services
-from escalations.models import Action, DecidedBy
+from escalations.serializers import ActionOutputSerializer, action_payload
 from escalations.services.decisions import COMMENT_MAX
 from reviewapp.fields import BoundedDictField
 from reviewapp.permissions import principal_of
 from reviewapp.serializers import ERROR_RESPONSE
 
-
-class ActionDecisionOutputSerializer(serializers.Serializer):
-    """The action after the request (documentation of action_payload's fields used here)."""
-
-    id = serializers.IntegerField()
-    external_id = serializers.CharField()
-    action = serializers.CharField()
-    args = serializers.JSONField()
-    status = serializers.CharField()
-    decided_by = serializers.CharField(allow_null=True, help_text="`policy`, `timeout`, or the deciding person.")
-    decided_at = serializers.DateTimeField(allow_null=True)
-    reason = serializers.CharField()
-    comment = serializers.CharField()
-    final_args = serializers.JSONField(allow_null=True)
-    args_digest = serializers.CharField()
-    tier = serializers.IntegerField(allow_null=True, help_text="The ladder tier, from 0, while pending.")
-    due_at = serializers.DateTimeField(allow_null=True)
-    claimed_by = serializers.CharField(allow_null=True)
-    claimed_at = serializers.DateTimeField(allow_null=True)
-
-
-def _decided_by(action: Action) -> str | None:
-    if action.decided_by == DecidedBy.PERSON:
-        return action.decided_by_user.get_username() if action.decided_by_user else None
-    return action.decided_by or None
-
-
-def action_payload(action: Action) -> dict[str, Any]:
-    """A minimal answer until escalations.serializers.action_payload is merged (then that)."""
-    when = serializers.DateTimeField().to_representation
-    return {
-        "id": action.pk,
-        "external_id": action.external_id,
-        "action": action.action,
-        "args": action.args,
-        "status": action.status,
-        "decided_by": _decided_by(action),
-        "decided_at": when(action.decided_at) if action.decided_at else None,
-        "reason": action.reason,
-        "comment": action.comment,
-        "final_args": action.final_args,
-        "args_digest": action.args_digest,
-        "tier": action.tier,
-        "due_at": when(action.due_at) if action.due_at else None,
-        "claimed_by": action.claimed_by.get_username() if action.claimed_by else None,
-        "claimed_at": when(action.claimed_at) if action.claimed_at else None,
-    }
-
-
-_ANSWERS = {200: ActionDecisionOutputSerializer, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE, 409: ERROR_RESPONSE}
+_ANSWERS = {200: ActionOutputSerializer, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE, 409: ERROR_RESPONSE}
 
 
 class ActionDecisionApi(APIView):

@@ -43,13 +43,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import Resolver404, resolve
-from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from escalations import waiting
-from escalations.models import Action, ActionStatus, DecidedBy
+from escalations import selectors, serializers, waiting
+from escalations.models import Action, ActionStatus
 from reviewapp import validation
 from reviewapp.middleware import SecurityHeadersMiddleware
 from reviewapp.permissions import principal_of
@@ -63,44 +62,16 @@ PATH_PREFIX = "/api/v1/actions/"
 
 
 # --- reading the action --------------------------------------------------------------------
-# Until escalations.selectors.action_get and escalations.serializers.action_payload exist, a
-# minimal reader and payload of the same contract; replaced by those on merge.
 
 
 def _action_get(*, principal: Principal, action_id: int) -> Action:
-    """The action, if the caller may see it: of their organization and, for a project key, of
-    its project. Anything else is not found (404), like every selector."""
-    queryset = Action.objects.select_related("decided_by_user").filter(
-        organization=principal.organization, pk=action_id
-    )
-    if principal.project is not None:
-        queryset = queryset.filter(project=principal.project)
-    action = queryset.first()
-    if action is None:
-        raise NotFound("Action not found.")
-    return action
+    """The action, if the caller may see it (the same selector as the plain GET: 404 for
+    another organization's or, with a project key, another project's)."""
+    return selectors.action_get(organization=principal.organization, action_id=action_id, project=principal.project)
 
 
 def _action_payload(action: Action) -> dict[str, Any]:
-    pending = action.status == ActionStatus.PENDING
-    decided_by = action.decided_by
-    if decided_by == DecidedBy.PERSON and action.decided_by_user is not None:
-        decided_by = action.decided_by_user.get_username()
-    return {
-        "id": action.pk,
-        "external_id": action.external_id,
-        "action": action.action,
-        "status": action.status,
-        "decided_by": decided_by or None,
-        "reason": action.reason,
-        "matched_rule": action.matched_rule or None,
-        "policy_version": action.policy_version,
-        "final_args": action.final_args,
-        "args_digest": action.args_digest,
-        "comment": action.comment,
-        "due_at": action.due_at.isoformat() if pending and action.due_at else None,
-        "tier": action.tier if pending else None,
-    }
+    return serializers.action_payload(action)
 
 
 @dataclass

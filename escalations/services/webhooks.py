@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from escalations import outbound, signing
+from escalations import outbound, serializers, signing
 from escalations.models import (
     ActionEvent,
     DeliveryAttempt,
@@ -205,27 +205,9 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def _action_payload(action: Action) -> dict[str, Any]:
-    """The public fields of a decided action, as the decision webhook's body carries them.
-    Built here until escalations.serializers.action_payload exists; then that is used instead,
-    so the webhook and the API can never disagree."""
-    if action.decided_by == "person" and action.decided_by_user_id is not None:
-        decided_by = action.decided_by_user.get_username()
-    else:
-        decided_by = action.decided_by or None
-    return {
-        "id": action.pk,
-        "external_id": action.external_id,
-        "action": action.action,
-        "status": action.status,
-        "decided_by": decided_by,
-        "reason": action.reason,
-        "comment": action.comment,
-        "final_args": action.final_args,
-        "args_digest": action.args_digest,
-        "policy_version": action.policy_version,
-        "matched_rule": action.matched_rule or None,
-        "decided_at": _iso(action.decided_at),
-    }
+    """The decision webhook carries the action exactly as the API answers it, so the two can
+    never disagree."""
+    return serializers.action_payload(action)
 
 
 def _delivery_insert(

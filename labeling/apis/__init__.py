@@ -3,6 +3,7 @@ added by hand), items (the claim, labels, leases, skips, drafts, comments), revi
 
 Every view and serializer is re-exported here, so `labeling.urls_api` names `apis.QueueClaimApi`."""
 
+from labeling.apis.budgets import ProjectBudgetApi, QueueBudgetControllerApi
 from labeling.apis.items import (
     ClaimOutputSerializer,
     ItemCommentApi,
@@ -51,9 +52,11 @@ __all__ = [
     "LabelSchemaListCreateApi",
     "LabelSchemaOutputSerializer",
     "LabelSchemaVersionCreateApi",
+    "ProjectBudgetApi",
     "QuestionSerializer",
     "QueueAgreementApi",
     "QueueAnnotatorsApi",
+    "QueueBudgetControllerApi",
     "QueueClaimApi",
     "QueueDetailApi",
     "QueueDetailSerializer",

@@ -52,6 +52,26 @@ class QueueOutputSerializer(serializers.Serializer):
         "up after the last retry."
     )
 
+    budget = serializers.SerializerMethodField(
+        help_text="Today's use of the project's daily labeling budget by this queue (limit, used, left, "
+        "share) and by the whole project (project_used, project_left); null when the project has none."
+    )
+    sampling_rate = serializers.SerializerMethodField(
+        help_text="The rate the budget controller sets for this queue's uniform rules (pinned or "
+        "controlled); null when the controller is off."
+    )
+
+    @extend_schema_field(serializers.DictField(allow_null=True))
+    def get_budget(self, queue: Queue) -> dict[str, Any] | None:
+        budgets = self.context.get("budgets")
+        if budgets is None:
+            budgets = selectors.queue_budgets_many(queues=[queue])
+        return budgets.get(queue.pk)
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_sampling_rate(self, queue: Queue) -> float | None:
+        return services.queue_rate_in_force(queue)
+
     def get_assignees(self, queue: Queue) -> list[str]:
         return sorted(u.get_username() for u in queue.assignees.all())
 
@@ -133,8 +153,9 @@ class QueueListCreateApi(APIView):
     @extend_schema(responses={200: QueueOutputSerializer(many=True)}, tags=["labeling"])
     def get(self, request: Request) -> Response:
         p = principal_of(request)
-        queues = selectors.queue_list_for_worker(organization=p.organization, user=p.user, role=p.role)
-        return Response(QueueOutputSerializer(queues, many=True).data)
+        queues = list(selectors.queue_list_for_worker(organization=p.organization, user=p.user, role=p.role))
+        context = {"budgets": selectors.queue_budgets_many(queues=queues)}
+        return Response(QueueOutputSerializer(queues, many=True, context=context).data)
 
     @extend_schema(
         request=InputSerializer, responses={201: QueueDetailSerializer, 400: ERROR_RESPONSE}, tags=["labeling"]

@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from labeling.models import Queue
-from labeling.services.sampling import _facts_for, _queue_sample, queue_sampling_failed
+from labeling.services.sampling import _facts_for, _queue_sample, _with_signals, queue_sampling_failed
 from reviewapp import enqueue
 from reviewapp.models import Conversation
 
@@ -49,7 +49,11 @@ def queue_backfill_step(
         qs = qs.filter(pk__lt=queue.backfill_cursor)
     ids = list(qs.order_by("-pk").values_list("pk", flat=True)[:chunk])
     try:
-        added = _queue_sample(queue=queue, facts=_facts_for(ids), source="backfill", now=now) if ids else 0
+        added = (
+            _queue_sample(queue=queue, facts=_with_signals(_facts_for(ids), [queue]), source="backfill", now=now)
+            if ids
+            else 0
+        )
     except Exception as exc:
         # Recorded on the queue; the chain ends, and the resume sweeper restarts it once its
         # heartbeat is stale (the rules may be fixed by then).

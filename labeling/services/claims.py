@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import time
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, OuterRef, Subquery
@@ -109,22 +108,20 @@ def _item_claim_once(
     # lock is the session's, given back right after the lease commits: one more round trip,
     # and the lease stays a bare statement that does not wait for its WAL flush. Inside one it
     # lasts until the caller commits.
-    if connection.vendor == "postgresql" and not connection.in_atomic_block and not settings.DB_SESSION_LOCKS:
+    if connection.vendor == "postgresql" and not connection.in_atomic_block and not lock_objects.session_locks_usable():
         with transaction.atomic():  # behind a transaction-mode pooler: see settings.DB_SESSION_LOCKS
             return _item_claim_once(queue=queue, user=user, exclude_item_id=exclude_item_id, now=now)
     lock = None
     if connection.vendor == "postgresql":
         lock = "transaction" if connection.in_atomic_block else "session"
-    held_id, expired = lock_objects.claim_precheck(
-        queue_id=queue.pk, user_id=user.pk, exclude_item_id=exclude_item_id, now=now, lock=lock
-    )
-    try:
+    # The wait for the lock is bounded and a session lock is given back on every way out
+    # (lock_objects.claim_lock).
+    with lock_objects.claim_lock(
+        queue_id=queue.pk, user_id=user.pk, exclude_item_id=exclude_item_id, now=now, scope=lock
+    ) as (held_id, expired):
         return _item_claim_locked(
             queue=queue, user=user, exclude_item_id=exclude_item_id, now=now, held_id=held_id, expired=expired
         )
-    finally:
-        if lock == "session":
-            lock_objects.claim_unlock(queue_id=queue.pk, user_id=user.pk)
 
 
 def _held_lease(*, held_id: int, now: dt.datetime) -> Assignment | None:

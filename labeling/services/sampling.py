@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -13,9 +14,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from labeling import lock_objects, sampling, sql
-from labeling.models import Queue, QueueItem, SamplingCounter
+from labeling.models import ProjectBudgetCounter, Queue, QueueItem, SamplingCounter
+from labeling.services import budgets
 from reviewapp import bulk, rawsql
-from reviewapp.models import Conversation, JudgeScore
+from reviewapp.models import Conversation, ConversationSignal, JudgeScore
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,31 @@ def _facts_for(conversation_ids: list[int]) -> list[sampling.ConversationFacts]:
     ]
 
 
+def _queue_uses_signals(queue: Queue) -> bool:
+    try:
+        return sampling.rules_use_signals(sampling.rules_parse(queue.sampling))
+    except ValueError:  # broken rules fail that queue's own sampling, recorded there
+        return False
+
+
+def _with_signals(facts: list[sampling.ConversationFacts], queues: list[Queue]) -> list[sampling.ConversationFacts]:
+    """The facts with each conversation's signals, when a queue's rules name one: one query for
+    the whole batch (ids as one array on PostgreSQL), none when no rule asks."""
+    if not facts or not any(_queue_uses_signals(q) for q in queues):
+        return facts
+    ids = [f.id for f in facts]
+    if connection.vendor == "postgresql":
+        rows = rawsql.fetchall(sql.SIGNAL_FACTS, [ids])
+    else:
+        rows = list(
+            ConversationSignal.objects.filter(conversation_id__in=ids).values_list("conversation_id", "kind", "source")
+        )
+    found: dict[int, set[tuple[str, str]]] = {}
+    for cid, kind, source in rows:
+        found.setdefault(cid, set()).add((kind, source))
+    return [dataclasses.replace(f, signals=frozenset(found[f.id])) if f.id in found else f for f in facts]
+
+
 def conversations_sample(
     *, project_id: int, conversation_ids: list[int], source: str = "rule", now: dt.datetime | None = None
 ) -> int:
@@ -78,7 +105,7 @@ def conversations_sample(
     queues = sampling_queues(project_id=project_id)
     if not queues or not conversation_ids:
         return 0
-    facts = _facts_for(conversation_ids)
+    facts = _with_signals(_facts_for(conversation_ids), queues)
     now = now or timezone.now()
     added = 0
     for queue in queues:
@@ -136,7 +163,8 @@ def queue_sampling_given_up(*, queue_ids: list[int], conversations: int, error: 
 
 
 def _queue_sample(*, queue: Queue, facts: list[sampling.ConversationFacts], source: str, now: dt.datetime) -> int:
-    rules = sampling.rules_parse(queue.sampling)
+    # The budget controller's rate replaces the uniform rules' (budgets.rules_in_force).
+    rules = budgets.rules_in_force(queue, sampling.rules_parse(queue.sampling))
     candidates = [c for f in facts if (c := sampling.candidate_for(queue.pk, rules, f)) is not None]
     if not candidates:
         return 0
@@ -144,18 +172,35 @@ def _queue_sample(*, queue: Queue, facts: list[sampling.ConversationFacts], sour
     # conversations get in never depends on arrival order within a batch.
     candidates.sort(key=lambda c: c.u)
     local_now = sampling.budget_time(now, queue.project.timezone)
-    keys = sorted(_budget_keys(queue, candidates))
+    limit = budgets.project_limit_for(queue)
+    keys = sorted(_budget_keys(queue, candidates, limit))
     with transaction.atomic():
+        # Lock order: the queue's counters in key order, then the project's counter (last).
         counters = lock_objects.sampling_counters_lock(queue_id=queue.pk, keys=keys, day=local_now.date())
+        project_counter = (
+            lock_objects.project_budget_counter_lock(project_id=queue.project_id, day=local_now.date())
+            if limit is not None
+            else None
+        )
         # Read after taking the counters: a sampler that held them has committed its items by
         # now, so they are not counted as candidates (or admitted) a second time.
         existing = _in_queue(queue.pk, [c.conversation_id for c in candidates])
         fresh = [c for c in candidates if c.conversation_id not in existing]
         added = _admit_and_insert(
-            queue=queue, rules=rules, candidates=fresh, counters=counters, local_now=local_now, source=source, now=now
+            queue=queue,
+            rules=rules,
+            candidates=fresh,
+            counters=counters,
+            local_now=local_now,
+            source=source,
+            now=now,
+            limit=limit,
+            project_counter=project_counter,
         )
         for counter in counters.values():
             counter.save(update_fields=["candidates", "admitted"])
+        if project_counter is not None:
+            project_counter.save(update_fields=["candidates", "admitted"])
     return added
 
 
@@ -170,10 +215,14 @@ def _in_queue(queue_id: int, conversation_ids: list[int]) -> set[int]:
     )
 
 
-def _budget_keys(queue: Queue, candidates: list[sampling.Candidate]) -> set[str]:
+def _budget_keys(queue: Queue, candidates: list[sampling.Candidate], limit: budgets.ProjectLimit | None) -> set[str]:
     keys = {f"rule:{m.index}" for c in candidates for m in c.passing if m.rule.max_per_day}
     if queue.max_per_day:
         keys.add("queue")
+    if limit is not None:
+        # The queue's part of the project budget: its own candidates and admitted, so the
+        # thinning the project budget caused in this queue can be undone like any other.
+        keys.add("project")
     return keys
 
 
@@ -199,17 +248,24 @@ def _admit_and_insert(
     local_now: dt.datetime,
     source: str,
     now: dt.datetime,
+    limit: budgets.ProjectLimit | None = None,
+    project_counter: ProjectBudgetCounter | None = None,
 ) -> int:
-    """Admit candidates within the per-rule and per-queue daily budgets (paced over the
-    project's day), insert them, and count against the budgets only the rows really inserted.
-    The caller holds the counters' locks and saves them."""
+    """Admit candidates within the per-rule, per-queue and project daily budgets (paced over
+    the project's day), insert them, and count against the budgets only the rows really
+    inserted. The caller holds the counters' locks and saves them."""
     for c in candidates:
-        for key in _budget_keys(queue, [c]):
+        for key in _budget_keys(queue, [c], limit):
             counters[key].candidates += 1
     room = {
-        key: max(0, sampling.pacing_allowance(_limit_for(key, queue, rules), local_now) - counter.admitted)
+        key: max(0, sampling.pacing_allowance(_limit_for(key, queue, rules, limit), local_now) - counter.admitted)
         for key, counter in counters.items()
     }
+    if limit is not None and project_counter is not None:
+        # The queue's share and what the project total has left today, whichever is smaller.
+        project_counter.candidates += len(candidates)
+        total_room = sampling.pacing_allowance(limit.total, local_now) - project_counter.admitted
+        room["project"] = max(0, min(room["project"], total_room))
     added = 0
     pending = candidates
     for _ in range(_ADMIT_ROUNDS):
@@ -230,6 +286,8 @@ def _admit_and_insert(
             for key in a.keys:
                 if a.candidate.conversation_id in inserted:
                     counters[key].admitted += 1
+                    if key == "project" and project_counter is not None:
+                        project_counter.admitted += 1
                 else:
                     room[key] += 1
             dropped = dropped or a.candidate.conversation_id not in inserted
@@ -245,15 +303,17 @@ def _admit(
     """Candidates (lowest hash first) the room left admits, spending it; and those refused."""
     admitted: list[_Admission] = []
     refused: list[sampling.Candidate] = []
+    # Budgets every admission spends, whatever its rule: the queue's and the project's.
+    whole = tuple(key for key in ("queue", "project") if key in room)
     for c in candidates:
-        if queue.max_per_day and room["queue"] <= 0:
+        if any(room[key] <= 0 for key in whole):
             refused.append(c)
             continue
         for m in c.passing:
             key = f"rule:{m.index}"
             if m.rule.max_per_day and room[key] <= 0:
                 continue
-            keys = ((key,) if m.rule.max_per_day else ()) + (("queue",) if queue.max_per_day else ())
+            keys = ((key,) if m.rule.max_per_day else ()) + whole
             for spent in keys:
                 room[spent] -= 1
             admitted.append(_Admission(c, m.index, m.rule, keys))
@@ -281,7 +341,11 @@ def _item_row(queue: Queue, a: _Admission, source: str, now: dt.datetime) -> dic
     }
 
 
-def _limit_for(key: str, queue: Queue, rules: list[sampling.SamplingRule]) -> int:
+def _limit_for(
+    key: str, queue: Queue, rules: list[sampling.SamplingRule], limit: budgets.ProjectLimit | None = None
+) -> int:
     if key == "queue":
         return int(queue.max_per_day or 0)
+    if key == "project":
+        return limit.share if limit is not None else 0
     return int(rules[int(key.split(":", 1)[1])].max_per_day or 0)

@@ -86,7 +86,7 @@ def sampling_batch_process(*, batch_id: int, now: dt.datetime | None = None) -> 
             if [q.pk for q in queues] != batch.queue_ids:
                 batch.queue_ids = [q.pk for q in queues]
                 batch.save(update_fields=["queue_ids"])
-        facts = _sampling._facts_for(batch.conversation_ids) if queues else []
+        facts = _sampling._with_signals(_sampling._facts_for(batch.conversation_ids), queues) if queues else []
         added, failures = 0, []
         for queue in queues:
             outcome = _owed_queue_sample(batch_id=batch_id, queue=queue, facts=facts, now=now)

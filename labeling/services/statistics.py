@@ -47,8 +47,13 @@ def agreement_snapshot_compute(*, queue_id: int, queued_only: bool = False) -> A
     is gone or the computation was not this call's to run. With `queued_only` (the task) it
     runs only if a refresh is queued, so redelivered or duplicate tasks do nothing; otherwise
     only when no refresh is running. Either way it first moves the row to RUNNING with a
-    compare-and-set, so two computations never write the same row, and the write at the end
-    only lands if the row is still ours."""
+    compare-and-set on its state, and at the end:
+    - its figures land unless the row already holds figures read later (`computed_at`, when
+      the labels were read, is the order): a run the sweeper gave up on as lost but which was
+      only slow still lands, so a computation longer than SNAPSHOT_STUCK_AFTER is not thrown
+      away and restarted forever, and a finishing old run never overwrites a newer one;
+    - the row goes back to IDLE only if the run is still the row's (`started_at` is its
+      start): a sweeper's re-queue, or the next run, stands."""
     queue = Queue.objects.select_related("schema__latest_version").filter(pk=queue_id).first()
     if queue is None:
         return None
@@ -69,16 +74,16 @@ def agreement_snapshot_compute(*, queue_id: int, queued_only: bool = False) -> A
     except Exception as exc:
         mine.update(state=SnapshotState.IDLE, requested_at=None, started_at=None, error=repr(exc)[:2000])
         raise
-    mine.update(
-        state=SnapshotState.IDLE,
-        requested_at=None,
-        started_at=None,
-        computed_at=started,
-        label_count=label_count,
-        duration_ms=round((time.perf_counter() - clock) * 1000),
-        payload=payload,
-        error="",
-    )
+    older = Q(computed_at__isnull=True) | Q(computed_at__lt=started)
+    with transaction.atomic():
+        AgreementSnapshot.objects.filter(older, pk=snapshot.pk).update(
+            computed_at=started,
+            label_count=label_count,
+            duration_ms=round((time.perf_counter() - clock) * 1000),
+            payload=payload,
+            error="",
+        )
+        mine.update(state=SnapshotState.IDLE, requested_at=None, started_at=None)
     snapshot.refresh_from_db()
     return snapshot
 
@@ -126,6 +131,17 @@ def agreement_snapshot_current(*, queue: Queue) -> AgreementSnapshot:
     return snapshot if snapshot is not None else _snapshot_row(queue)
 
 
+def _snapshots_stuck(*, now: dt.datetime) -> list[tuple[int, int, str, dt.datetime | None, dt.datetime | None]]:
+    """(pk, queue id, state, requested_at, started_at) of refreshes queued or running for
+    SNAPSHOT_STUCK_AFTER: lost with their task, or (running) merely slow."""
+    return list(
+        AgreementSnapshot.objects.filter(
+            Q(state=SnapshotState.QUEUED, requested_at__lt=now - SNAPSHOT_STUCK_AFTER)
+            | Q(state=SnapshotState.RUNNING, started_at__lt=now - SNAPSHOT_STUCK_AFTER)
+        ).values_list("pk", "queue_id", "state", "requested_at", "started_at")
+    )
+
+
 def agreement_snapshots_sweep() -> int:
     """Beat: re-enqueue refreshes lost with their task, and refresh stale snapshots of active
     queues (labels changed since, taken over SNAPSHOT_AUTO_REFRESH ago). Returns how many
@@ -133,13 +149,15 @@ def agreement_snapshots_sweep() -> int:
     from labeling import selectors
 
     now = timezone.now()
-    stuck = AgreementSnapshot.objects.filter(
-        Q(state=SnapshotState.QUEUED, requested_at__lt=now - SNAPSHOT_STUCK_AFTER)
-        | Q(state=SnapshotState.RUNNING, started_at__lt=now - SNAPSHOT_STUCK_AFTER)
-    ).values_list("pk", "queue_id")
     enqueued = 0
-    for pk, queue_id in list(stuck):
-        if AgreementSnapshot.objects.filter(pk=pk, state__in=[SnapshotState.QUEUED, SnapshotState.RUNNING]).update(
+    for pk, queue_id, state, requested_at, started_at in _snapshots_stuck(now=now):
+        # Compare-and-set on the very request or run judged lost: a refresh queued or started
+        # since the read above is left alone.
+        if state == SnapshotState.RUNNING:
+            same = Q(state=SnapshotState.RUNNING, started_at=started_at)
+        else:
+            same = Q(state=SnapshotState.QUEUED, requested_at=requested_at)
+        if AgreementSnapshot.objects.filter(same, pk=pk).update(
             state=SnapshotState.QUEUED, requested_at=now, started_at=None
         ):
             _enqueue_snapshot(queue_id)

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from labeling import selectors
+from labeling import selectors, services
 from labeling.views._access import can_manage, membership
 from reviewapp.decorators import member_required
 
@@ -18,8 +18,21 @@ def queue_list(request: HttpRequest) -> HttpResponse:
     queues = selectors.queue_list_for_worker(organization=m.organization, user=request.user, role=m.role)
     counts = selectors.queue_counts_many(queues=queues)
     mine = selectors.user_queue_progress_many(queues=queues, user=request.user)
-    rows = [{"queue": q, "counts": counts[q.pk], "mine": mine[q.pk]} for q in queues]
-    context = {"rows": rows, "can_manage": can_manage(request)}
+    manager = can_manage(request)
+    budgets = selectors.queue_budgets_many(queues=queues) if manager else {}
+    changes = selectors.queue_last_rate_changes(queues=queues) if manager else {}
+    rows = [
+        {
+            "queue": q,
+            "counts": counts[q.pk],
+            "mine": mine[q.pk],
+            "budget": budgets.get(q.pk),
+            "rate": services.queue_rate_in_force(q) if manager else None,
+            "rate_change": changes.get(q.pk),
+        }
+        for q in queues
+    ]
+    context = {"rows": rows, "can_manage": manager}
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "labeling/_queue_table.html", context)
     return render(request, "labeling/queue_list.html", context)

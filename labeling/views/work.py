@@ -25,6 +25,7 @@ from labeling import rubric, selectors, services
 from labeling.forms import answers_from_post, id_or_none, label_editable, question_views, submit_fields
 from labeling.models import Assignment, LabelSchemaVersion, Queue, QueueItem
 from labeling.views._access import can_manage, worker_item, worker_queue
+from reviewapp import selectors as core_selectors
 from reviewapp.decorators import member_required
 from reviewapp.errors import Conflict, ValidationFailed
 from reviewapp.transcript import transcript_turns
@@ -69,6 +70,10 @@ def _panel_context(
         "questions": question_views(questions, turns, answers, errors),
         "turns": turns,
         "turn_prefix": f"i{item.pk}-",
+        # What the transcript already shows, pointed at: the annotator reads the turn either way.
+        "signals": core_selectors.signals_for_conversations(
+            project=item.conversation.project, conversation_ids=[item.conversation_id]
+        ).get(item.conversation_id, []),
         "judge_scores": list(item.conversation.judge_scores.all()) if queue.show_judge_scores else [],
         "message": message,
         "general_errors": general,

@@ -25,16 +25,7 @@
 
   // --- small helpers -------------------------------------------------------------------------
 
-  function csrfToken() {
-    try {
-      var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
-      if (headers["X-CSRFToken"]) return headers["X-CSRFToken"];
-    } catch (e) {
-      /* fall through to the form field */
-    }
-    var field = document.querySelector("input[name=csrfmiddlewaretoken]");
-    return field ? field.value : "";
-  }
+  var csrfToken = window.reviewapp.csrfToken; // static/reviewapp/app.js, loaded first by base.html
 
   function panels() {
     return Array.prototype.filter.call(area.children, function (el) {

@@ -13,16 +13,7 @@
   var first = document.querySelector(SELECTOR);
   var chosen = first ? first.open : null; // null: nothing on this page yet
 
-  function csrfToken() {
-    try {
-      var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
-      if (headers["X-CSRFToken"]) return headers["X-CSRFToken"];
-    } catch (e) {
-      /* fall through to the form field */
-    }
-    var field = document.querySelector("input[name=csrfmiddlewaretoken]");
-    return field ? field.value : "";
-  }
+  var csrfToken = window.reviewapp.csrfToken; // static/reviewapp/app.js, loaded first by base.html
 
   function applyTo(root) {
     if (chosen === null || !root.querySelectorAll) return;

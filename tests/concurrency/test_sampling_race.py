@@ -4,6 +4,7 @@ its transaction and asserts the other really met it there."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
@@ -18,6 +19,9 @@ from tests.factories import ConversationFactory, ProjectFactory
 from tests.labeling.factories import make_queue
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+# Early in a UTC day: 24,000 a day paces exactly 1,000 + a little by then.
+NOW_EARLY = dt.datetime(2025, 3, 10, 0, 1, tzinfo=dt.UTC)
 
 
 def test_two_samplers_over_the_same_conversations_count_each_admitted_row_once(monkeypatch):
@@ -157,3 +161,61 @@ def test_a_batch_unlocks_each_queues_budget_as_soon_as_that_queue_is_sampled(mon
     assert SamplingBatch.objects.count() == 0
     counted = SamplingCounter.objects.order_by("queue_id").values_list("queue_id", "key", "candidates", "admitted")
     assert list(counted) == [(first_queue.pk, "queue", 40, 40), (second_queue.pk, "queue", 20, 20)]
+
+
+def test_two_queues_meet_on_the_project_budget_and_never_overspend_it(monkeypatch):
+    from labeling.models import ProjectBudgetCounter
+    from reviewapp.principal import Principal
+
+    project = ProjectFactory()
+    first_queue = make_queue(project, name="first", sampling=({"rate": 1.0},), backfill_days=0)
+    second_queue = make_queue(project, name="second", sampling=({"rate": 1.0},), backfill_days=0)
+    # 24,000 a day paces 1,000 in the first hour of any day: more than one queue's batch, less
+    # than both, so the second sampler must see what the first spent.
+    services.project_budget_set(
+        principal=Principal(organization=project.organization, role="admin"),
+        project=project,
+        daily_items=24_000,
+        shares={},
+    )
+    allowance = sampling_services.sampling.pacing_allowance(
+        24_000, sampling_services.sampling.budget_time(NOW_EARLY, project.timezone)
+    )
+    first_ids = [ConversationFactory(project=project, external_id=f"a{i}").pk for i in range(700)]
+    second_ids = [ConversationFactory(project=project, external_id=f"b{i}").pk for i in range(700)]
+    hold, original = Hold(thread="first", before=False), bulk.insert_rows
+    held_insert = hold.wrap(original)
+
+    def insert_rows(model, rows, **kwargs):
+        return (held_insert if model is QueueItem else original)(model, rows, **kwargs)
+
+    monkeypatch.setattr(bulk, "insert_rows", insert_rows)
+    results: dict = {}
+
+    def sample(queue, ids):
+        # One queue each: both take their own queue's counters, then the project's (last).
+        return lambda: sampling_services._queue_sample(
+            queue=Queue.objects.select_related("project").get(pk=queue.pk),
+            facts=sampling_services._facts_for(ids),
+            source="rule",
+            now=NOW_EARLY,
+        )
+
+    first = start_thread("first", sample(first_queue, first_ids), results)
+    try:
+        hold.wait_inside()
+        second = start_thread("second", sample(second_queue, second_ids), results)
+        # The race: the second sampler waits on the project counter the first holds.
+        wait_until_blocked(count=1)
+        assert "second" not in results
+    finally:
+        hold.release()
+    join_all(first, second)
+
+    assert results == {"first": 700, "second": allowance - 700}
+    counter = ProjectBudgetCounter.objects.get(project=project)
+    assert (counter.candidates, counter.admitted) == (1400, allowance)
+    assert QueueItem.objects.filter(queue__project=project).count() == allowance
+    assert list(
+        SamplingCounter.objects.filter(key="project").order_by("queue_id").values_list("candidates", "admitted")
+    ) == [(700, 700), (700, allowance - 700)]

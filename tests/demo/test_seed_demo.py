@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 
+from demo.labeling import DEMO_ANNOTATORS, DEMO_LABELS_EACH, DEMO_REVIEWS
 from demo.scenarios import DEMO_PASSWORD, airline_conversations
+from labeling.models import AgreementSnapshot, Assignment, ItemEvent, ItemStatus, Label, Queue, QueueItem
 from reviewapp.ingest_schemas import ConversationIn
 from reviewapp.models import (
     AuditEvent,
@@ -50,6 +54,11 @@ def _counts() -> dict[str, int]:
             JudgeScore,
             Feedback,
             AuditEvent,
+            QueueItem,
+            Assignment,
+            Label,
+            ItemEvent,
+            AgreementSnapshot,
         )
     }
 
@@ -61,9 +70,12 @@ def test_seed_demo_creates_tenant_people_and_conversations(db):
     assert org.name == "Demo Airline"
     project = Project.objects.get(organization=org, slug="support")
     roles = dict(Membership.objects.filter(organization=org).values_list("user__username", "role"))
-    assert roles == {"annotator": "annotator", "approver": "approver", "engineer": "engineer", "admin": "admin"}
-    for username in roles:
+    logins = {"annotator": "annotator", "approver": "approver", "engineer": "engineer", "admin": "admin"}
+    # The logins, and the annotators whose labels the statistics pages show (no password).
+    assert roles == logins | dict.fromkeys(["ana", "ben", "chen", "dara"], "annotator")
+    for username in logins:
         assert User.objects.get(username=username).check_password(DEMO_PASSWORD)
+    assert not User.objects.get(username="ana").has_usable_password()
 
     conversations = Conversation.objects.filter(project=project)
     assert conversations.count() == 60
@@ -86,10 +98,69 @@ def test_seed_demo_creates_tenant_people_and_conversations(db):
         assert conversation.agent_version in {"support-v1.3", "support-v1.4", "support-v2.0"}
         assert {"channel", "locale", "customer_tier"} <= set(conversation.metadata)
 
-    for username in roles:
+    for username in logins:
         assert f"  {username} " in output
     assert output.count(DEMO_PASSWORD) >= 4
     assert "http://127.0.0.1:8000/" in output
+
+
+def test_seed_demo_labels_the_qa_queue_so_the_statistics_pages_have_figures(db):
+    _seed(conversations=600, retail=0)
+
+    queue = Queue.objects.get(project__organization__slug="demo", name="Daily QA sample")
+    labels = Label.objects.filter(queue=queue)
+    names = [username for username, _, _ in DEMO_ANNOTATORS]
+    per_person = dict(labels.values_list("user__username").annotate(n=Count("id")))
+    # Several annotators, each a full morning's work, through the services (assignments,
+    # events and counters as the browser leaves them).
+    assert per_person == dict.fromkeys(names, DEMO_LABELS_EACH)
+    assert Assignment.objects.filter(queue=queue, status="submitted").count() == labels.count()
+    assert ItemEvent.objects.filter(item__queue=queue, kind="labeled").count() == labels.count()
+    # Overlap 2, a third opinion where two disagreed, and some items still disputed.
+    per_item = Counter(labels.values_list("item_id", flat=True))
+    assert set(per_item.values()) <= {1, 2, 3}
+    assert Counter(per_item.values())[2] >= 30
+    assert Counter(per_item.values())[3] >= 5
+    assert QueueItem.objects.filter(queue=queue, status=ItemStatus.NEEDS_REVIEW).exists()
+    reviewed = QueueItem.objects.filter(queue=queue, final_source="review")
+    assert reviewed.count() == DEMO_REVIEWS
+    assert set(reviewed.values_list("reviewed_by__username", flat=True)) == {"engineer"}
+    assert QueueItem.objects.filter(queue=queue, status=ItemStatus.OPEN).exists()  # work left for the demo login
+    # The labels took a morning, not a second: the annotators page shows a human pace.
+    spans = labels.values("user_id").annotate(first=Min("created_at"), last=Max("created_at"))
+    assert all(dt.timedelta(minutes=10) < span["last"] - span["first"] < dt.timedelta(hours=3) for span in spans)
+
+    snapshot = AgreementSnapshot.objects.get(queue=queue)
+    assert (snapshot.label_count, snapshot.state, snapshot.error) == (labels.count(), "idle", "")
+    correct = snapshot.payload["agreement"]["questions"]["correct"]
+    assert 0.7 <= correct["percent_agreement"] < 1
+    assert correct["gwet_ac1"] > 0.5
+    rows = {row["username"]: row for row in snapshot.payload["annotators"]}
+    assert set(rows) == set(names)
+    assert all(row["done"] == DEMO_LABELS_EACH and 5 <= row["labels_per_hour"] <= 300 for row in rows.values())
+    # The careless one agrees least with the others.
+    assert min(rows, key=lambda name: rows[name]["agreement_with_others"]) == "dara"
+    assert any(
+        figures["cohen_kappa"] is not None
+        for pair in snapshot.payload["agreement"]["pairs"]
+        for figures in pair["questions"].values()
+    )
+
+
+def test_the_seeded_figures_show_on_the_pages(db, client):
+    _seed(conversations=600, retail=0)
+    queue = Queue.objects.get(project__organization__slug="demo", name="Daily QA sample")
+    client.force_login(User.objects.get(username="engineer"))
+
+    agreement = client.get(f"/labeling/queues/{queue.pk}/agreement")
+    annotators = client.get(f"/labeling/queues/{queue.pk}/annotators")
+
+    assert agreement.status_code == annotators.status_code == 200
+    assert "dara" in annotators.content.decode()
+    page = agreement.content.decode()
+    for empty in ["No answers to compare yet.", "No two annotators have labeled the same item yet.", "being computed"]:
+        assert empty not in page
+    assert "κ " in page  # per-pair kappas
 
 
 def test_seed_demo_admin_is_scoped_staff_not_superuser(db):

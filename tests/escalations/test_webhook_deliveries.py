@@ -70,7 +70,9 @@ def test_the_decision_is_posted_after_commit_signed_with_the_projects_secret(
     # A receiver's check: the raw body, the secret, within the window.
     assert signing.verify(secret, sent.headers["x-reviewapp-signature"], sent.body) > 0
     assert body["type"] == "action.decided"
-    assert body["action"] == {
+    # The body carries the action as the API answers it (serializers.action_payload).
+    assert {"args", "confidence", "risk_tags", "ladder", "due_at", "claimed_by"} <= body["action"].keys()
+    assert {
         "id": action.pk,
         "external_id": action.external_id,
         "action": "refund",
@@ -83,7 +85,7 @@ def test_the_decision_is_posted_after_commit_signed_with_the_projects_secret(
         "policy_version": 3,
         "matched_rule": "small refunds",
         "decided_at": action.decided_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
-    }
+    }.items() <= body["action"].items()
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("delivered", 1, 200)
     assert delivery.next_attempt_at is None and delivery.delivered_at is not None
     attempt = DeliveryAttempt.objects.get(delivery=delivery)

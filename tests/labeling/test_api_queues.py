@@ -110,6 +110,8 @@ def test_engineer_creates_a_queue_with_sampling_rules_and_old_conversations_are_
         "gold_rate": 0.0,
         "is_active": True,
         "created_at": body["created_at"],
+        "budget": None,
+        "sampling_rate": None,
         "sampling_health": {
             "failures": 0,
             "last_error": "",

@@ -365,6 +365,103 @@ def test_the_sweeper_requeues_lost_refreshes_and_refreshes_stale_active_queues(
     assert states == {labeled.pk: SnapshotState.QUEUED, quiet.pk: SnapshotState.IDLE, lost.pk: SnapshotState.QUEUED}
 
 
+@pytest.fixture
+def clock(monkeypatch):
+    """timezone.now() under the test's control."""
+    current = [timezone.now()]
+    monkeypatch.setattr(timezone, "now", lambda: current[0])
+
+    class Clock:
+        start = current[0]
+
+        def now(self):
+            return current[0]
+
+        def advance(self, delta: dt.timedelta) -> None:
+            current[0] += delta
+
+    return Clock()
+
+
+def _slow_statistics(monkeypatch, during, *, payload=None):
+    """selectors.queue_statistics that calls `during()` once after reading the labels, as if
+    that happened while a long computation ran; `payload` replaces the run's figures."""
+    real = selectors.queue_statistics
+    calls = []
+
+    def statistics(**kwargs):
+        result = real(**kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            during()
+            if payload is not None:
+                return payload, result[1]
+        return result
+
+    monkeypatch.setattr(selectors, "queue_statistics", statistics)
+
+
+def test_a_run_slower_than_the_stuck_limit_lands_its_figures_and_is_restarted_once(labeled, clock, monkeypatch):
+    # Before, the sweeper reset the row to queued and the slow run's write found the row no
+    # longer its own and was dropped; the next run was as slow: restarted forever, never landing.
+    services.agreement_snapshot_request(queue=labeled)
+    swept = []
+
+    def sweep_meanwhile():
+        clock.advance(services.SNAPSHOT_STUCK_AFTER + dt.timedelta(minutes=1))
+        swept.append(services.agreement_snapshots_sweep())
+
+    _slow_statistics(monkeypatch, sweep_meanwhile)
+
+    first = services.agreement_snapshot_compute(queue_id=labeled.pk, queued_only=True)
+
+    assert swept == [1]  # the sweeper did give it up as lost
+    assert first.computed_at == clock.start  # ... and its figures landed all the same
+    assert first.label_count == Label.objects.filter(queue=labeled).count()
+    assert list(first.payload["agreement"]["questions"]) == ["quality", "helpfulness"]
+    assert first.state == SnapshotState.QUEUED  # the sweeper's re-queue stands
+    again = services.agreement_snapshot_compute(queue_id=labeled.pk, queued_only=True)
+    assert (again.state, again.computed_at) == (SnapshotState.IDLE, clock.now())
+    assert services.agreement_snapshot_compute(queue_id=labeled.pk, queued_only=True) is None  # done
+
+
+def test_a_finishing_old_run_does_not_overwrite_a_newer_one(labeled, clock, monkeypatch):
+    services.agreement_snapshot_request(queue=labeled)
+
+    def sweep_and_run_a_newer_refresh():
+        clock.advance(services.SNAPSHOT_STUCK_AFTER + dt.timedelta(minutes=1))
+        assert services.agreement_snapshots_sweep() == 1
+        newer = services.agreement_snapshot_compute(queue_id=labeled.pk, queued_only=True)
+        assert newer.computed_at == clock.now()
+
+    _slow_statistics(monkeypatch, sweep_and_run_a_newer_refresh, payload={"from": "the old run"})
+
+    services.agreement_snapshot_compute(queue_id=labeled.pk, queued_only=True)
+
+    snapshot = AgreementSnapshot.objects.get(queue=labeled)
+    assert snapshot.computed_at == clock.now()  # the newer run's read, not the old one's
+    assert "from" not in snapshot.payload
+    assert (snapshot.state, snapshot.started_at) == (SnapshotState.IDLE, None)
+
+
+def test_the_sweeper_leaves_alone_a_run_started_after_it_looked(labeled, clock, monkeypatch):
+    old = clock.now() - services.SNAPSHOT_STUCK_AFTER - dt.timedelta(minutes=5)
+    snapshot = AgreementSnapshot.objects.create(
+        organization_id=labeled.organization_id, queue=labeled, state=SnapshotState.RUNNING, started_at=clock.now()
+    )
+    # What the sweeper read an instant earlier: the previous run, started long ago.
+    monkeypatch.setattr(
+        snapshots,
+        "_snapshots_stuck",
+        lambda now: [(snapshot.pk, labeled.pk, SnapshotState.RUNNING, None, old)],
+    )
+
+    assert services.agreement_snapshots_sweep() == 0
+
+    snapshot.refresh_from_db()
+    assert (snapshot.state, snapshot.started_at) == (SnapshotState.RUNNING, clock.now())
+
+
 # --- pages and API -------------------------------------------------------------------------------
 
 

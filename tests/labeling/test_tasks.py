@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from labeling import services, tasks
-from labeling.models import Assignment, AssignmentStatus, ItemEvent, Queue, QueueItem
+from labeling.models import Assignment, AssignmentStatus, ItemEvent, Queue, QueueItem, SamplingBatch
 from reviewapp import services as core_services
 from reviewapp.ingest_schemas import ConversationIn
 from tests.factories import conversation_payload
@@ -24,17 +24,27 @@ def _ingest(project, payloads) -> list[int]:
     return [r.id for r in results]
 
 
-def test_conversations_sample_adds_the_sampled_ones_once(project):
+def _batch(ids: list[int]) -> int:
+    """The outbox row the ingest recorded for these conversations (its enqueue waits for a
+    commit that a test transaction never makes)."""
+    batch = SamplingBatch.objects.get()
+    assert sorted(batch.conversation_ids) == sorted(ids)
+    return batch.pk
+
+
+def test_sampling_batch_process_adds_the_sampled_ones_once(project):
     queue = make_queue(project, sampling=({"rate": 1.0, "if": {"tags_any": ["refund"]}},), backfill_days=0)
     other = make_queue(project, name="Bookings", sampling=({"rate": 1.0, "if": {"tags_any": ["booking"]}},))
     ids = _ingest(
         project, [conversation_payload("r1"), conversation_payload("r2"), conversation_payload("b1", tags=["booking"])]
     )
+    batch = _batch(ids)
 
-    first = tasks.conversations_sample.delay(project.pk, ids).get()
-    again = tasks.conversations_sample.delay(project.pk, ids).get()  # a redelivered task
+    first = tasks.sampling_batch_process.delay(batch).get()
+    again = tasks.sampling_batch_process.delay(batch).get()  # a redelivered task: the batch is gone
 
-    assert (first, again) == (3, 0)
+    assert (first, again) == (3, None)
+    assert not SamplingBatch.objects.exists()
     assert sorted(QueueItem.objects.filter(queue=queue).values_list("conversation__external_id", flat=True)) == [
         "r1",
         "r2",
@@ -42,14 +52,26 @@ def test_conversations_sample_adds_the_sampled_ones_once(project):
     assert list(QueueItem.objects.filter(queue=other).values_list("conversation__external_id", flat=True)) == ["b1"]
 
 
-def test_conversations_sample_ignores_queues_without_rules_and_inactive_ones(project):
+def test_sampling_batch_process_ignores_queues_without_rules_and_inactive_ones(project):
     manual = make_queue(project)
     paused = make_queue(project, name="Paused", sampling=({"rate": 1.0},), backfill_days=0)
     Queue.objects.filter(pk=paused.pk).update(is_active=False)
     ids = _ingest(project, [conversation_payload("c1")])
+    assert not SamplingBatch.objects.exists()  # no active sampling queue: nothing was owed
+    batch = services.sampling_work_record(project_id=project.pk, conversation_ids=ids)  # owed anyway
 
-    assert tasks.conversations_sample.delay(project.pk, ids).get() == 0
+    assert tasks.sampling_batch_process.delay(batch.pk).get() == 0
     assert QueueItem.objects.filter(queue__in=[manual, paused]).count() == 0
+
+
+def test_the_retired_per_ingest_sampling_task_is_gone():
+    # The SamplingBatch outbox replaced it; a message for it still in the broker after a deploy
+    # is refused by the worker as an unregistered task and dropped (its batch is swept anyway).
+    from reviewapp.celery import app
+
+    assert not hasattr(tasks, "conversations_sample")
+    assert "labeling.tasks.conversations_sample" not in app.tasks
+    assert "labeling.tasks.sampling_batch_process" in app.tasks
 
 
 def test_queue_backfill_chains_itself_until_the_window_is_done(

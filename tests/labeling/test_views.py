@@ -249,8 +249,8 @@ def test_the_labeling_page_queries_are_pinned(project, browser_for, django_asser
     with django_assert_num_queries(7):
         start = client.get(f"/labeling/queues/{queue.pk}/work")
     client.post(f"/labeling/queues/{queue.pk}/work", **HX)
-    # ...and with a lease held, its conversation too.
-    with django_assert_num_queries(8):
+    # ...and with a lease held, its conversation and the conversation's signals too.
+    with django_assert_num_queries(9):
         held = client.get(f"/labeling/queues/{queue.pk}/work")
 
     assert 'data-state="start"' in start.content.decode()

@@ -81,6 +81,62 @@ def test_json_loads_keeps_big_integers_exact_and_the_literal_backslash_u0000():
     assert value == {"big": 123456789012345678901234567890, "text": "a\\u0000b"}
 
 
+@pytest.fixture
+def stdlib_decodes(monkeypatch) -> list[bytes]:
+    """The bodies that went through the second, exact (stdlib) decode."""
+    calls: list[bytes] = []
+    real = validation._stdlib_loads
+
+    def counting(raw, max_depth):
+        calls.append(raw)
+        return real(raw, max_depth)
+
+    monkeypatch.setattr(validation, "_stdlib_loads", counting)
+    return calls
+
+
+def test_long_digit_runs_inside_strings_are_decoded_once(stdlib_decodes):
+    # Trace ids, card-like numbers and timestamps in text: before, any run of 19+ digits sent
+    # the whole body through the stdlib decode a second time.
+    digits = "123456789012345678901234567890"
+    body = json.dumps(
+        {"conversations": [conversation_payload(external_id=f"trace-{digits}", metadata={"ts": digits, digits: 1})]}
+    ).encode()
+
+    value = validation.json_loads(body)
+
+    assert value == json.loads(body)
+    assert stdlib_decodes == []
+
+
+@pytest.mark.parametrize(
+    "number",
+    [2**64, 2**64 + 5, -(2**63) - 1, -(2**80), 123456789012345678901234567890],
+    ids=["2^64", "2^64+5", "-2^63-1", "-2^80", "30 digits"],
+)
+def test_integers_beyond_64_bits_stay_exact_anywhere(stdlib_decodes, number):
+    for document in [number, [1, [2, number]], {"a": {"b": number}, "s": "x"}]:
+        body = json.dumps(document).encode()
+        assert validation.json_loads(body) == document
+    assert len(stdlib_decodes) == 3
+
+
+@pytest.mark.parametrize("number", [2**64 - 1, -(2**63), 2**63, 10**18])
+def test_integers_orjson_holds_exactly_are_decoded_once(stdlib_decodes, number):
+    value = validation.json_loads(json.dumps({"n": [number]}).encode())
+
+    assert value == {"n": [number]}
+    assert type(value["n"][0]) is int
+    assert stdlib_decodes == []
+
+
+def test_a_huge_float_literal_is_still_a_float(stdlib_decodes):
+    # At the integer bounds a float might have been an integer literal: decoded again exactly,
+    # which for a float literal gives the same float.
+    assert validation.json_loads(b'{"x": 1e30, "y": -1.5e19}') == {"x": 1e30, "y": -1.5e19}
+    assert len(stdlib_decodes) == 1
+
+
 # --- ingest -------------------------------------------------------------------------------------
 
 

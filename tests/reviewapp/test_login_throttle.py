@@ -4,6 +4,8 @@ ends. Time is moved with a controllable clock, never by sleeping."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.contrib.auth import SESSION_KEY
 from django.test import Client
@@ -206,3 +208,58 @@ def test_the_reported_attack_forty_guesses_with_rotating_headers(member, org, se
     assert settings.LOGIN_FAILURES_PER_USERNAME == 10
     assert response.status_code == 429
     assert PersonalToken.objects.count() == 0
+
+
+def test_parallel_wrong_guesses_let_at_most_the_limit_through_to_authenticate(db, clock, monkeypatch):
+    # 20 guesses in flight at once for one name. With check-then-count, every one read a count
+    # under the limit before any failure was recorded, so all 20 reached the password check.
+    # `authenticate` holds each guess that gets through until every guess has either got
+    # through or been refused, so all of them really overlap.
+    from django.test import RequestFactory
+
+    parallel = 20
+    limit = 5  # LOGIN_FAILURES_PER_USERNAME from the clock fixture (the address limit is 8)
+    state = {"inside": 0, "refused": 0, "max_inside": 0}
+    condition = threading.Condition()
+    start = threading.Barrier(parallel)
+
+    def slow_wrong_password(request, **credentials):
+        with condition:
+            state["inside"] += 1
+            state["max_inside"] = max(state["max_inside"], state["inside"])
+            condition.notify_all()
+            condition.wait_for(lambda: state["inside"] + state["refused"] >= parallel, timeout=10)
+        return None
+
+    monkeypatch.setattr(login_throttle, "authenticate", slow_wrong_password)
+    outcomes: list[str] = []
+
+    def guess(n: int) -> None:
+        request = RequestFactory().post("/login/", REMOTE_ADDR=f"198.51.100.{n}")
+        start.wait(timeout=10)
+        try:
+            user = login_throttle.authenticate_throttled(request, username="alice", password=f"guess-{n}")
+        except login_throttle.Throttled:
+            with condition:
+                state["refused"] += 1
+                condition.notify_all()
+            outcomes.append("throttled")
+        else:
+            outcomes.append("wrong" if user is None else "signed in")
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(parallel)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(outcomes) == ["throttled"] * (parallel - limit) + ["wrong"] * limit
+    # The guesses that got through were all inside `authenticate` at the same time: the race
+    # took place, and counting first still held it to the limit.
+    assert state["max_inside"] == limit
+    # The window stays closed for the right password too.
+    monkeypatch.setattr(login_throttle, "authenticate", lambda request, **credentials: object())
+    with pytest.raises(login_throttle.Throttled):
+        login_throttle.authenticate_throttled(
+            RequestFactory().post("/login/", REMOTE_ADDR="192.0.2.1"), username="alice", password="right"
+        )

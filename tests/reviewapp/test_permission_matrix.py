@@ -103,6 +103,7 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
     ladder = make_ladder(project, name=f"{slug}-ladder")
     action = make_pending_action(project, ladder)
     ids = {
+        "project_id": project.pk,
         "key_id": spare.record.pk,
         "token_id": bystander_token.record.pk,
         "conversation_id": conversation.pk,

@@ -9,13 +9,15 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from reviewapp import services
-from reviewapp.models import AuditEvent, Membership, PersonalToken
+from reviewapp.models import AuditEvent, Membership, PersonalToken, UserCredentials
+from reviewapp.tokens import token_hash
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
 
 User = get_user_model()
@@ -356,20 +358,169 @@ def test_a_project_key_cannot_use_the_token_api(agent_client, method):
     assert getattr(agent_client, method)(url).status_code == 403
 
 
-def test_the_migration_binds_existing_tokens_to_the_current_password(member, org):
-    from importlib import import_module
+@pytest.mark.django_db(transaction=True)
+def test_the_epoch_migration_keeps_live_tokens_and_ends_those_whose_password_had_changed():
+    from django.contrib.auth.hashers import make_password
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils.crypto import salted_hmac
 
-    from django.apps import apps
+    before = [("reviewapp", "0004_conversation_project_id_index")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    OldUser = old.get_model("auth", "User")
+    OldOrganization = old.get_model("reviewapp", "Organization")
+    OldMembership = old.get_model("reviewapp", "Membership")
+    OldToken = old.get_model("reviewapp", "PersonalToken")
 
-    migration = import_module("reviewapp.migrations.0002_personaltoken_password_fingerprint")
-    alice = member("engineer", username="alice")
-    live, client = _issue(alice, org)
-    revoked, _ = _issue(alice, org)
-    PersonalToken.objects.filter(pk=live.pk).update(password_fingerprint="")
-    PersonalToken.objects.filter(pk=revoked.pk).update(password_fingerprint="", revoked_at="2026-01-01T00:00:00Z")
-    assert client.get("/api/v1/me").status_code == 401  # an unbound token never works
+    def fingerprint(password_hash: str) -> str:  # what 0002..0004 stored
+        return salted_hmac("reviewapp.tokens.password_fingerprint", password_hash, algorithm="sha256").hexdigest()
 
-    migration.fingerprint_existing_tokens(apps, None)
+    acme = OldOrganization.objects.create(slug="acme", name="Acme")
+    alice = OldUser.objects.create(username="alice", password=make_password(DEFAULT_PASSWORD))
+    OldMembership.objects.create(user=alice, organization=acme, role="engineer", created_at="2026-01-01T00:00:00Z")
+    raws = {"live": "rat_live-token", "stale": "rat_stale-token"}
+    for name, raw in raws.items():
+        OldToken.objects.create(
+            user=alice,
+            organization=acme,
+            name=name,
+            prefix=raw[:12],
+            token_hash=token_hash(raw),
+            password_fingerprint=fingerprint(alice.password if name == "live" else make_password("an-older-one")),
+        )
 
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert _api(raws["live"]).get("/api/v1/me").status_code == 200
+    assert _api(raws["stale"]).get("/api/v1/me").status_code == 401
+    assert dict(PersonalToken.objects.values_list("name", "credentials_epoch")) == {"live": 0, "stale": -1}
+    assert {t.name: t.status for t in PersonalToken.objects.all()} == {"live": "active", "stale": "password changed"}
+
+
+# --- hash upgrades are not password changes ----------------------------------------------------
+
+
+class _PBKDF2Few(PBKDF2PasswordHasher):
+    iterations = 1_000  # PBKDF2 with few iterations keeps the tests fast
+
+
+class _PBKDF2More(PBKDF2PasswordHasher):
+    iterations = 2_000
+
+
+def _sign_in(username: str, password: str = DEFAULT_PASSWORD) -> int:
+    return Client().post("/login/", {"username": username, "password": password}).status_code
+
+
+def test_a_hasher_upgrade_at_sign_in_keeps_the_tokens(member, org, settings):
+    alice = member("engineer", username="alice")  # hashed with MD5 (tests/conftest.py)
+    token, client = _issue(alice, org)
+    md5_hash = User.objects.get(pk=alice.pk).password
+
+    # A deployment moves to a new preferred hasher: Django rehashes at the next sign-in.
+    settings.PASSWORD_HASHERS = [
+        f"{__name__}._PBKDF2Few",
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+    ]
+    assert _sign_in("alice") == 302
+
+    upgraded = User.objects.get(pk=alice.pk).password
+    assert md5_hash.startswith("md5$")
+    assert upgraded.startswith("pbkdf2_sha256$1000$")  # the rehash really happened
     assert client.get("/api/v1/me").status_code == 200
-    assert PersonalToken.objects.get(pk=revoked.pk).password_fingerprint == ""
+    assert PersonalToken.objects.get(pk=token.pk).status == "active"
+
+
+def test_an_iteration_change_at_sign_in_keeps_the_tokens(member, org, settings):
+    settings.PASSWORD_HASHERS = [f"{__name__}._PBKDF2Few"]
+    alice = member("engineer", username="alice")
+    _, client = _issue(alice, org)
+    assert User.objects.get(pk=alice.pk).password.startswith("pbkdf2_sha256$1000$")
+
+    settings.PASSWORD_HASHERS = [f"{__name__}._PBKDF2More"]
+    response = APIClient().post(
+        "/api/v1/auth/token", {"username": "alice", "password": DEFAULT_PASSWORD}, format="json"
+    )
+
+    assert response.status_code == 201
+    assert User.objects.get(pk=alice.pk).password.startswith("pbkdf2_sha256$2000$")
+    assert client.get("/api/v1/me").status_code == 200
+    # ... and a real change afterwards still ends both tokens.
+    alice = User.objects.get(pk=alice.pk)
+    alice.set_password("a-new-password-for-alice")
+    alice.save()
+    assert client.get("/api/v1/me").status_code == 401
+    assert _api(response.json()["token"]).get("/api/v1/me").status_code == 401
+
+
+def test_the_admin_turning_password_sign_in_off_ends_the_tokens(member, org):
+    alice = member("engineer", username="alice")
+    token, client = _issue(alice, org)
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    browser = Client()
+    browser.force_login(root)
+
+    response = browser.post(
+        reverse("admin:auth_user_password_change", args=[alice.pk]), {"usable_password": "false", "unset-password": "1"}
+    )
+
+    assert response.status_code == 302
+    assert User.objects.get(pk=alice.pk).has_usable_password() is False
+    assert client.get("/api/v1/me").status_code == 401
+    assert PersonalToken.objects.get(pk=token.pk).status == "password changed"
+
+
+def test_a_script_made_unusable_password_ends_the_tokens_but_other_saves_do_not(member, org):
+    alice = member("engineer", username="alice")
+    _, client = _issue(alice, org)
+    alice.first_name = "Alice"
+    alice.save()
+    assert client.get("/api/v1/me").status_code == 200
+
+    alice.set_unusable_password()
+    alice.save()
+
+    assert client.get("/api/v1/me").status_code == 401
+    # Still without a password: saving the person again ends nothing more, and a token issued
+    # now (an account provisioned by a script signs in no other way) works.
+    _, fresh = _issue(alice, org)
+    alice.last_name = "Liddell"
+    alice.save()
+    assert fresh.get("/api/v1/me").status_code == 200
+
+
+def test_a_person_provisioned_without_a_password_has_working_tokens(org):
+    membership = services.membership_add(organization=org, username="robot", role="engineer")
+    assert membership.user.has_usable_password() is False
+
+    issued = services.personal_token_create(user=membership.user, organization=org)
+
+    assert _api(issued.raw).get("/api/v1/me").status_code == 200
+    assert issued.record.status == "active"
+
+
+def test_two_password_changes_move_the_epoch_twice_and_a_new_token_lives(member, org):
+    alice = member("engineer", username="alice")
+    start = services.user_credentials_epoch_bump(user=alice)
+    for password in ["first-new-password-1", "second-new-password-2"]:
+        alice.set_password(password)
+        alice.save(update_fields=["password"])
+
+    token, client = _issue(alice, org)
+
+    assert UserCredentials.objects.get(user=alice).epoch == start + 2
+    assert token.credentials_epoch == start + 2
+    assert client.get("/api/v1/me").status_code == 200
+
+
+def test_the_hook_is_required_at_start_up(settings):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.AUTH_PASSWORD_VALIDATORS = [{"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"}]
+
+    with pytest.raises(SystemCheckError, match=r"reviewapp\.E002"):
+        call_command("check", stdout=StringIO(), stderr=StringIO())

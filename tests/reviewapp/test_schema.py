@@ -16,6 +16,7 @@ CORE_OPERATIONS = {
     ("/api/v1/auth/tokens/{token_id}", "delete"),
     ("/api/v1/me", "get"),
     ("/api/v1/projects", "get"),
+    ("/api/v1/projects/{project_id}", "patch"),
     ("/api/v1/api-keys", "get"),
     ("/api/v1/api-keys", "post"),
     ("/api/v1/api-keys/{key_id}/revoke", "post"),

@@ -627,8 +627,9 @@ def test_home_page_queries_are_pinned(browser_for, project, django_assert_num_qu
 
     # Session, user, membership; the conversation figures in one pass, the project count;
     # recent conversations and their judge scores; the person's memberships and their
-    # organizations; members; audit events. None of it grows with the data.
-    with django_assert_num_queries(11):
+    # organizations; members; audit events; the approvals count in the navigation bar (admins
+    # decide too). None of it grows with the data.
+    with django_assert_num_queries(12):
         response = client.get("/")
 
     assert response.context["stats"] == {"conversations": 3, "thumbs_down": 3, "rephrased": 3, "projects": 1}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from demo.labeling import labeling_demo_seed
+from demo.labeling import labeling_demo_labels_seed, labeling_demo_seed
 from demo.scenarios import DEMO_ORG, DEMO_PASSWORD, DEMO_PROJECT, DEMO_URL, DEMO_USERS, RETAIL_ORG, RETAIL_USERS
 from demo.seed import demo_seed
 from reviewapp.models import Project
@@ -64,7 +64,13 @@ class Command(BaseCommand):
         )
         # Labeling's demo queues sample the demo traffic through their backfill.
         support = Project.objects.get(organization__slug=DEMO_ORG, slug=DEMO_PROJECT)
-        for queue in labeling_demo_seed(project=support):
+        queues = labeling_demo_seed(project=support)
+        # A first morning of labels (and a few reviews) on the QA queue, so its agreement and
+        # annotator pages show figures.
+        labeled = labeling_demo_labels_seed(queue=queues[0], reviewer_username="engineer", seed=seed)
+        if verbosity and (labeled.labels or labeled.reviews):
+            self.stdout.write(f"Labeled as the demo annotators: {labeled.labels} labels, {labeled.reviews} reviews")
+        for queue in queues:
             if verbosity:
                 self.stdout.write(f"Labeling queue '{queue.name}': {queue.items.count()} items")
         for warning in result.warnings:

@@ -24,5 +24,6 @@ class Command(BaseCommand):
                 organization=organization_or_fail(org), username=username, role=role, password=password, email=email
             )
         except ApplicationError as exc:
-            raise CommandError(exc.message) from exc
+            details = " ".join(message for messages in exc.errors.values() for message in messages)
+            raise CommandError(f"{exc.message} {details}".strip()) from exc
         self.stdout.write(membership.user.get_username())
