@@ -214,7 +214,7 @@ def test_simulate_shows_the_report(browser_for, project, member):
     assert answer.status_code == 200
     assert 'id="report"' in html
     assert re.search(r'key-figure bad"><span class="num">1</span>', html)
-    assert str(rejected.pk) in html
+    assert f'<a href="/escalations/actions/{rejected.pk}/">{rejected.pk}</a>' in html
     assert not PolicyVersion.objects.filter(project=project).exists()
 
 
