@@ -488,9 +488,11 @@ def _levels(values: FloatArray) -> tuple[IntArray, FloatArray]:
     """Each value's rank among the distinct values (ties share a code), and the distinct values
     in order. Exact: a value is coded by its grid slot only when slot / 1000 gives it back."""
     if len(values):
-        slots = np.rint(values * _GRID)
-        low, high = slots.min(), slots.max()
-        if high - low < _MAX_GRID_SLOTS and np.array_equal(slots / _GRID, values):
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values: no grid, sort below
+            slots = np.rint(values * _GRID)
+            low, high = slots.min(), slots.max()
+            on_grid = high - low < _MAX_GRID_SLOTS and np.array_equal(slots / _GRID, values)
+        if on_grid:
             offset = (slots - low).astype(np.intp)
             present = np.bincount(offset, minlength=int(high - low) + 1) > 0
             rank = np.cumsum(present) - 1

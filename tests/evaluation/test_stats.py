@@ -4,6 +4,7 @@ no database."""
 
 import json
 import math
+import warnings
 
 import numpy as np
 import ppi_py
@@ -262,6 +263,11 @@ def test_grid_coding_keeps_values_that_only_look_equal_apart():
     result = stats.score_agreement(judge, human, bootstrap=0)
     assert result["kendall"].value == pytest.approx(scipy_stats.kendalltau(judge, human).statistic, abs=1e-12)
     assert result["spearman"].value == pytest.approx(scipy_stats.spearmanr(judge, human).statistic, abs=1e-12)
+    # Values too large for the grid are sorted, silently.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        codes, levels = stats._levels(np.array([1e308, -1e308, 1e308, 2.5]))
+    assert codes.tolist() == [2, 0, 2, 1]
     # On a grid the coding is by counting; it gives the same codes as sorting.
     ratings = np.round(np.random.default_rng(1).uniform(-2, 2, 1_000), 2)
     codes, levels = stats._levels(ratings)
