@@ -17,7 +17,8 @@ AGENT = "agent"
 # Escalations: `actions.request` asks (agents; people test from the API), `actions.read` sees
 # actions, `actions.decide` may vote where a ladder tier admits the person (the tier narrows
 # it further), `escalations.manage` writes policies and ladders, `webhooks.manage` creates and
-# rotates signing secrets.
+# rotates signing secrets. Evaluation: `evaluation.read` sees calibration, `evaluation.manage`
+# sets a project's bar.
 _PEOPLE = {"organization.read"}
 _LABELERS = _PEOPLE | {"labeling.work"}
 _APPROVERS = _PEOPLE | {"actions.read", "actions.decide"}
@@ -28,13 +29,16 @@ _ENGINEERS = _LABELERS | {
     "actions.request",
     "actions.read",
     "escalations.manage",
+    "evaluation.read",
 }
 CAPABILITIES: dict[str, frozenset[str]] = {
     AGENT: frozenset({"conversations.ingest", "conversations.read", "actions.request", "actions.read"}),
     "annotator": frozenset(_LABELERS),
     "approver": frozenset(_APPROVERS),
     "engineer": frozenset(_ENGINEERS),
-    "admin": frozenset(_ENGINEERS | _APPROVERS | {"api_keys.manage", "tokens.manage", "webhooks.manage"}),
+    "admin": frozenset(
+        _ENGINEERS | _APPROVERS | {"api_keys.manage", "tokens.manage", "webhooks.manage", "evaluation.manage"}
+    ),
 }
 
 

@@ -34,6 +34,7 @@ api_v1 = [
     path("", include("escalations.urls_api")),
     path("", include("escalations.urls_decisions")),
     path("", include("escalations.urls_api_webhooks")),
+    path("", include("evaluation.urls_api")),
 ]
 
 urlpatterns = [
