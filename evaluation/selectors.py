@@ -307,4 +307,4 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-__all__ = ["Filters", "MAX_GROUPS", "agent_calibration", "bar_get", "bar_payload", "calibration_report"]
+__all__ = ["MAX_GROUPS", "Filters", "agent_calibration", "bar_get", "bar_payload", "calibration_report"]
