@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from reviewapp import hooks
 from reviewapp.models import Project
 
@@ -13,3 +15,10 @@ def link_actions_to_conversations(*, project: Project, conversation_ids: list[in
     from escalations import services
 
     services.actions_link_conversations(project_id=project.pk, conversation_ids=conversation_ids)
+
+
+@hooks.on_action_facts
+def action_decision_facts(action_ids: list[int]) -> list[dict[str, Any]]:
+    from escalations import selectors
+
+    return selectors.actions_decision_facts(action_ids)

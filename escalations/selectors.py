@@ -7,6 +7,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery, Sum
@@ -211,3 +212,22 @@ def ladder_names_existing(*, project: Project, names: set[str]) -> set[str]:
     if not names:
         return set()
     return set(LadderVersion.objects.filter(project=project, name__in=names).values_list("name", flat=True))
+
+
+def actions_decision_facts(action_ids: list[int]) -> list[dict[str, Any]]:
+    """The decided actions among `action_ids` as plain rows (one query), for apps that may not
+    import this one: registered as reviewapp.hooks' action facts provider."""
+    fields = [
+        "id",
+        "organization_id",
+        "project_id",
+        "conversation_id",
+        "action",
+        "confidence",
+        "status",
+        "decided_by",
+        "decided_at",
+        "agent_version",
+    ]
+    rows = Action.objects.filter(pk__in=action_ids).exclude(decided_at=None).values_list(*fields)
+    return [dict(zip(fields, row, strict=True)) for row in rows]

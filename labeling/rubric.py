@@ -39,6 +39,16 @@ class Question(BaseModel):
     # For `turn`: which roles may be pointed at (default: assistant turns).
     roles: list[Literal["system", "developer", "user", "assistant", "tool"]] = Field(default_factory=list)
     judge_criterion: Annotated[str, StringConstraints(max_length=100)] | None = None
+    # How a judge's verdict and a human's answer meet (evaluation's calibration pairs): a judge
+    # label in `judge_pass_labels`, or a score at or above `judge_pass_threshold`, passes; a
+    # human answer passes when it is one of `passing_options` (choices), true (boolean), or at
+    # least `passing_min` (rating). Declared after the fields they are checked against.
+    judge_pass_labels: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=20
+    )
+    judge_pass_threshold: float | None = Field(default=None, ge=-1e9, le=1e9, allow_inf_nan=False)
+    passing_options: list[Option] = Field(default_factory=list, max_length=50)
+    passing_min: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
 
     # Field validators (not one model validator) so each error is reported on its own field:
     # `questions[0].options`, not `questions[0]`. `info.data` holds the fields declared above
@@ -74,6 +84,30 @@ class Question(BaseModel):
                 raise ValueError("min must be below max")
             if value - low > 100:
                 raise ValueError("a rating scale has at most 101 points")
+        return value
+
+    @field_validator("passing_options")
+    @classmethod
+    def _passing_options_fit(cls, passing: list[str], info: ValidationInfo) -> list[str]:
+        if not passing:
+            return passing
+        if info.data.get("type") not in ("single_choice", "multi_choice"):
+            raise ValueError("only choice questions take passing_options")
+        unknown = [o for o in passing if o not in info.data.get("options", [])]
+        if unknown:
+            raise ValueError(f"not among the options: {', '.join(unknown)}")
+        return passing
+
+    @field_validator("passing_min")
+    @classmethod
+    def _passing_min_fits(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None:
+            return value
+        if info.data.get("type") != "rating":
+            raise ValueError("only rating questions take passing_min")
+        low, high = info.data.get("min"), info.data.get("max")
+        if low is not None and high is not None and not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}")
         return value
 
     @model_validator(mode="after")
@@ -117,6 +151,36 @@ class Rubric(BaseModel):
         if dupes:
             raise ValueError(f"question keys must be unique; repeated: {', '.join(dupes)}")
         return questions
+
+
+def human_passes(q: Question, answer: Any) -> bool | None:
+    """Does a final human answer pass `q`? None when the question does not say (no passing
+    options or minimum declared where one is needed) or the answer is missing."""
+    if answer is None or answer == "" or answer == []:
+        return None
+    if q.type == "boolean":
+        return answer is True
+    if q.type == "rating":
+        if q.passing_min is None or isinstance(answer, bool) or not isinstance(answer, int):
+            return None
+        return answer >= q.passing_min
+    if q.type == "single_choice" and q.passing_options:
+        return answer in q.passing_options
+    if q.type == "multi_choice" and q.passing_options and isinstance(answer, list):
+        # Every option chosen must pass: one failing mark fails the answer.
+        return all(option in q.passing_options for option in answer)
+    return None
+
+
+def judge_passes(q: Question, *, score: float | None, label: str) -> bool | None:
+    """Does a judge's verdict pass `q`? The label decides when the question names pass labels
+    and the judge sent one (compared case-insensitively); else the score against the threshold;
+    else None (the pair is kept, without a binary verdict)."""
+    if q.judge_pass_labels and label:
+        return label.casefold() in {value.casefold() for value in q.judge_pass_labels}
+    if q.judge_pass_threshold is not None and score is not None:
+        return score >= q.judge_pass_threshold
+    return None
 
 
 def questions_from_json(data: list[dict[str, Any]]) -> list[Question]:
@@ -211,4 +275,13 @@ def rubric_errors(exc: ValidationError) -> dict[str, list[str]]:
     return errors_from_pydantic(exc)
 
 
-__all__ = ["QUESTION_TYPES", "Question", "Rubric", "answers_agree", "answers_validate", "questions_from_json"]
+__all__ = [
+    "QUESTION_TYPES",
+    "Question",
+    "Rubric",
+    "answers_agree",
+    "answers_validate",
+    "human_passes",
+    "judge_passes",
+    "questions_from_json",
+]

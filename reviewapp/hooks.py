@@ -8,7 +8,7 @@ and behaviour never depends on import order at request time).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
@@ -23,6 +23,12 @@ _conversations_created: list[ConversationsCreated] = []
 _conversations_changed: list[ConversationsCreated] = []
 _serve_banner: list[BannerLines] = []
 _long_poll: list[tuple[LongPollMatch, LongPollServe]] = []
+ItemsFinalized = Callable[..., None]
+ActionDecided = Callable[..., None]
+ActionFacts = Callable[[list[int]], list[dict[str, Any]]]
+_items_finalized: list[ItemsFinalized] = []
+_action_decided: list[ActionDecided] = []
+_action_facts: list[ActionFacts] = []
 
 
 def on_conversations_created(receiver: ConversationsCreated) -> ConversationsCreated:
@@ -78,3 +84,44 @@ def long_poll_serve(method: str, path: str, query_string: bytes) -> LongPollServ
         if matches(method, path, query_string):
             return serve
     return None
+
+
+def on_items_finalized(receiver: ItemsFinalized) -> ItemsFinalized:
+    if receiver not in _items_finalized:
+        _items_finalized.append(receiver)
+    return receiver
+
+
+def items_finalized(*, item_ids: list[int]) -> None:
+    """Labeling items whose final answer was just set, changed or withdrawn (completed,
+    reviewed, or reopened by an edit), called inside the transaction that changed them.
+    Receivers enqueue their work with transaction.on_commit and must not query: the label
+    path's statement count is pinned."""
+    for receiver in _items_finalized:
+        receiver(item_ids=item_ids)
+
+
+def on_action_decided(receiver: ActionDecided) -> ActionDecided:
+    if receiver not in _action_decided:
+        _action_decided.append(receiver)
+    return receiver
+
+
+def action_decided(*, action_id: int) -> None:
+    """An escalated action was decided (by whoever), inside the deciding transaction."""
+    for receiver in _action_decided:
+        receiver(action_id=action_id)
+
+
+def on_action_facts(provider: ActionFacts) -> ActionFacts:
+    """`provider(action_ids)` returns, for the decided actions among them, dicts with `id`,
+    `organization_id`, `project_id`, `conversation_id`, `action`, `confidence`, `status`,
+    `decided_by`, `decided_at`, `agent_version` (the escalations app owns that table; apps
+    that may not import it read it through here)."""
+    if provider not in _action_facts:
+        _action_facts.append(provider)
+    return provider
+
+
+def action_facts(action_ids: list[int]) -> list[dict[str, Any]]:
+    return [row for provider in _action_facts for row in provider(action_ids)]

@@ -20,6 +20,7 @@ AGENT = "agent"
 # rotates signing secrets. `projects.manage` changes a project's settings (its time zone, its
 # frustration terms). Labeling: `budgets.manage` sets a project's daily labeling budget and a
 # queue's budget controller (pins its rate); engineers read them with `labeling.manage`.
+# Evaluation: `evaluation.read` sees calibration, `evaluation.manage` sets a project's bar.
 _PEOPLE = {"organization.read"}
 _LABELERS = _PEOPLE | {"labeling.work"}
 _APPROVERS = _PEOPLE | {"actions.read", "actions.decide"}
@@ -30,6 +31,7 @@ _ENGINEERS = _LABELERS | {
     "actions.request",
     "actions.read",
     "escalations.manage",
+    "evaluation.read",
 }
 CAPABILITIES: dict[str, frozenset[str]] = {
     AGENT: frozenset({"conversations.ingest", "conversations.read", "actions.request", "actions.read"}),
@@ -39,7 +41,14 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "admin": frozenset(
         _ENGINEERS
         | _APPROVERS
-        | {"api_keys.manage", "tokens.manage", "webhooks.manage", "projects.manage", "budgets.manage"}
+        | {
+            "api_keys.manage",
+            "tokens.manage",
+            "webhooks.manage",
+            "projects.manage",
+            "budgets.manage",
+            "evaluation.manage",
+        }
     ),
 }
 

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "reviewapp.apps.ReviewappConfig",
     "labeling.apps.LabelingConfig",
     "escalations.apps.EscalationsConfig",
+    "evaluation.apps.EvaluationConfig",
     "demo.apps.DemoConfig",
 ]
 

@@ -41,6 +41,7 @@ api_v1 = [
     path("", include("escalations.urls_decisions")),
     path("", include("escalations.urls_api_webhooks")),
     path("", include("escalations.urls_api_insight")),
+    path("", include("evaluation.urls_api")),
 ]
 
 urlpatterns = [

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from escalations import waiting
 from escalations.services import notifications, webhooks
+from reviewapp import hooks
 
 if TYPE_CHECKING:
     from escalations.models import Action
@@ -19,6 +20,8 @@ def action_decided(*, action: Action) -> None:
     transaction: record its decision webhook, and wake whoever waits on it after commit."""
     webhooks.decision_delivery_record(action=action)
     waiting.action_decided_publish(action_id=action.pk)
+    # Later apps (evaluation's calibration of the agent's confidence) learn of it here.
+    hooks.action_decided(action_id=action.pk)
 
 
 def action_tier_entered(*, action: Action) -> None:

@@ -15,7 +15,7 @@ from labeling import lock_objects, rubric
 from labeling.models import Assignment, AssignmentStatus, ItemEvent, ItemStatus, Label, QueueItem, SkipPolicy
 from labeling.services._common import _event, _event_row, _release_other_leases, _turn_roles
 from labeling.services.rubrics import _schema_version
-from reviewapp import rawsql, validation
+from reviewapp import hooks, rawsql, validation
 from reviewapp.errors import Conflict, ValidationFailed
 
 # A label's time on task is capped: an item left open over a weekend is not a day's work.
@@ -89,11 +89,15 @@ def label_submit(
             existing.save(update_fields=["answers", "schema_version", "client_token", "updated_at"])
             _event(item, user, "label_edited", {"label": existing.pk}, into=events)
             if item.labels_done >= item.labels_needed or item.status == ItemStatus.NEEDS_REVIEW:
-                if item.status == ItemStatus.COMPLETED:
+                was_final = item.status == ItemStatus.COMPLETED
+                if was_final:
                     item.status = ItemStatus.OPEN
                     item.final_answers, item.final_source, item.completed_at = None, "", None
                 _resolve(item, now, events)
                 item.save(update_fields=RESOLVE_FIELDS)
+                if was_final or item.status == ItemStatus.COMPLETED:
+                    # The final answer changed or was withdrawn: calibration pairs follow it.
+                    hooks.items_finalized(item_ids=[item.pk])
             ItemEvent.objects.bulk_create(events)
             return LabelOutcome(existing, False, item.status)
 
@@ -133,6 +137,8 @@ def label_submit(
             _resolve(item, now, events, labels=[label] if item.labels_done == 1 else None)
         rawsql.update(QueueItem, item.pk, {name: getattr(item, name) for name in ["labels_done", *RESOLVE_FIELDS]})
         rawsql.insert(ItemEvent, [_event_row(e, now) for e in events])
+        if item.status == ItemStatus.COMPLETED:
+            hooks.items_finalized(item_ids=[item.pk])
         return LabelOutcome(label, True, item.status)
 
 

@@ -12,7 +12,7 @@ from labeling import lock_objects, rubric
 from labeling.models import Assignment, ItemComment, ItemStatus, QueueItem
 from labeling.services._common import _event, _release_other_leases, _turn_roles
 from labeling.services.rubrics import _schema_version
-from reviewapp import validation
+from reviewapp import hooks, validation
 from reviewapp.errors import Conflict, ValidationFailed
 
 
@@ -49,6 +49,7 @@ def item_review(*, item: QueueItem, user: AbstractBaseUser, answers: Any) -> Que
             ]
         )
         _event(item, user, "reviewed", {"previous_status": previous, "answers": clean})
+        hooks.items_finalized(item_ids=[item.pk])
     return item
 
 

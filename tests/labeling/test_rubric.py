@@ -283,3 +283,75 @@ def test_questions_round_trip_through_json_storage():
 
     assert stored[0]["roles"] == ["assistant"]
     assert rubric.questions_from_json(stored) == [q(type="turn"), q(key="r", type="rating", min=1, max=3)]
+
+
+# --- how judges and humans meet (evaluation's calibration pairs) --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        (
+            {"type": "boolean", "passing_options": ["a"]},
+            {"questions[0].passing_options": ["only choice questions take passing_options"]},
+        ),
+        (
+            {"type": "single_choice", "options": ["good", "bad"], "passing_options": ["great"]},
+            {"questions[0].passing_options": ["not among the options: great"]},
+        ),
+        (
+            {"type": "single_choice", "options": ["good", "bad"], "passing_min": 1},
+            {"questions[0].passing_min": ["only rating questions take passing_min"]},
+        ),
+        (
+            {"type": "rating", "min": 1, "max": 5, "passing_min": 6},
+            {"questions[0].passing_min": ["must be from 1 to 5"]},
+        ),
+        (
+            {"type": "boolean", "judge_pass_threshold": 1e12},
+            {"questions[0].judge_pass_threshold": ["Input should be less than or equal to 1000000000"]},
+        ),
+        (
+            {"type": "boolean", "judge_pass_threshold": "nan"},
+            {"questions[0].judge_pass_threshold": ["Input should be a finite number"]},
+        ),
+        (
+            {"type": "boolean", "judge_pass_labels": ["x"] * 21},
+            {"questions[0].judge_pass_labels": ["List should have at most 20 items after validation, not 21"]},
+        ),
+        (
+            {"type": "boolean", "judge_pass_labels": ["x" * 101]},
+            {"questions[0].judge_pass_labels[0]": ["String should have at most 100 characters"]},
+        ),
+    ],
+)
+def test_judge_and_passing_declarations_are_bounded_and_checked_against_the_type(question, expected):
+    body = {"name": "R", "questions": [{"key": "q", "label": "Q", **question}]}
+
+    assert rubric_errors(body) == expected
+
+
+def test_human_answers_pass_by_declared_options_minimum_or_true():
+    boolean = q(type="boolean")
+    choice = q(type="single_choice", options=["good", "ok", "bad"], passing_options=["good", "ok"])
+    multi = q(type="multi_choice", options=["polite", "rude", "wrong"], passing_options=["polite"])
+    rating = q(type="rating", min=1, max=5, passing_min=4)
+
+    assert [rubric.human_passes(boolean, v) for v in (True, False, None)] == [True, False, None]
+    assert [rubric.human_passes(choice, v) for v in ("good", "ok", "bad")] == [True, True, False]
+    assert [rubric.human_passes(multi, v) for v in (["polite"], ["polite", "rude"])] == [True, False]
+    assert [rubric.human_passes(rating, v) for v in (3, 4, 5, True)] == [False, True, True, None]
+    # Nothing declared: no verdict rather than a guess.
+    assert rubric.human_passes(q(type="rating", min=1, max=5), 5) is None
+    assert rubric.human_passes(q(type="single_choice", options=["a", "b"]), "a") is None
+
+
+def test_judge_verdicts_pass_by_label_first_then_score_threshold():
+    question = q(type="boolean", judge_pass_labels=["good", "Correct", "pass"], judge_pass_threshold=0.7)
+
+    assert rubric.judge_passes(question, score=0.1, label="correct") is True
+    assert rubric.judge_passes(question, score=0.9, label="wrong") is False
+    assert rubric.judge_passes(question, score=0.7, label="") is True
+    assert rubric.judge_passes(question, score=0.69, label="") is False
+    assert rubric.judge_passes(question, score=None, label="") is None
+    assert rubric.judge_passes(q(type="boolean"), score=1.0, label="good") is None

@@ -1,0 +1,310 @@
+"""Calibration reads, tenant first. Pairs are loaded as compact arrays (values_list) and handed
+to the pure maths in evaluation/stats.py; the judge-only pass rate over every judged
+conversation is counted in SQL."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Lower
+
+from evaluation import stats
+from evaluation.models import CalibrationBar, CalibrationPair, PairKind
+from labeling import rubric
+from labeling.models import LabelSchema
+from reviewapp.models import JudgeScore, Organization, Project
+
+# A response covers at most this many (judge, criterion, version) groups; narrow the filters
+# for more. Each group costs one aggregate query and a bootstrap.
+MAX_GROUPS = 50
+# Weekly trend points use a smaller bootstrap: many points, each only a guide.
+TREND_BOOTSTRAP = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class Filters:
+    judge: str | None = None
+    criterion: str | None = None
+    judge_version: str | None = None
+    agent_version: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+def bar_get(*, organization: Organization, project: Project) -> CalibrationBar:
+    """The project's bar, or an unsaved one holding the defaults."""
+    bar = CalibrationBar.objects.filter(organization=organization, project=project).first()
+    return bar or CalibrationBar(organization=organization, project=project)
+
+
+def _pairs(*, organization: Organization, project: Project, kind: str, f: Filters) -> QuerySet[CalibrationPair]:
+    qs = CalibrationPair.objects.filter(organization=organization, project=project, kind=kind)
+    for field in ("judge", "criterion", "judge_version", "agent_version"):
+        value = getattr(f, field)
+        if value is not None:
+            qs = qs.filter(**{field: value})
+    if f.since is not None:
+        qs = qs.filter(labeled_at__gte=f.since)
+    if f.until is not None:
+        qs = qs.filter(labeled_at__lt=f.until)
+    return qs
+
+
+def calibration_report(*, organization: Organization, project: Project, filters: Filters) -> dict[str, Any]:
+    """Per (judge, criterion, judge version): agreement with humans, score agreement,
+    confidence calibration, pass-rate estimates, a weekly trend, and the status against the
+    project's bar."""
+    bar = bar_get(organization=organization, project=project)
+    rows = (
+        _pairs(organization=organization, project=project, kind=PairKind.JUDGE, f=filters)
+        .order_by("judge", "criterion", "judge_version", "labeled_at", "id")
+        .values_list(
+            "judge",
+            "criterion",
+            "judge_version",
+            "judge_pass",
+            "human_pass",
+            "judge_score",
+            "human_score",
+            "judge_confidence",
+            "inclusion_probability",
+            "labeled_at",
+        )
+    )
+    questions = _questions_by_criterion(organization=organization, project=project)
+    groups: list[dict[str, Any]] = []
+    truncated = False
+    for key, group in itertools.groupby(rows.iterator(chunk_size=10_000), key=lambda r: r[:3]):
+        if len(groups) == MAX_GROUPS:
+            truncated = True
+            break
+        judge, criterion, version = key
+        groups.append(
+            _group_report(
+                judge,
+                criterion,
+                version,
+                list(group),
+                bar=bar,
+                project=project,
+                question=questions.get(criterion),
+                f=filters,
+            )
+        )
+    return {
+        "project": project.slug,
+        "bar": bar_payload(bar),
+        "judges": groups,
+        "truncated": truncated,
+    }
+
+
+def _questions_by_criterion(*, organization: Organization, project: Project) -> dict[str, rubric.Question]:
+    out: dict[str, rubric.Question] = {}
+    for questions in LabelSchema.objects.filter(organization=organization, project=project).values_list(
+        "latest_version__questions", flat=True
+    ):
+        for question in rubric.questions_from_json(questions or []):
+            if question.judge_criterion and question.judge_criterion not in out:
+                out[question.judge_criterion] = question
+    return out
+
+
+def _weights(inclusion: list[float | None]) -> np.ndarray | None:
+    if all(p is None for p in inclusion):
+        return None
+    # An item added by hand (no sampling probability) stands for itself.
+    return stats.horvitz_thompson_weights(np.array([1.0 if p is None else p for p in inclusion], dtype=float))
+
+
+def _group_report(
+    judge: str,
+    criterion: str,
+    version: str,
+    rows: list[tuple[Any, ...]],
+    *,
+    bar: CalibrationBar,
+    project: Project,
+    question: rubric.Question | None,
+    f: Filters,
+) -> dict[str, Any]:
+    judged = [r for r in rows if r[3] is not None]
+    jp = np.array([r[3] for r in judged], dtype=bool)
+    hp = np.array([r[4] for r in judged], dtype=bool)
+    weights = _weights([r[8] for r in judged])
+    binary = stats.binary_agreement(jp, hp, weights) if judged else None
+
+    scored = [r for r in rows if r[5] is not None and r[6] is not None]
+    score = (
+        stats.score_agreement(
+            np.array([r[5] for r in scored], dtype=float),
+            np.array([r[6] for r in scored], dtype=float),
+            _weights([r[8] for r in scored]),
+        )
+        if scored
+        else None
+    )
+
+    confident = [r for r in judged if r[7] is not None]
+    calibration = (
+        stats.confidence_calibration(
+            np.array([r[7] for r in confident], dtype=float),
+            np.array([r[3] == r[4] for r in confident], dtype=bool),
+            _weights([r[8] for r in confident]),
+        )
+        if confident
+        else None
+    )
+
+    pass_rate = None
+    if judged and question is not None:
+        judge_all = _judge_pass_all(
+            project=project, judge=judge, criterion=criterion, version=version, question=question, f=f
+        )
+        inclusion = np.array([1.0 if r[8] is None else r[8] for r in judged], dtype=float)
+        pass_rate = stats.pass_rate_estimates(judge_all, jp, hp, inclusion)
+
+    status = stats.bar_status(binary, kappa_bar=bar.kappa, tpr_bar=bar.tpr, tnr_bar=bar.tnr) if binary else "too_few"
+    return _jsonable(
+        {
+            "judge": judge,
+            "criterion": criterion,
+            "judge_version": version,
+            "n": len(rows),
+            "binary": binary,
+            "scores": score,
+            "confidence": calibration,
+            "pass_rate": pass_rate,
+            "trend": _weekly_trend(judged),
+            "status": status,
+        }
+    )
+
+
+def _judge_pass_all(
+    *, project: Project, judge: str, criterion: str, version: str, question: rubric.Question, f: Filters
+) -> np.ndarray:
+    """The judge's verdicts on every judged conversation of the project for this criterion
+    (labelled or not), counted in one SQL aggregate under the question's pass rule (the rule
+    of rubric.judge_passes), then spread into a 0/1 array for the estimators."""
+    scores = JudgeScore.objects.filter(
+        conversation__project=project, judge=judge, criterion=criterion, judge_version=version
+    )
+    if f.agent_version is not None:
+        scores = scores.filter(conversation__agent_version=f.agent_version)
+    if f.since is not None:
+        scores = scores.filter(conversation__occurred_at__gte=f.since)
+    if f.until is not None:
+        scores = scores.filter(conversation__occurred_at__lt=f.until)
+    labels = [label.casefold() for label in question.judge_pass_labels]
+    threshold = question.judge_pass_threshold
+    by_label, by_score = Q(pk__in=[]), Q(pk__in=[])
+    judged, passed = Q(pk__in=[]), Q(pk__in=[])
+    if labels:
+        by_label = ~Q(label="")
+        judged |= by_label
+        passed |= by_label & Q(lower_label__in=labels)
+    if threshold is not None:
+        by_score = (Q(label="") if labels else Q()) & Q(score__isnull=False)
+        judged |= by_score
+        passed |= by_score & Q(score__gte=threshold)
+    counts = scores.annotate(lower_label=Lower("label")).aggregate(
+        n=Count("id", filter=judged), k=Count("id", filter=passed)
+    )
+    n, k = counts["n"] or 0, counts["k"] or 0
+    return np.concatenate([np.ones(k, dtype=bool), np.zeros(n - k, dtype=bool)])
+
+
+def _weekly_trend(judged: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    points = []
+    for week, group in itertools.groupby(judged, key=lambda r: _monday(r[9])):
+        rows = list(group)
+        result = stats.binary_agreement(
+            np.array([r[3] for r in rows], dtype=bool),
+            np.array([r[4] for r in rows], dtype=bool),
+            _weights([r[8] for r in rows]),
+            bootstrap=TREND_BOOTSTRAP,
+        )
+        points.append(
+            {
+                "week": week.isoformat(),
+                "n": len(rows),
+                "accuracy": result["accuracy"],
+                "cohen_kappa": result["cohen_kappa"],
+            }
+        )
+    return points
+
+
+def _monday(moment: dt.datetime) -> dt.date:
+    day = moment.astimezone(dt.UTC).date()
+    return day - dt.timedelta(days=day.weekday())
+
+
+def agent_calibration(*, organization: Organization, project: Project, action: str | None) -> dict[str, Any]:
+    """Per action name: how often people approve what the agent asked, and how well its stated
+    confidence predicts that (calibration, and the confidence above which it can be trusted)."""
+    qs = _pairs(organization=organization, project=project, kind=PairKind.AGENT_ACTION, f=Filters(criterion=action))
+    rows = qs.order_by("criterion", "id").values_list("criterion", "judge_confidence", "human_pass")
+    out = []
+    for name, group in itertools.groupby(rows.iterator(chunk_size=10_000), key=lambda r: r[0]):
+        if len(out) == MAX_GROUPS:
+            break
+        items = list(group)
+        approved = sum(1 for r in items if r[2])
+        confident = [r for r in items if r[1] is not None]
+        conf = np.array([r[1] for r in confident], dtype=float)
+        ok = np.array([r[2] for r in confident], dtype=bool)
+        out.append(
+            _jsonable(
+                {
+                    "action": name,
+                    "n": len(items),
+                    "approval_rate": stats.Estimate(
+                        approved / len(items), stats.wilson(approved, len(items)), len(items)
+                    ),
+                    "confidence": stats.confidence_calibration(conf, ok) if confident else None,
+                    "trust": stats.trust_threshold(conf, ok) if confident else None,
+                }
+            )
+        )
+    return {"project": project.slug, "actions": out}
+
+
+def bar_payload(bar: CalibrationBar) -> dict[str, Any]:
+    return {
+        "kappa": bar.kappa,
+        "tpr": bar.tpr,
+        "tnr": bar.tnr,
+        "webhook_url": bar.webhook_url,
+        "updated_at": bar.updated_at.isoformat() if bar.pk else None,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    """Dataclasses, numpy scalars and arrays to JSON; NaN and infinities to null."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value
+
+
+__all__ = ["MAX_GROUPS", "Filters", "agent_calibration", "bar_get", "bar_payload", "calibration_report"]
