@@ -28,6 +28,7 @@ linked refund keeps its policy band.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -125,7 +126,8 @@ _PENDING_LINK_WINDOW = 12 * 60
 
 @dataclass(frozen=True)
 class LinkableConversation:
-    """A stored demo conversation an action may link to (read by the seeder)."""
+    """A stored demo conversation an action may link to (read by the seeder). For a refund,
+    what the transcript says about it (`refund_facts`)."""
 
     external_id: str
     intent: str  # "refund" or "baggage-claim"
@@ -134,6 +136,72 @@ class LinkableConversation:
     agent_version: str
     booking_ref: str
     refund_amount: float | None = None
+    refund_reason: str = ""  # airline_cancelled, schedule_change or voluntary
+    fare_class: str = ""
+    passengers: int = 1
+    flight: str = ""
+
+
+# The refunds a linked action may stand for: those the agent made or sent for approval on the
+# airline's rules. A demo transcript that broke policy (a cash refund on a Basic fare, reason
+# "customer_request") is left out: a demo approver would rightly refuse what the story approves.
+REFUND_REASONS = ("airline_cancelled", "schedule_change", "voluntary")
+_REFUND_TOOLS = ("issue_refund", "request_refund_approval")
+
+
+def refund_facts(messages: Any) -> dict[str, Any] | None:
+    """What a demo refund transcript (demo.scenarios) did: the refund the agent issued or asked
+    approval for (amount, reason) and the booking it looked up (fare class, passengers, flight).
+    None when the agent made no such refund."""
+    calls: dict[str, tuple[str, dict[str, Any]]] = {}
+    booking: dict[str, Any] = {}
+    refund: dict[str, Any] | None = None
+    for message in messages if isinstance(messages, list) else ():
+        if not isinstance(message, dict):
+            continue
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or {}
+            try:
+                arguments = json.loads(function.get("arguments") or "{}")
+            except ValueError:
+                continue
+            calls[call.get("id", "")] = (function.get("name", ""), arguments)
+            if function.get("name") in _REFUND_TOOLS and isinstance(arguments, dict):
+                refund = arguments
+        if message.get("role") == "tool" and calls.get(message.get("tool_call_id", ""), ("",))[0] == "lookup_booking":
+            try:
+                booking = json.loads(message.get("content") or "{}")
+            except ValueError:
+                booking = {}
+    amount = refund.get("amount") if refund else None
+    if refund is None or refund.get("reason") not in REFUND_REASONS or not isinstance(amount, int | float):
+        return None
+    segments = booking.get("segments") or [{}]
+    return {
+        "refund_amount": float(amount),
+        "refund_reason": refund["reason"],
+        "booking_ref": str(refund.get("booking_ref") or ""),
+        "fare_class": str(booking.get("fare_class") or ""),
+        "passengers": booking.get("passengers") if isinstance(booking.get("passengers"), int) else 1,
+        "flight": str(segments[0].get("flight") or "") if isinstance(segments[0], dict) else "",
+    }
+
+
+def _refund_reasoning(c: LinkableConversation) -> str:
+    """The agent's reasoning for a refund, from its conversation."""
+    fare = f"the {c.fare_class} fare" if c.fare_class else "the fare"
+    if c.passengers > 1:
+        fare += f" for {c.passengers} passengers"
+    flight = f" on {c.flight}" if c.flight else ""
+    if c.refund_reason == "airline_cancelled":
+        return (
+            f"The flight{flight} was cancelled by the airline and the customer wants the money back, "
+            f"not a voucher: full refund of {fare}."
+        )
+    if c.refund_reason == "schedule_change":
+        return f"The schedule change{flight} does not work for the customer: full refund of {fare}."
+    fee = " minus the $100 cancellation fee" if c.fare_class == "Economy Standard" else ""
+    return f"The customer can no longer travel{flight}; the fare rules allow a refund of {fare}{fee}."
 
 
 @dataclass(frozen=True)
@@ -240,7 +308,8 @@ def _version(rng: random.Random, minutes_ago: float) -> str:
 
 
 def _refund_args(ref: str, amount: float, reason: str, **extra: Any) -> dict[str, Any]:
-    return {"booking_ref": ref, "amount": amount, "currency": "USD", "reason": reason, **extra}
+    # The amount first: the inbox shows the args' first characters.
+    return {"amount": amount, "currency": "USD", "booking_ref": ref, "reason": reason, **extra}
 
 
 def action_scenarios(*, seed: int, linkable: Sequence[LinkableConversation] = ()) -> list[ActionScenario]:
@@ -379,7 +448,7 @@ def action_scenarios(*, seed: int, linkable: Sequence[LinkableConversation] = ()
         link=_Link("refund", 1000.0),
         steps=(
             Step(20, "claim", LEAD),
-            Step(40, "approve", LEAD, "Matches the fare paid."),
+            Step(40, "approve", LEAD, "Amount checked against the booking."),
             Step(52, "approve", CFO),
         ),
         **person,
@@ -410,7 +479,7 @@ def action_scenarios(*, seed: int, linkable: Sequence[LinkableConversation] = ()
     add(
         0.9 * 1440,
         "issue_voucher",
-        {"booking_ref": _ref(rng), "amount": 150.0, "currency": "USD", "reason": "controllable_delay"},
+        {"amount": 150.0, "currency": "USD", "booking_ref": _ref(rng), "reason": "controllable_delay"},
         0.92,
         "A 4-hour delay caused by crew scheduling: one $150 voucher per passenger under the delay policy.",
         steps=(Step(4, "approve", APPROVER),),
@@ -497,7 +566,7 @@ def action_scenarios(*, seed: int, linkable: Sequence[LinkableConversation] = ()
     add(
         8,
         "issue_voucher",
-        {"booking_ref": _ref(rng), "amount": 300.0, "currency": "USD", "reason": "controllable_delay", "passengers": 2},
+        {"amount": 300.0, "currency": "USD", "booking_ref": _ref(rng), "reason": "controllable_delay", "passengers": 2},
         0.9,
         "A 3 h 40 min delay caused by a technical fault: $150 per passenger for two passengers.",
         **default0,
@@ -514,7 +583,7 @@ def action_scenarios(*, seed: int, linkable: Sequence[LinkableConversation] = ()
     add(
         13,
         "waive_change_fee",
-        {"booking_ref": _ref(rng), "fee": 75.0, "currency": "USD", "new_flight": "DA1182"},
+        {"fee": 75.0, "currency": "USD", "booking_ref": _ref(rng), "new_flight": "DA1182"},
         0.58,
         "The customer missed the connection because of our delay but the system still charges the change fee.",
         **default0,
@@ -606,7 +675,14 @@ def _link(plans: list[_Plan], linkable: Sequence[LinkableConversation]) -> None:
             and c.external_id not in used_ids
             and c.end_user_id
             and c.end_user_id not in used_customers
-            and (want.intent != "refund" or (c.refund_amount is not None and want.low < c.refund_amount <= want.high))
+            and (
+                want.intent != "refund"
+                or (
+                    c.refund_reason in REFUND_REASONS
+                    and c.refund_amount is not None
+                    and want.low < c.refund_amount <= want.high
+                )
+            )
             and (
                 scenario.minutes_ago <= c.minutes_ago <= scenario.minutes_ago + _PENDING_LINK_WINDOW
                 if want.waiting
@@ -618,14 +694,21 @@ def _link(plans: list[_Plan], linkable: Sequence[LinkableConversation]) -> None:
         chosen = min(fits, key=lambda c: (abs(c.minutes_ago - scenario.minutes_ago), c.external_id))
         used_ids.add(chosen.external_id)
         used_customers.add(chosen.end_user_id)
-        args = {**scenario.args, "booking_ref": chosen.booking_ref or scenario.args.get("booking_ref")}
+        changes: dict[str, Any] = {}
         if want.intent == "refund" and chosen.refund_amount is not None:
-            args["amount"] = chosen.refund_amount
+            # The refund the conversation made, told as the agent would: its amount, reason and
+            # booking, whatever the scenario made up.
+            extra = {"passengers": chosen.passengers} if chosen.passengers > 1 else {}
+            booking = chosen.booking_ref or scenario.args["booking_ref"]
+            changes["args"] = _refund_args(booking, chosen.refund_amount, chosen.refund_reason, **extra)
+            changes["reasoning"] = _refund_reasoning(chosen)
+        else:
+            changes["args"] = {**scenario.args, "booking_ref": chosen.booking_ref or scenario.args.get("booking_ref")}
         plan.scenario = replace(
             scenario,
-            args=args,
             end_user_id=chosen.end_user_id,
             agent_version=chosen.agent_version or scenario.agent_version,
             conversation_external_id=chosen.external_id,
             minutes_ago=scenario.minutes_ago if want.waiting else chosen.minutes_ago - _AFTER_CONVERSATION,
+            **changes,
         )

@@ -34,6 +34,7 @@ from demo.action_scenarios import (
     LinkableConversation,
     Step,
     action_scenarios,
+    refund_facts,
 )
 from escalations import selectors as escalation_selectors
 from escalations import services as escalation_services
@@ -138,33 +139,34 @@ def _step_apply(step: Step, *, action_id: int, people: dict[str, Principal], now
 
 
 def _linkable(*, project: Project, reference: dt.datetime) -> list[LinkableConversation]:
-    """The project's refund and baggage conversations, for the actions that fit one. One
-    query, without the transcripts."""
-    rows = (
-        Conversation.objects.filter(project=project, tag_rows__tag__in=_LINKABLE_INTENTS)
-        .values_list("external_id", "occurred_at", "end_user_id", "agent_version", "tags", "metadata")
-        .order_by("external_id")
-    )
+    """The project's refund and baggage conversations, for the actions that fit one: one query
+    each (a refund's transcript says what was refunded and why; a delayed bag's is not read)."""
     found = []
-    for external_id, occurred_at, end_user_id, agent_version, tags, metadata in rows:
-        intent = next((tag for tag in tags or () if tag in _LINKABLE_INTENTS), None)
-        metadata = metadata if isinstance(metadata, dict) else {}
-        amount = metadata.get("refund_amount")
-        if intent is None or occurred_at > reference:
-            continue
-        found.append(
-            LinkableConversation(
-                external_id=external_id,
-                intent=intent,
-                minutes_ago=(reference - occurred_at).total_seconds() / 60,
-                end_user_id=end_user_id,
-                agent_version=agent_version,
-                booking_ref=str(metadata.get("booking_ref") or ""),
-                refund_amount=float(amount)
-                if isinstance(amount, int | float) and not isinstance(amount, bool)
-                else None,
-            )
+    for intent in _LINKABLE_INTENTS:
+        fields = ["external_id", "occurred_at", "end_user_id", "agent_version", "metadata"]
+        rows = (
+            Conversation.objects.filter(project=project, tag_rows__tag=intent, occurred_at__lte=reference)
+            .order_by("external_id")
+            .values_list(*fields, *(["messages"] if intent == "refund" else []))
         )
+        for external_id, occurred_at, end_user_id, agent_version, metadata, *messages in rows:
+            metadata = metadata if isinstance(metadata, dict) else {}
+            facts: dict[str, object] = {"booking_ref": str(metadata.get("booking_ref") or "")}
+            if intent == "refund":
+                refund = refund_facts(messages[0])
+                if refund is None:
+                    continue
+                facts = refund
+            found.append(
+                LinkableConversation(
+                    external_id=external_id,
+                    intent=intent,
+                    minutes_ago=(reference - occurred_at).total_seconds() / 60,
+                    end_user_id=end_user_id,
+                    agent_version=agent_version,
+                    **facts,  # type: ignore[arg-type]
+                )
+            )
     return found
 
 

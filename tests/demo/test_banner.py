@@ -35,8 +35,8 @@ def test_the_demo_app_adds_its_logins_to_the_banner_through_the_core_hook(db, se
         "  engineer   engineer    (engineer in 'demo-retail' too)",
         "  admin      admin       (admin in 'demo-retail' too; staff for /admin/)",
         "Approvals: /escalations/ (agent actions waiting for a decision; the navigation bar counts them)",
-        "  approver   tier 1 of both ladders: mid-sized refunds, unsure agents, vouchers, refunds over $200",
-        "  admin      tier 2 of the default ladder, and whatever an approver may decide",
-        "  lead, cfo  as approver, and tier 2 of the finance ladder (both must approve: four-eyes);",
-        "             one refund there has cfo's approval and waits for lead's",
+        "  as approver: tier 1 of both ladders (mid-sized refunds, unsure agents, vouchers, refunds over $200)",
+        "  as admin: tier 2 of the default ladder, and whatever an approver may decide",
+        "  as lead or cfo: also tier 2 of the finance ladder, where both must approve (four-eyes);",
+        "    one refund there has cfo's approval and waits for lead's",
     ]

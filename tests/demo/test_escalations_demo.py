@@ -22,9 +22,11 @@ from demo.action_scenarios import (
     SMALL_REFUND,
     LinkableConversation,
     action_scenarios,
+    refund_facts,
 )
 from demo.banner import demo_logins
 from demo.escalations import escalations_demo_seed
+from demo.scenarios import airline_conversations
 from demo.seed import demo_seed
 from escalations.models import Action, ActionEvent, ActionStatus, LadderVersion, PolicyVersion, Vote
 from reviewapp.models import ApiKey, AuditEvent, Project
@@ -173,7 +175,10 @@ def test_linked_actions_take_their_conversation_and_keep_their_policy_band(seede
         assert action.end_user_id == conversation.end_user_id
         assert action.args["booking_ref"] == conversation.metadata["booking_ref"]
         if "refund" in conversation.tags:
-            assert action.args["amount"] == conversation.metadata["refund_amount"]
+            # The refund the transcript shows: its amount and reason.
+            facts = refund_facts(conversation.messages)
+            assert action.args["amount"] == conversation.metadata["refund_amount"] == facts["refund_amount"]
+            assert action.args["reason"] == facts["refund_reason"]
     assert len({a.conversation_id for a in linked}) == linked.count()
 
 
@@ -284,7 +289,7 @@ def test_the_banner_points_approvers_to_the_inbox(db):
     lines = demo_logins()
 
     assert "Approvals: /escalations/ (agent actions waiting for a decision; the navigation bar counts them)" in lines
-    assert any(line.startswith("  lead, cfo  as approver, and tier 2 of the finance ladder") for line in lines)
+    assert any(line.startswith("  as lead or cfo: also tier 2 of the finance ladder") for line in lines)
 
 
 def test_no_approvals_line_before_the_demo_actions_exist(db):
@@ -296,7 +301,9 @@ def test_no_approvals_line_before_the_demo_actions_exist(db):
 # --- the scenarios, pure -----------------------------------------------------------------------
 
 
-def _conversation(n: int, intent: str, minutes_ago: float, amount: float | None = None) -> LinkableConversation:
+def _conversation(
+    n: int, intent: str, minutes_ago: float, amount: float | None = None, reason: str = "schedule_change"
+) -> LinkableConversation:
     return LinkableConversation(
         external_id=f"demo-7-{n:05d}",
         intent=intent,
@@ -305,7 +312,30 @@ def _conversation(n: int, intent: str, minutes_ago: float, amount: float | None 
         agent_version="support-v2.0",
         booking_ref=f"REF{n:03d}",
         refund_amount=amount,
+        refund_reason=reason if intent == "refund" else "",
+        fare_class="Economy Flex" if intent == "refund" else "",
+        passengers=2 if n % 2 else 1,
+        flight=f"DA{n:04d}",
     )
+
+
+def test_refund_facts_read_what_the_demo_agent_refunded():
+    reference = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    refunds = [c.payload for c in airline_conversations(seed=7, count=300, reference=reference)]
+    refunds = [p for p in refunds if p["tags"][0] == "refund"]
+    read = [(p, refund_facts(p["messages"])) for p in refunds]
+
+    assert sum(1 for _p, facts in read if facts is not None) >= 30
+    for payload, facts in read:
+        if facts is None:
+            continue
+        assert facts["refund_amount"] == payload["metadata"]["refund_amount"]
+        assert facts["booking_ref"] == payload["metadata"]["booking_ref"]
+        assert facts["fare_class"] == payload["metadata"]["fare_class"]
+        assert facts["refund_reason"] in {"airline_cancelled", "schedule_change", "voluntary"}
+        assert re.fullmatch(r"DA\d+", facts["flight"])
+    assert refund_facts([{"role": "user", "content": "hi"}]) is None
+    assert refund_facts("not a list") is None
 
 
 def test_scenarios_are_deterministic_and_numbered_oldest_first():
@@ -322,6 +352,7 @@ def test_a_linked_refund_takes_an_amount_in_its_band_and_each_conversation_once(
         _conversation(2, "refund", 3 * 1440, 150.0),
         _conversation(3, "refund", 2 * 1440, 640.0),  # finance, under the four-eyes size
         _conversation(4, "refund", 2 * 1440, 30.0),  # fits no linked band
+        _conversation(7, "refund", 2 * 1440, 150.0, reason="customer_request"),  # broke policy: never linked
         _conversation(5, "baggage-claim", 1440),
         _conversation(6, "refund", 30, 180.0),  # recent: for a waiting action
     ]
@@ -344,6 +375,9 @@ def test_a_linked_refund_takes_an_amount_in_its_band_and_each_conversation_once(
         if conversation.refund_amount is not None:
             assert scenario.args["amount"] == conversation.refund_amount
             assert scenario.args["amount"] > SMALL_REFUND
+            assert scenario.args["reason"] == "schedule_change"
+            assert scenario.args.get("passengers", 1) == conversation.passengers
+            assert scenario.reasoning.startswith(f"The schedule change on {conversation.flight} does not work")
         if scenario.expect_status == "pending":
             assert scenario.minutes_ago <= conversation.minutes_ago
         else:
