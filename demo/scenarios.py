@@ -28,7 +28,16 @@ from typing import Any
 
 DEMO_ORG = "demo"
 DEMO_PASSWORD = "reviewapp-demo"  # noqa: S105 - printed on purpose: local demo logins
-DEMO_USERS = [("annotator", "annotator"), ("approver", "approver"), ("engineer", "engineer"), ("admin", "admin")]
+# `lead` and `cfo` are approvers whom the finance ladder names for its four-eyes tier
+# (demo.action_scenarios).
+DEMO_USERS = [
+    ("annotator", "annotator"),
+    ("approver", "approver"),
+    ("lead", "approver"),
+    ("cfo", "approver"),
+    ("engineer", "engineer"),
+    ("admin", "admin"),
+]
 
 DEMO_ORG_NAME = "Demo Airline"
 DEMO_PROJECT = "support"

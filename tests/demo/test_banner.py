@@ -30,6 +30,13 @@ def test_the_demo_app_adds_its_logins_to_the_banner_through_the_core_hook(db, se
         f"Demo logins for organization 'demo' (password for each: {DEMO_PASSWORD}):",
         "  annotator  annotator",
         "  approver   approver",
+        "  lead       approver    (the finance ladder's four-eyes tier, with cfo)",
+        "  cfo        approver    (the finance ladder's four-eyes tier, with lead)",
         "  engineer   engineer    (engineer in 'demo-retail' too)",
         "  admin      admin       (admin in 'demo-retail' too; staff for /admin/)",
+        "Approvals: /escalations/ (agent actions waiting for a decision; the navigation bar counts them)",
+        "  as approver: tier 1 of both ladders (mid-sized refunds, unsure agents, vouchers, refunds over $200)",
+        "  as admin: tier 2 of the default ladder, and whatever an approver may decide",
+        "  as lead or cfo: also tier 2 of the finance ladder, where both must approve (four-eyes);",
+        "    one refund there has cfo's approval and waits for lead's",
     ]

@@ -1,19 +1,26 @@
-"""`manage.py seed_demo`: the demo tenants, their people and a few thousand conversations."""
+"""`manage.py seed_demo`: the demo tenants, their people, a few thousand conversations, labeling
+queues and a week of the approval loop."""
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
+from demo.banner import demo_logins
+from demo.escalations import escalations_demo_seed
 from demo.labeling import labeling_demo_labels_seed, labeling_demo_seed
-from demo.scenarios import DEMO_ORG, DEMO_PASSWORD, DEMO_PROJECT, DEMO_URL, DEMO_USERS, RETAIL_ORG, RETAIL_USERS
+from demo.scenarios import DEMO_ORG, DEMO_PROJECT, DEMO_URL
 from demo.seed import demo_seed
 from reviewapp.models import Project
 
 
 class Command(BaseCommand):
     help = (
-        "Create the demo organizations (Demo Airline with 4 users, Demo Retail) and synthetic conversations. "
+        "Create the demo organizations (Demo Airline with 6 users, Demo Retail), synthetic conversations, "
+        "labeling queues, and the approval loop (ladders, a policy, a week of agent actions, an inbox). "
         "Deterministic for a seed; running it again adds nothing that is already there."
     )
 
@@ -54,6 +61,7 @@ class Command(BaseCommand):
             )
         if conversations < 0 or retail_conversations < 0:
             raise CommandError("Conversation counts cannot be negative.")
+        started = time.monotonic()
         if verbosity:
             self.stdout.write(f"Seeding demo data (seed {seed})...")
         result = demo_seed(
@@ -73,18 +81,24 @@ class Command(BaseCommand):
         for queue in queues:
             if verbosity:
                 self.stdout.write(f"Labeling queue '{queue.name}': {queue.items.count()} items")
+        # The approval loop: a week of agent actions, and an inbox due from now on.
+        approvals = escalations_demo_seed(project=support, seed=seed, reference=timezone.now())
+        if verbosity:
+            if approvals.skipped:
+                self.stdout.write("Approvals: the project has a policy already; no demo actions added")
+            else:
+                statuses = ", ".join(f"{n} {status}" for status, n in approvals.by_status.items())
+                self.stdout.write(
+                    f"Approvals: {approvals.created} agent actions ({statuses}; {approvals.linked} linked "
+                    f"to conversations) in {approvals.seconds:.1f}s"
+                )
         for warning in result.warnings:
             self.stderr.write(self.style.WARNING(warning))
         summary = ", ".join(f"{p.label} {p.created} new ({p.skipped} already there)" for p in result.projects)
-        self.stdout.write(f"Done in {result.seconds:.1f}s: {summary}.")
+        self.stdout.write(f"Done in {time.monotonic() - started:.1f}s: {summary}.")
         if no_logins:
             return
-        self.stdout.write(f"Demo logins for organization '{DEMO_ORG}':")
-        retail_roles = dict(RETAIL_USERS)
-        for username, role in DEMO_USERS:
-            notes = [f"{retail_roles[username]} in '{RETAIL_ORG}' too"] if username in retail_roles else []
-            if username == "admin":
-                notes.append("staff for /admin/")
-            extra = f"  ({'; '.join(notes)})" if notes else ""
-            self.stdout.write(f"  {username:<10} role {role:<10} password {DEMO_PASSWORD}{extra}")
+        # The same lines `serve` prints: who can sign in, and what each can try.
+        for line in demo_logins():
+            self.stdout.write(line)
         self.stdout.write(f"Open {DEMO_URL}")
