@@ -9,7 +9,11 @@ import pytest
 from tests.conftest import CHROMIUM
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API runs an asyncio loop in the main thread
+# while it is started, and under xdist the same worker then runs other modules' tests, where
+# asyncio.run() and async_to_sync refuse to start ("cannot be called from a running event
+# loop"). Stopping it at the end of each browser module costs one Chromium launch per module.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
