@@ -11,6 +11,8 @@ while a receiver takes its time, and a duplicate message finds nothing due and d
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import random
 import secrets as secrets_module
 import time
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
     from escalations.models import Action
     from reviewapp.models import Project
     from reviewapp.principal import Principal
+
+logger = logging.getLogger(__name__)
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a label, not a secret
 SECRET_DISPLAY_PREFIX_LENGTH = 12
@@ -316,29 +320,49 @@ def delivery_send(*, delivery_id: str, now: dt.datetime | None = None) -> SendOu
     delivery = _delivery_claim(delivery_id=delivery_id, now=now)
     if delivery is None:
         return None
-    body = orjson.dumps(delivery.body)
+    try:
+        result = _delivery_post(delivery=delivery, now=now)
+    except Exception:
+        # The claim has counted this attempt: whatever failed while building or sending it is
+        # recorded as a failed attempt, so the delivery still backs off and ends FAILED after
+        # the last one instead of being claimed again every lease, unseen, for ever.
+        logger.exception("webhook delivery %s: the attempt failed before a response", delivery.delivery_id)
+        result = outbound.PostResult(None, "not sent: an internal error (logged on the server)", "", 0)
+    return _attempt_record(delivery=delivery, result=result, started_at=now)
+
+
+def body_bytes(body: dict[str, Any]) -> bytes:
+    """The bytes sent (and signed) for a stored body. orjson refuses integers beyond 64 bits,
+    which an action's args may hold (action_input.py keeps them exact): those bodies go through
+    the stdlib encoder, with the same compact form, so the receiver gets the exact numbers."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _delivery_post(*, delivery: WebhookDelivery, now: dt.datetime) -> outbound.PostResult:
+    body = body_bytes(delivery.body)
     keys = signing_secrets(project_id=delivery.action.project_id, now=now)
     if delivery.kind == KIND_DECISION and not keys:
         # Never unsigned: a receiver that checks would refuse it, and one that does not should
         # not be taught to accept unsigned decisions. Retried, so creating a secret in time
         # still delivers it.
-        result = outbound.PostResult(None, "not sent: the project has no webhook secret (create one)", "", 0)
-    else:
-        headers = signing.headers(
-            secrets=keys,
-            body=body,
-            delivery_id=delivery.delivery_id,
-            event=EVENTS.get(delivery.kind, delivery.kind),
-            timestamp=int(time.time()),  # the receiver checks it against its real clock
-        )
-        result = outbound.post(
-            delivery.url,
-            body=body,
-            headers=headers,
-            allow_private=settings.WEBHOOK_ALLOW_PRIVATE_HOSTS,
-            total_timeout=outbound.TOTAL_TIMEOUT_SECONDS,
-        )
-    return _attempt_record(delivery=delivery, result=result, started_at=now)
+        return outbound.PostResult(None, "not sent: the project has no webhook secret (create one)", "", 0)
+    headers = signing.headers(
+        secrets=keys,
+        body=body,
+        delivery_id=delivery.delivery_id,
+        event=EVENTS.get(delivery.kind, delivery.kind),
+        timestamp=int(time.time()),  # the receiver checks it against its real clock
+    )
+    return outbound.post(
+        delivery.url,
+        body=body,
+        headers=headers,
+        allow_private=settings.WEBHOOK_ALLOW_PRIVATE_HOSTS,
+        total_timeout=outbound.TOTAL_TIMEOUT_SECONDS,
+    )
 
 
 def _attempt_record(

@@ -368,3 +368,46 @@ def test_an_action_deleted_while_its_webhook_is_in_flight_ends_quietly(
     monkeypatch.setattr(outbound, "post", post_then_delete)
     assert services.delivery_send(delivery_id=delivery.delivery_id) is None
     assert not WebhookDelivery.objects.exists() and not DeliveryAttempt.objects.exists()
+
+
+def test_a_decision_with_an_integer_beyond_64_bits_is_sent_with_the_exact_number(
+    project, secret, django_capture_on_commit_callbacks
+):
+    """args may hold integers orjson refuses (action_input keeps them exact): the webhook still
+    goes out, signed over the bytes sent, carrying the exact number."""
+    big = 2**70 + 1
+    with receiver([200]) as r:
+        action = make_decided_action(project, callback_url=r.url, args={"amount": big}, final_args={"amount": big})
+        _decide(action, django_capture_on_commit_callbacks)
+        assert len(r.requests) == 1
+    sent = r.requests[0]
+    assert json.loads(sent.body)["action"]["final_args"]["amount"] == big
+    assert signing.verify(secret, sent.headers["x-reviewapp-signature"], sent.body) > 0
+    delivery = WebhookDelivery.objects.get(action=action)
+    assert (delivery.status, delivery.attempts) == ("delivered", 1)
+
+
+def test_an_attempt_that_fails_before_sending_is_recorded_and_ends_failed(
+    project, secret, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The claim counted the attempt, so a failure while building or sending it is a failed
+    attempt like any other: visible, backed off, and FAILED after the last one (not claimed
+    again every lease, unseen, for ever)."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("internal detail that stays in the log")
+
+    monkeypatch.setattr(signing, "headers", broken)
+    action = make_decided_action(project)
+    _decide(action, django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get(action=action)
+    first = DeliveryAttempt.objects.get(delivery=delivery)
+    assert (first.number, first.status_code) == (1, None)
+    assert "internal error" in first.error and "internal detail" not in first.error
+    assert delivery.next_attempt_at - first.started_at >= dt.timedelta(seconds=10)
+    while delivery.status == "pending":
+        services.delivery_send(delivery_id=delivery.delivery_id, now=delivery.next_attempt_at)
+        delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("failed", webhook_services.MAX_ATTEMPTS)
+    assert DeliveryAttempt.objects.filter(delivery=delivery).count() == webhook_services.MAX_ATTEMPTS
+    assert ActionEvent.objects.filter(action=action, kind="webhook_attempt").count() == webhook_services.MAX_ATTEMPTS
