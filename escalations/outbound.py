@@ -13,6 +13,9 @@ on by default only with DEBUG), a destination is refused when:
   service, fe80::/10), shared (100.64/10), unspecified, multicast, reserved or documentation
   ranges, and IPv6 forms that embed such an IPv4 address (mapped, 6to4, Teredo, NAT64).
 
+A refused resolution is reported as a generic "the host resolves to a non-public address"
+(the attempt is shown to agents); the address itself is logged on the server only.
+
 Every address a name resolves to is checked, not just the first, and the connection goes to an
 address that was checked (`_GuardedBackend` resolves once and connects to the result), so DNS
 rebinding between the check and the connect cannot reach an internal host. Redirects are never
@@ -29,6 +32,7 @@ applies before the deadline starts to bite.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import time
 import typing
@@ -43,6 +47,11 @@ MAX_URL_LENGTH = 2000
 TOTAL_TIMEOUT_SECONDS = 10.0
 MAX_RESPONSE_BYTES = 4096
 USER_AGENT = "reviewapp-webhooks/1"
+# What a refused resolution records: the attempt is shown to whoever holds the API key, and
+# naming the address would map the server's internal DNS for them. The detail goes to the log.
+REFUSED_RESOLUTION = "refused: the host resolves to a non-public address"
+
+logger = logging.getLogger(__name__)
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
@@ -276,7 +285,8 @@ def post(
                 return done(status_code, f"redirect to {location!r} not followed", excerpt)
             return done(status_code, f"HTTP {status_code}", excerpt)
     except DestinationRefused as exc:
-        return done(None, f"refused: {exc}")
+        logger.warning("webhook to %s refused: %s", urlsplit(url).hostname, exc)
+        return done(None, REFUSED_RESOLUTION)
     except httpx.HTTPError as exc:
         return done(None, _error_text(exc))
     except OSError as exc:  # anything the socket layer raises that httpcore did not map

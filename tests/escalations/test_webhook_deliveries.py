@@ -411,3 +411,30 @@ def test_an_attempt_that_fails_before_sending_is_recorded_and_ends_failed(
     assert (delivery.status, delivery.attempts) == ("failed", webhook_services.MAX_ATTEMPTS)
     assert DeliveryAttempt.objects.filter(delivery=delivery).count() == webhook_services.MAX_ATTEMPTS
     assert ActionEvent.objects.filter(action=action, kind="webhook_attempt").count() == webhook_services.MAX_ATTEMPTS
+
+
+def test_a_refused_resolution_shows_agents_no_internal_address(
+    project, secret, settings, monkeypatch, api_client_for, agent_client, caplog, django_capture_on_commit_callbacks
+):
+    """A callback host resolving inside the network is refused, and what the API shows (the
+    deliveries and the action's events) does not name the address it resolved to."""
+    import socket
+
+    settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = False
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host == "hooks.agent.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.20.30.40", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(outbound.socket, "getaddrinfo", getaddrinfo)
+    action = make_decided_action(project, callback_url="https://hooks.agent.example/in")
+    _decide(action, django_capture_on_commit_callbacks)
+    [row] = api_client_for("approver").get(f"/api/v1/actions/{action.pk}/deliveries").json()
+    events = agent_client.get(f"/api/v1/actions/{action.pk}/events").json()["results"]
+    shown = json.dumps([row, events])
+    assert row["last_error"] == row["attempt_log"][0]["error"] == outbound.REFUSED_RESOLUTION
+    assert any(e.get("data", {}).get("error") == outbound.REFUSED_RESOLUTION for e in events), events
+    assert "10.20" not in shown
+    assert "10.20.30.40" in caplog.text  # the operator still sees why
