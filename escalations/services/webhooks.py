@@ -343,7 +343,14 @@ def body_bytes(body: dict[str, Any]) -> bytes:
 
 def _delivery_post(*, delivery: WebhookDelivery, now: dt.datetime) -> outbound.PostResult:
     body = body_bytes(delivery.body)
-    keys = signing_secrets(project_id=delivery.action.project_id, now=now)
+    # Chat notifications are never signed: Slack and Teams check nothing, and a chat webhook's
+    # URL (and so what it receives) is shared with whoever runs the channel, who should not
+    # collect signatures made with the project's decision-signing secret.
+    keys = (
+        []
+        if delivery.kind == KIND_TIER_NOTIFICATION
+        else signing_secrets(project_id=delivery.action.project_id, now=now)
+    )
     if delivery.kind == KIND_DECISION and not keys:
         # Never unsigned: a receiver that checks would refuse it, and one that does not should
         # not be taught to accept unsigned decisions. Retried, so creating a secret in time
