@@ -68,6 +68,10 @@ RETRY_JITTER = 0.25
 # a wide margin for recording it. A worker killed mid-send leaves the row to be re-sent then.
 SEND_LEASE_SECONDS = 60
 DUE_SWEEP_LIMIT = 500
+# How long a queued send message is trusted to be on its way: the due sweeper does not enqueue
+# the delivery again before then. Long enough for the webhooks queue to drain a backlog of
+# slow sends (4 sweeps), short enough that a lost message delays a delivery by 2 minutes.
+ENQUEUE_LEASE_SECONDS = 120
 
 
 # --- secrets ---------------------------------------------------------------------------------
@@ -229,9 +233,16 @@ def _delivery_insert(
         # Due at once: the on-commit message normally sends it; if that message is lost, the
         # sweeper finds it due.
         next_attempt_at=now,
+        enqueued_until=now + dt.timedelta(seconds=ENQUEUE_LEASE_SECONDS),
         created_at=now,
     )
-    enqueue.delay_on_commit(tasks_webhooks.delivery_send, delivery.delivery_id)
+    delivery_id = delivery.delivery_id
+
+    def send() -> None:
+        if not enqueue.delay_quietly(tasks_webhooks.delivery_send, delivery_id):
+            deliveries_enqueue_release([delivery_id])  # not queued: the next sweep may take it
+
+    transaction.on_commit(send)
     return delivery
 
 
@@ -290,7 +301,8 @@ def _delivery_claim(*, delivery_id: str, now: dt.datetime) -> WebhookDelivery | 
             return None
         delivery.attempts += 1
         delivery.next_attempt_at = now + dt.timedelta(seconds=SEND_LEASE_SECONDS)
-        delivery.save(update_fields=["attempts", "next_attempt_at"])
+        delivery.enqueued_until = None  # its message arrived; the next retry is the sweeper's
+        delivery.save(update_fields=["attempts", "next_attempt_at", "enqueued_until"])
     return delivery
 
 
@@ -434,12 +446,40 @@ def _attempt_record(
     )
 
 
+def _due(now: dt.datetime):
+    return WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now).filter(
+        Q(enqueued_until__isnull=True) | Q(enqueued_until__lte=now)
+    )
+
+
 def deliveries_due(*, now: dt.datetime | None = None, limit: int = DUE_SWEEP_LIMIT) -> list[str]:
-    """Delivery ids due for an attempt (a retry's time came, or the first message was lost),
-    oldest first, for the sweeper to enqueue. Uses the partial index on pending deliveries."""
+    """Delivery ids due for an attempt (a retry's time came, or the first message was lost)
+    and not already queued, oldest first. Uses the partial index on pending deliveries."""
     now = now or timezone.now()
-    return list(
-        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("delivery_id", flat=True)[:limit]
+    return list(_due(now).order_by("next_attempt_at").values_list("delivery_id", flat=True)[:limit])
+
+
+def deliveries_due_take(*, now: dt.datetime | None = None, limit: int = DUE_SWEEP_LIMIT) -> list[str]:
+    """What the sweeper enqueues: the due deliveries, each stamped as queued for
+    ENQUEUE_LEASE_SECONDS so the next sweeps skip it while its message waits in the queue
+    (SKIP LOCKED: two sweepers, or a claim in progress, never take the same row)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        rows = list(
+            _due(now)
+            .select_for_update(skip_locked=True)
+            .order_by("next_attempt_at")
+            .values_list("pk", "delivery_id")[:limit]
+        )
+        WebhookDelivery.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+            enqueued_until=now + dt.timedelta(seconds=ENQUEUE_LEASE_SECONDS)
+        )
+    return [delivery_id for _, delivery_id in rows]
+
+
+def deliveries_enqueue_release(delivery_ids: list[str]) -> None:
+    """Those deliveries' messages could not be queued (the broker is down): the next sweep
+    takes them again instead of waiting for the lease."""
+    WebhookDelivery.objects.filter(delivery_id__in=delivery_ids, status=DeliveryStatus.PENDING).update(
+        enqueued_until=None
     )
