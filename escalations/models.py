@@ -294,6 +294,10 @@ class WebhookDelivery(models.Model):
     status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A send message is queued for it until then (stamped on enqueue, cleared by the claim):
+    # the due sweeper skips it, so a backlog in the webhooks queue is not re-enqueued every
+    # sweep. Past it, a message counts as lost and the sweeper enqueues another.
+    enqueued_until = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)

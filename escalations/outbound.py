@@ -11,7 +11,13 @@ on by default only with DEBUG), a destination is refused when:
 - the host resolves to any address that is not global unicast: loopback (127/8, ::1), private
   (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16 with the cloud metadata
   service, fe80::/10), shared (100.64/10), unspecified, multicast, reserved or documentation
-  ranges, and IPv6 forms that embed such an IPv4 address (mapped, 6to4, Teredo, NAT64).
+  ranges; for IPv6 anything outside 2000::/3 or in its special ranges (2001::/23 with Teredo,
+  2001:db8::/32, 3fff::/20, 5f00::/16); IPv6 forms embedding an IPv4 address are judged by it
+  (mapped ::ffff:0:0/96, well-known NAT64 64:ff9b::/96, 6to4, ISATAP) or refused outright
+  (IPv4-compatible ::/96, IPv4-translated ::ffff:0:0:0/96, local-use NAT64 64:ff9b:1::/48).
+
+A refused resolution is reported as a generic "the host resolves to a non-public address"
+(the attempt is shown to agents); the address itself is logged on the server only.
 
 Every address a name resolves to is checked, not just the first, and the connection goes to an
 address that was checked (`_GuardedBackend` resolves once and connects to the result), so DNS
@@ -29,6 +35,7 @@ applies before the deadline starts to bite.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import time
 import typing
@@ -43,34 +50,68 @@ MAX_URL_LENGTH = 2000
 TOTAL_TIMEOUT_SECONDS = 10.0
 MAX_RESPONSE_BYTES = 4096
 USER_AGENT = "reviewapp-webhooks/1"
+# What a refused resolution records: the attempt is shown to whoever holds the API key, and
+# naming the address would map the server's internal DNS for them. The detail goes to the log.
+REFUSED_RESOLUTION = "refused: the host resolves to a non-public address"
 
+logger = logging.getLogger(__name__)
+
+# IPv6: only global unicast (2000::/3) is reachable by default. That one test refuses the
+# IPv4-compatible (::a.b.c.d) and IPv4-translated (::ffff:0:a.b.c.d) forms, local-use NAT64
+# (64:ff9b:1::/48, which a site maps to whatever it likes), ULA, link-local and multicast.
+# Python's is_global does not know all of the special ranges inside 2000::/3 (3.11 counts the
+# ones above as global), so they are listed here: IETF protocol assignments (Teredo among
+# them), documentation, SRv6 SIDs.
+_V6_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
+_V6_NOT_GLOBAL = tuple(ipaddress.ip_network(n) for n in ("2001::/23", "2001:db8::/32", "3fff::/20", "5f00::/16"))
+# The well-known NAT64 prefix is how a DNS64 resolver names a public IPv4 host on an IPv6-only
+# network: judged by the IPv4 address it embeds (RFC 6052 forbids it for non-global ones).
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# ISATAP interface identifiers (RFC 5214) embed the IPv4 address the site's router tunnels to.
+_ISATAP_IDS = (0x00005EFE, 0x02005EFE)
+# IPv4 ranges that are not globally reachable and that Python 3.11's is_global still counts
+# as global: IETF protocol assignments (3.11 knows only parts of it), the 6to4 relay anycast.
+_V4_NOT_GLOBAL = tuple(ipaddress.ip_network(n) for n in ("192.0.0.0/24", "192.88.99.0/24"))
 
 
 class DestinationRefused(Exception):
     """The URL or an address its host resolves to is not a permitted webhook destination."""
 
 
-def address_allowed(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """True for a global unicast address, the only kind a webhook may reach by default."""
-    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded: list[ipaddress.IPv4Address] = []
-        if ip.ipv4_mapped is not None:
-            embedded.append(ip.ipv4_mapped)
-        if ip.sixtofour is not None:
-            embedded.append(ip.sixtofour)
-        if ip.teredo is not None:
-            embedded.extend(ip.teredo)
-        if ip in _NAT64:
-            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-        if any(not address_allowed(v4) for v4 in embedded):
-            return False
-        if ip.ipv4_mapped is not None:
-            return True  # judged by its IPv4 address alone
+def _ipv4_allowed(ip: ipaddress.IPv4Address) -> bool:
     # is_global excludes private, loopback, link-local, shared, reserved and documentation
     # ranges; multicast can still count as global, and a webhook is never multicast.
-    return ip.is_global and not ip.is_multicast and not ip.is_unspecified
+    return (
+        ip.is_global
+        and not ip.is_multicast
+        and not ip.is_unspecified
+        and not any(ip in network for network in _V4_NOT_GLOBAL)
+    )
+
+
+def _ipv6_allowed(ip: ipaddress.IPv6Address) -> bool:
+    if ip not in _V6_GLOBAL_UNICAST or any(ip in network for network in _V6_NOT_GLOBAL):
+        return False
+    if ip.sixtofour is not None and not _ipv4_allowed(ip.sixtofour):  # 2002:a.b.c.d::/48
+        return False
+    interface_id = int(ip) & 0xFFFF_FFFF_FFFF_FFFF
+    if interface_id >> 32 in _ISATAP_IDS and not _ipv4_allowed(ipaddress.IPv4Address(interface_id & 0xFFFF_FFFF)):
+        return False
+    return ip.is_global
+
+
+def address_allowed(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True for a global unicast address, the only kind a webhook may reach by default. IPv6
+    forms that embed an IPv4 address are judged by it (mapped, well-known NAT64, 6to4, ISATAP)
+    or refused outright (IPv4-compatible, IPv4-translated, local-use NAT64, Teredo)."""
+    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _ipv4_allowed(ip)
+    if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d: the socket connects to the IPv4 address
+        return _ipv4_allowed(ip.ipv4_mapped)
+    if ip in _NAT64:
+        return _ipv4_allowed(ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF))
+    return _ipv6_allowed(ip)
 
 
 def url_problem(url: str, *, allow_private: bool) -> str | None:
@@ -276,7 +317,8 @@ def post(
                 return done(status_code, f"redirect to {location!r} not followed", excerpt)
             return done(status_code, f"HTTP {status_code}", excerpt)
     except DestinationRefused as exc:
-        return done(None, f"refused: {exc}")
+        logger.warning("webhook to %s refused: %s", urlsplit(url).hostname, exc)
+        return done(None, REFUSED_RESOLUTION)
     except httpx.HTTPError as exc:
         return done(None, _error_text(exc))
     except OSError as exc:  # anything the socket layer raises that httpcore did not map

@@ -14,13 +14,17 @@ index `action_human_decided` on (project, action, decided_at) where a person dec
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import re
+import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import orjson
 from django.db import connection
 from django.db.models import (
     Aggregate,
@@ -37,13 +41,15 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
+    TextField,
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from escalations import envelopes, policies, selectors, simulation
+from escalations import envelopes, policies, selectors, simulation, sql
 from escalations.models import Action, ActionEvent, ActionStatus, DecidedBy, Outcome, Vote
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Organization, Project
@@ -112,6 +118,10 @@ MAX_REPLAY = 10_000
 # Earlier actions loaded for the draft's velocity windows: beyond this the replay would hold
 # too much in memory for one request; the caller is told to replay fewer actions.
 MAX_HISTORY_ROWS = 200_000
+# And bytes: a summed path is read from the database (not whole args, up to 64 KB each), but
+# a path may name a large value (a long list, a text); past this much JSON read the replay
+# stops the same way. Numbers, the usual case, take a few bytes each.
+MAX_HISTORY_BYTES = 32 * 1024 * 1024
 DEFAULT_LADDER = "default"
 
 
@@ -257,31 +267,122 @@ def _history(
         if not where:
             return simulation.History([])
         qs = qs.filter(where)
-    with_args = any(w.of == "sum" for w in windows)
+    paths = sorted({w.path for w in windows if w.of == "sum" and w.path})
     fields = ["id", "created_at", "action", "end_user_id", "agent_version", "status", "decided_at"]
-    rows = list(qs.order_by().values_list(*fields, *(["args"] if with_args else []))[: MAX_HISTORY_ROWS + 1])
-    if len(rows) > MAX_HISTORY_ROWS:
-        raise ValidationFailed(
-            "The draft's velocity windows reach too many earlier actions to replay in one request.",
-            errors={
-                "last": [
-                    f"More than {MAX_HISTORY_ROWS:,} earlier actions fall in the velocity windows of the actions "
-                    "replayed: replay fewer actions or a shorter range."
-                ]
-            },
+    reads = [_path_read(path, f"sum_{i}") for i, path in enumerate(paths)]
+    qs = qs.order_by().annotate(**{read.alias: read.expression for read in reads})
+    out: list[simulation.HistoryRow] = []
+    read_bytes = 0
+    for row in qs.values_list(*fields, *(read.alias for read in reads))[: MAX_HISTORY_ROWS + 1].iterator(
+        chunk_size=2000
+    ):
+        numbers: dict[str, float] = {}
+        for read, raw in zip(reads, row[len(fields) :], strict=True):
+            number, size = read.number(raw)
+            numbers[read.path] = number
+            read_bytes += size
+        if len(out) == MAX_HISTORY_ROWS or read_bytes > MAX_HISTORY_BYTES:
+            raise ValidationFailed(
+                "The draft's velocity windows reach too many earlier actions to replay in one request.",
+                errors={
+                    "last": [
+                        f"More than {MAX_HISTORY_ROWS:,} earlier actions (or {MAX_HISTORY_BYTES // 2**20} MB of "
+                        "their summed args) fall in the velocity windows of the actions replayed: replay fewer "
+                        "actions or a shorter range."
+                    ]
+                },
+            )
+        out.append(
+            simulation.HistoryRow(
+                id=row[0],
+                created_at=row[1].timestamp(),
+                action=row[2],
+                end_user_id=row[3],
+                agent_version=row[4],
+                counted_until=simulation.counted_until(status=row[5], decided_at=_seconds(row[6])),
+                numbers=numbers if reads else None,
+            )
         )
-    return simulation.History(
-        simulation.HistoryRow(
-            id=row[0],
-            created_at=row[1].timestamp(),
-            action=row[2],
-            end_user_id=row[3],
-            agent_version=row[4],
-            counted_until=simulation.counted_until(status=row[5], decided_at=_seconds(row[6])),
-            args=row[7] if with_args else None,
-        )
-        for row in rows
-    )
+    return simulation.History(out)
+
+
+# SQLite JSON path labels are double-quoted with no escape: a key holding a quote or a
+# backslash is not read in SQL (the rest of the path is looked up in Python from its parent).
+_SQLITE_SAFE_KEY = re.compile(r'[^"\\]+')
+
+
+@dataclass(frozen=True)
+class _PathRead:
+    """How one summed path is read for the dry run's history: an expression selecting the
+    value at the path (or at a prefix of it), and how to turn what it returns into the number
+    the sum adds (with its size in bytes, for MAX_HISTORY_BYTES)."""
+
+    path: str
+    alias: str
+    expression: Any
+    rest: tuple[str, ...]  # segments still to look up in Python (policies.arg_lookup)
+    kind: str  # "number" (the database returned the number or NULL) or "json" (JSON text)
+
+    def number(self, raw: Any) -> tuple[float, int]:
+        if raw is None:
+            return 0.0, 0
+        if self.kind == "number":
+            return float(raw), 8  # a Decimal: float() of a huge one is inf, never an error
+        text = raw if isinstance(raw, str) else bytes(raw).decode()
+        value = _json_value(text)
+        if self.rest:
+            found, value = policies.arg_lookup(value, ".".join(self.rest))
+            if not found:
+                return 0.0, len(text)
+        return simulation.number_in(value), len(text)
+
+
+def _json_value(text: str) -> Any:
+    """JSON the database wrote from stored args: orjson, or the stdlib for what orjson refuses
+    (integers beyond 64 bits, which it would read as floats)."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+    if isinstance(value, float) and re.fullmatch(r"-?\d+", text.strip()):
+        return json.loads(text)  # an integer beyond 64 bits, exactly
+    return value
+
+
+def _path_read(path: str, alias: str) -> _PathRead:
+    """Select only what a sum needs: PostgreSQL `args #> path` (the number, or NULL), SQLite
+    `json_extract`. Where the database's path syntax would read a segment differently from
+    policies.arg_lookup (PostgreSQL takes "-1" as a list index; SQLite cannot tell a list
+    index from a numeric key, nor quote a key holding a quote), the longest prefix it reads
+    the same is selected as JSON and the rest looked up here. The first segment is always an
+    object key (args is an object), which both read exactly."""
+    segments = path.split(".")
+    column = f"{connection.ops.quote_name(Action._meta.db_table)}.{connection.ops.quote_name('args')}"
+    if connection.vendor == "postgresql":
+        if sql.jsonb_path_exact(path):
+            return _PathRead(path, alias, sql.arg_number_pg(path), (), "number")
+        n = 1
+        while n < len(segments) and sql.jsonb_path_exact(".".join(segments[: n + 1])):
+            n += 1
+        # Only the model's own table and column names are interpolated; the path is a parameter.
+        expression = RawSQL(f"({column} #> %s::text[])::text", [segments[:n]], output_field=TextField())  # noqa: S611
+        return _PathRead(path, alias, expression, tuple(segments[n:]), "json")
+    n = 0
+    while (
+        sqlite3.sqlite_version_info >= (3, 38)
+        and n < len(segments)
+        and _SQLITE_SAFE_KEY.fullmatch(segments[n])
+        and (n == 0 or not segments[n].isdigit())
+    ):
+        n += 1
+    if n == 0:
+        expression = RawSQL(column, [], output_field=TextField())  # noqa: S611 - model names only
+        return _PathRead(path, alias, expression, tuple(segments), "json")
+    label = "$" + "".join(f'."{segment}"' for segment in segments[:n])
+    # `->` (SQLite 3.38) answers JSON text as stored: a text stays quoted, true stays true, and
+    # an integer beyond 64 bits keeps its digits (json_extract would answer 1, and a float).
+    expression = RawSQL(f"({column} -> %s)", [label], output_field=TextField())  # noqa: S611
+    return _PathRead(path, alias, expression, tuple(segments[n:]), "json")
 
 
 def policy_simulate(

@@ -62,7 +62,7 @@ def headers(
     *, secrets: Iterable[str], body: bytes | str, delivery_id: str, event: str, timestamp: int | None = None
 ) -> dict[str, str]:
     """The headers a delivery carries. With no secret there is no signature header: only tier
-    notifications to chat webhooks (which check none) are ever sent that way."""
+    notifications to chat webhooks (which check none, and are never signed) are sent that way."""
     out = {DELIVERY_HEADER: delivery_id, EVENT_HEADER: event}
     secrets = list(secrets)
     if secrets:

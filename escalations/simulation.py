@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from itertools import accumulate
@@ -75,7 +75,9 @@ class PastAction:
 class HistoryRow:
     """An earlier action as a velocity window sees it. `counted_until`: the time it stopped
     counting (a rejection's or expiry's decision time), infinity while approved or pending.
-    `args` only when a window sums a path (None otherwise: not loaded)."""
+    `numbers`: the number each summed path adds (what `_number_at` finds), when the loader
+    read only those paths; else `args`, when a window sums a path (None otherwise: not
+    loaded)."""
 
     id: int
     created_at: float
@@ -84,6 +86,12 @@ class HistoryRow:
     agent_version: str
     counted_until: float
     args: dict | None = None
+    numbers: Mapping[str, float] | None = None
+
+    def number_at(self, path: str) -> float:
+        if self.numbers is not None:
+            return self.numbers.get(path, 0.0)
+        return _number_at(self.args, path)
 
 
 def counted_until(*, status: str, decided_at: float | None) -> float:
@@ -92,6 +100,17 @@ def counted_until(*, status: str, decided_at: float | None) -> float:
     if status in ("approved", "pending") or decided_at is None:
         return math.inf
     return decided_at
+
+
+def number_in(value: Any) -> float:
+    """What a sum adds for the value found at its path: a JSON number (not a boolean), else 0.
+    Integers past a float's range count as unbounded, like the live query's total."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _number_at(args: dict | None, path: str) -> float:
@@ -122,7 +141,7 @@ class _Series:
     def prefix(self, path: str | None) -> list[float]:
         prefix = self.sums.get(path)
         if prefix is None:
-            values = (1.0 if path is None else _number_at(row.args, path) for row in self.always_rows)
+            values = (1.0 if path is None else row.number_at(path) for row in self.always_rows)
             prefix = self.sums[path] = [0.0, *accumulate(values)]
         return prefix
 
@@ -135,7 +154,7 @@ class _Series:
         i, end = bisect_left(self.later_keys, low), bisect_left(self.later_keys, high)
         for row in self.later_rows[i:end]:
             if row.counted_until > at:
-                total += 1.0 if path is None else _number_at(row.args, path)
+                total += 1.0 if path is None else row.number_at(path)
         return total
 
 

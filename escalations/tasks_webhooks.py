@@ -10,7 +10,9 @@ from escalations.services import notifications, webhooks
 from reviewapp import enqueue
 
 
-# A send is bounded to 10 s (escalations/outbound.py); the limits only stop a runaway.
+# A send is bounded to 10 s (escalations/outbound.py); the limits only stop a runaway. Sends go
+# to their own queue (settings.WEBHOOK_CELERY_QUEUE, routed by reviewapp.celery.route_task):
+# a dead receiver's retries then never delay the tier timeout sweep on the default queue.
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=60, time_limit=90)
 def delivery_send(delivery_id: str) -> str | None:
     """One attempt of a webhook delivery if it is due; a duplicate message does nothing."""
@@ -21,10 +23,12 @@ def delivery_send(delivery_id: str) -> str | None:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def deliveries_due_sweep() -> int:
     """Beat sweeper: enqueue deliveries whose retry time came or whose first message was lost."""
-    delivery_ids = webhooks.deliveries_due()
-    for delivery_id in delivery_ids:
+    delivery_ids = webhooks.deliveries_due_take()
+    for index, delivery_id in enumerate(delivery_ids):
         if not enqueue.delay_quietly(delivery_send, delivery_id):
-            break  # the broker is down: the rest wait for the next sweep
+            # The broker is down: the rest (this one included) wait for the next sweep.
+            webhooks.deliveries_enqueue_release(delivery_ids[index:])
+            return index
     return len(delivery_ids)
 
 

@@ -307,6 +307,11 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_TIMEZONE = "UTC"
 # Tests give each parallel worker its own queue so their Celery workers never share tasks.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "celery")
+# Webhook sends have a queue of their own (reviewapp.celery.route_task), so receivers that hang
+# never delay the beat sweeps: production runs a worker for it (`-Q webhooks`, or one worker
+# with `-Q celery,webhooks`). Tasks run eagerly without Redis, whatever their queue.
+WEBHOOK_CELERY_QUEUE = os.environ.get("WEBHOOK_CELERY_QUEUE", "webhooks")
+CELERY_TASK_ROUTES = ("reviewapp.celery.route_task",)
 
 # E-mail (approvers told an action entered their tier). The console backend prints messages to
 # the server's output, so the embedded default needs no mail server; production sets

@@ -19,10 +19,18 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def webhook_queue(queue: str) -> str:
+    """The webhooks queue that goes with a test worker's default queue (webhook sends are
+    routed to a queue of their own: reviewapp.celery.route_task). A test sending tasks to the
+    worker sets settings.WEBHOOK_CELERY_QUEUE to it."""
+    return f"{queue}-webhooks"
+
+
 def worker_start(*, queue: str, broker_url: str | None = None) -> tuple[subprocess.Popen, IO[str]]:
-    """Start a Celery worker process on `queue` against this test process's test database
-    (call it with the database unblocked), and against `broker_url` if given (else REDIS_URL).
-    Stop it with worker_stop."""
+    """Start a Celery worker process on `queue` and its webhooks queue, as production's
+    `-Q celery,webhooks`, against this test process's test database (call it with the
+    database unblocked), and against `broker_url` if given (else REDIS_URL). Stop it with
+    worker_stop."""
     settings_dict = connection.settings_dict
     db = settings_dict["NAME"]
     user = settings_dict.get("USER") or ""
@@ -30,7 +38,12 @@ def worker_start(*, queue: str, broker_url: str | None = None) -> tuple[subproce
     auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
     host = settings_dict.get("HOST") or "127.0.0.1"
     port = settings_dict.get("PORT") or 5432
-    env = dict(os.environ, DATABASE_URL=f"postgresql://{auth}{host}:{port}/{db}", CELERY_QUEUE=queue)
+    env = dict(
+        os.environ,
+        DATABASE_URL=f"postgresql://{auth}{host}:{port}/{db}",
+        CELERY_QUEUE=queue,
+        WEBHOOK_CELERY_QUEUE=webhook_queue(queue),
+    )
     if broker_url:
         env["REDIS_URL"] = broker_url
     log = open(ROOT / "var" / f"celery-{queue}.log", "w")  # noqa: SIM115 - closed by worker_stop
@@ -44,7 +57,7 @@ def worker_start(*, queue: str, broker_url: str | None = None) -> tuple[subproce
             "worker",
             "--pool=solo",
             "-Q",
-            queue,
+            f"{queue},{webhook_queue(queue)}",
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
@@ -90,5 +103,6 @@ def real_celery(celery_worker_process, settings) -> str:
 
     app.conf.task_always_eager = False
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.WEBHOOK_CELERY_QUEUE = webhook_queue(celery_worker_process)
     yield celery_worker_process
     app.conf.task_always_eager = True

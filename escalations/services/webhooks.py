@@ -11,6 +11,8 @@ while a receiver takes its time, and a duplicate message finds nothing due and d
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import random
 import secrets as secrets_module
 import time
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
     from reviewapp.models import Project
     from reviewapp.principal import Principal
 
+logger = logging.getLogger(__name__)
+
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a label, not a secret
 SECRET_DISPLAY_PREFIX_LENGTH = 12
 DEFAULT_GRACE_SECONDS = 86_400
@@ -64,6 +68,10 @@ RETRY_JITTER = 0.25
 # a wide margin for recording it. A worker killed mid-send leaves the row to be re-sent then.
 SEND_LEASE_SECONDS = 60
 DUE_SWEEP_LIMIT = 500
+# How long a queued send message is trusted to be on its way: the due sweeper does not enqueue
+# the delivery again before then. Long enough for the webhooks queue to drain a backlog of
+# slow sends (4 sweeps), short enough that a lost message delays a delivery by 2 minutes.
+ENQUEUE_LEASE_SECONDS = 120
 
 
 # --- secrets ---------------------------------------------------------------------------------
@@ -225,9 +233,16 @@ def _delivery_insert(
         # Due at once: the on-commit message normally sends it; if that message is lost, the
         # sweeper finds it due.
         next_attempt_at=now,
+        enqueued_until=now + dt.timedelta(seconds=ENQUEUE_LEASE_SECONDS),
         created_at=now,
     )
-    enqueue.delay_on_commit(tasks_webhooks.delivery_send, delivery.delivery_id)
+    delivery_id = delivery.delivery_id
+
+    def send() -> None:
+        if not enqueue.delay_quietly(tasks_webhooks.delivery_send, delivery_id):
+            deliveries_enqueue_release([delivery_id])  # not queued: the next sweep may take it
+
+    transaction.on_commit(send)
     return delivery
 
 
@@ -286,7 +301,8 @@ def _delivery_claim(*, delivery_id: str, now: dt.datetime) -> WebhookDelivery | 
             return None
         delivery.attempts += 1
         delivery.next_attempt_at = now + dt.timedelta(seconds=SEND_LEASE_SECONDS)
-        delivery.save(update_fields=["attempts", "next_attempt_at"])
+        delivery.enqueued_until = None  # its message arrived; the next retry is the sweeper's
+        delivery.save(update_fields=["attempts", "next_attempt_at", "enqueued_until"])
     return delivery
 
 
@@ -316,29 +332,56 @@ def delivery_send(*, delivery_id: str, now: dt.datetime | None = None) -> SendOu
     delivery = _delivery_claim(delivery_id=delivery_id, now=now)
     if delivery is None:
         return None
-    body = orjson.dumps(delivery.body)
-    keys = signing_secrets(project_id=delivery.action.project_id, now=now)
+    try:
+        result = _delivery_post(delivery=delivery, now=now)
+    except Exception:
+        # The claim has counted this attempt: whatever failed while building or sending it is
+        # recorded as a failed attempt, so the delivery still backs off and ends FAILED after
+        # the last one instead of being claimed again every lease, unseen, for ever.
+        logger.exception("webhook delivery %s: the attempt failed before a response", delivery.delivery_id)
+        result = outbound.PostResult(None, "not sent: an internal error (logged on the server)", "", 0)
+    return _attempt_record(delivery=delivery, result=result, started_at=now)
+
+
+def body_bytes(body: dict[str, Any]) -> bytes:
+    """The bytes sent (and signed) for a stored body. orjson refuses integers beyond 64 bits,
+    which an action's args may hold (action_input.py keeps them exact): those bodies go through
+    the stdlib encoder, with the same compact form, so the receiver gets the exact numbers."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _delivery_post(*, delivery: WebhookDelivery, now: dt.datetime) -> outbound.PostResult:
+    body = body_bytes(delivery.body)
+    # Chat notifications are never signed: Slack and Teams check nothing, and a chat webhook's
+    # URL (and so what it receives) is shared with whoever runs the channel, who should not
+    # collect signatures made with the project's decision-signing secret.
+    keys = (
+        []
+        if delivery.kind == KIND_TIER_NOTIFICATION
+        else signing_secrets(project_id=delivery.action.project_id, now=now)
+    )
     if delivery.kind == KIND_DECISION and not keys:
         # Never unsigned: a receiver that checks would refuse it, and one that does not should
         # not be taught to accept unsigned decisions. Retried, so creating a secret in time
         # still delivers it.
-        result = outbound.PostResult(None, "not sent: the project has no webhook secret (create one)", "", 0)
-    else:
-        headers = signing.headers(
-            secrets=keys,
-            body=body,
-            delivery_id=delivery.delivery_id,
-            event=EVENTS.get(delivery.kind, delivery.kind),
-            timestamp=int(time.time()),  # the receiver checks it against its real clock
-        )
-        result = outbound.post(
-            delivery.url,
-            body=body,
-            headers=headers,
-            allow_private=settings.WEBHOOK_ALLOW_PRIVATE_HOSTS,
-            total_timeout=outbound.TOTAL_TIMEOUT_SECONDS,
-        )
-    return _attempt_record(delivery=delivery, result=result, started_at=now)
+        return outbound.PostResult(None, "not sent: the project has no webhook secret (create one)", "", 0)
+    headers = signing.headers(
+        secrets=keys,
+        body=body,
+        delivery_id=delivery.delivery_id,
+        event=EVENTS.get(delivery.kind, delivery.kind),
+        timestamp=int(time.time()),  # the receiver checks it against its real clock
+    )
+    return outbound.post(
+        delivery.url,
+        body=body,
+        headers=headers,
+        allow_private=settings.WEBHOOK_ALLOW_PRIVATE_HOSTS,
+        total_timeout=outbound.TOTAL_TIMEOUT_SECONDS,
+    )
 
 
 def _attempt_record(
@@ -403,12 +446,40 @@ def _attempt_record(
     )
 
 
+def _due(now: dt.datetime):
+    return WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now).filter(
+        Q(enqueued_until__isnull=True) | Q(enqueued_until__lte=now)
+    )
+
+
 def deliveries_due(*, now: dt.datetime | None = None, limit: int = DUE_SWEEP_LIMIT) -> list[str]:
-    """Delivery ids due for an attempt (a retry's time came, or the first message was lost),
-    oldest first, for the sweeper to enqueue. Uses the partial index on pending deliveries."""
+    """Delivery ids due for an attempt (a retry's time came, or the first message was lost)
+    and not already queued, oldest first. Uses the partial index on pending deliveries."""
     now = now or timezone.now()
-    return list(
-        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("delivery_id", flat=True)[:limit]
+    return list(_due(now).order_by("next_attempt_at").values_list("delivery_id", flat=True)[:limit])
+
+
+def deliveries_due_take(*, now: dt.datetime | None = None, limit: int = DUE_SWEEP_LIMIT) -> list[str]:
+    """What the sweeper enqueues: the due deliveries, each stamped as queued for
+    ENQUEUE_LEASE_SECONDS so the next sweeps skip it while its message waits in the queue
+    (SKIP LOCKED: two sweepers, or a claim in progress, never take the same row)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        rows = list(
+            _due(now)
+            .select_for_update(skip_locked=True)
+            .order_by("next_attempt_at")
+            .values_list("pk", "delivery_id")[:limit]
+        )
+        WebhookDelivery.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+            enqueued_until=now + dt.timedelta(seconds=ENQUEUE_LEASE_SECONDS)
+        )
+    return [delivery_id for _, delivery_id in rows]
+
+
+def deliveries_enqueue_release(delivery_ids: list[str]) -> None:
+    """Those deliveries' messages could not be queued (the broker is down): the next sweep
+    takes them again instead of waiting for the lease."""
+    WebhookDelivery.objects.filter(delivery_id__in=delivery_ids, status=DeliveryStatus.PENDING).update(
+        enqueued_until=None
     )

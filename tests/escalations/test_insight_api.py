@@ -10,8 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from escalations import selectors_insight
+from escalations import selectors_insight, simulation
 from escalations.models import Action, PolicyVersion
+from escalations.policies import VelocityWindow
 from tests.escalations.factories_insight import ladder_for, past_action
 
 pytestmark = pytest.mark.django_db
@@ -294,3 +295,73 @@ def test_the_human_decisions_index_exists():
     index = names["action_human_decided"]
     assert index.fields == ["project", "action", "decided_at"]
     assert Action.objects.filter(index.condition).query is not None
+
+
+# --- the dry run's history: only the summed paths are read -----------------------------------
+
+TRICKY_ARGS = {
+    "amount": 2**70 + 1,  # beyond 64 bits
+    "items": [{"price": 5}, {"price": 7.5}],
+    "0": {"x": 7},  # a numeric key, not a list index
+    'we"ird': {"v": 2},  # a key SQLite's JSON path cannot quote
+    "neg": {"-1": 3},  # PostgreSQL would read "-1" as an index of a list
+    "list": [1, 2],
+    "flag": True,  # a boolean adds nothing
+    "text": "12",  # a text adds nothing
+    "notes": "n" * 60_000,  # never read
+}
+TRICKY_PATHS = ("amount", "items.1.price", "0.x", 'we"ird.v', "neg.-1", "list.-1", "list.1", "flag", "text", "missing")
+
+
+def _replayed_now(project):
+    return simulation.PastAction(
+        id=10**9,
+        action="refund",
+        args={},
+        confidence=0.5,
+        risk_tags=(),
+        agent_version="v1",
+        end_user_id="cust-1",
+        created_at=NOW.timestamp(),
+        status="pending",
+        policy_outcome="",
+        matched_rule="",
+        human="",
+    )
+
+
+def test_the_history_reads_each_summed_path_as_the_policy_looks_it_up(project):
+    past_action(project, at=NOW - dt.timedelta(hours=1), args=TRICKY_ARGS, outcome="approve")
+    windows = tuple(VelocityWindow(of="sum", path=p, by="project", seconds=86400, action=None) for p in TRICKY_PATHS)
+    history = selectors_insight._history(project, [_replayed_now(project)], windows)
+    [row] = history._rows
+    assert row.args is None  # whole args never loaded
+    assert row.numbers == {p: simulation._number_at(TRICKY_ARGS, p) for p in TRICKY_PATHS}
+    assert row.numbers["items.1.price"] == 7.5 and row.numbers["0.x"] == 7 and row.numbers['we"ird.v'] == 2
+    assert row.numbers["neg.-1"] == 3 and row.numbers["list.-1"] == 0 and row.numbers["amount"] == float(2**70 + 1)
+
+
+def test_the_history_is_bounded_in_bytes_not_only_rows(api_client_for, project, monkeypatch):
+    """Big args outside the summed path cost nothing; a summed path naming a big value is
+    counted and refused past the bound, like too many rows."""
+    for hours in (3, 2):
+        past_action(project, at=NOW - dt.timedelta(hours=hours), args=TRICKY_ARGS, outcome="approve")
+    monkeypatch.setattr(selectors_insight, "MAX_HISTORY_BYTES", 50_000)
+    client = api_client_for("engineer")
+
+    def summing(path):
+        window = {"of": "sum", "path": path, "by": "project", "seconds": 86400}
+        return {
+            "rules": [{"name": "v", "if": {"velocity": [{"window": window, "op": ">", "value": 10}]}, "then": "reject"}]
+        }
+
+    answer = simulate(client, summing("items.1.price"))
+    assert answer.status_code == 200, answer.content
+    # The first is escalated (7.5 of its own), the second rejected (7.5 before it, 15 in all).
+    assert answer.json()["transitions"]["approve"] == {"approve": 0, "reject": 1, "escalate": 1}
+    # A segment the database's path syntax reads differently from the policy's lookup: the
+    # parent ("notes", 60 KB) is read and the rest looked up here.
+    odd = "notes.-1" if connection.vendor == "postgresql" else "notes.0"
+    answer = simulate(client, summing(odd))
+    assert answer.status_code == 400, answer.content
+    assert "MB of their summed args" in answer.json()["errors"]["last"][0]

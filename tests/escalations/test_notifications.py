@@ -137,6 +137,24 @@ def test_the_ladder_webhook_gets_a_chat_message_with_the_link(project, people, d
     assert (delivery.kind, delivery.status) == ("tier_notification", "delivered")
 
 
+def test_a_chat_notification_is_never_signed_even_when_the_project_has_a_secret(
+    project, org, people, django_capture_on_commit_callbacks
+):
+    """A chat service checks no signature, and its URL is shared with whoever runs the
+    channel: signing with the decision-signing secret would hand them signatures made with it."""
+    from reviewapp.principal import Principal
+
+    admin = Principal(organization=org, role="admin", user=_person(org, "secret-admin", "admin"))
+    services.webhook_secret_create(principal=admin, project=project)
+    with receiver([200]) as r:
+        ladder = make_ladder(project, name="finance", notify_webhook_url=r.url)
+        _enter(make_pending_action(project, ladder=ladder), django_capture_on_commit_callbacks)
+        assert len(r.requests) == 1
+    sent = r.requests[0]
+    assert "x-reviewapp-signature" not in sent.headers
+    assert sent.headers["x-reviewapp-event"] == "action.tier_entered" and sent.headers["x-reviewapp-delivery"]
+
+
 def test_chat_text_escapes_slacks_control_characters(project):
     ladder = make_ladder(project, name="a<b>&c", notify_webhook_url="https://hooks.slack.com/services/x")
     action = make_pending_action(project, ladder=ladder, action="<!channel> <https://evil.example|Approve> & co")

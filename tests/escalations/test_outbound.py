@@ -38,13 +38,47 @@ from tests.escalations.receiver import receiver
         "2002:a00:1::",  # 6to4 around 10.0.0.1
         "64:ff9b::7f00:1",  # NAT64 around 127.0.0.1
         "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo with client 127.0.0.1
+        "2001:0:4136:e378:8000:63bf:f7f7:f7f7",  # Teredo with client 8.8.8.8: refused outright
+        "::127.0.0.1",  # IPv4-compatible (deprecated): outside 2000::/3
+        "::8.8.8.8",  # IPv4-compatible, even of a public address
+        "::ffff:0:7f00:1",  # IPv4-translated 127.0.0.1
+        "::ffff:0:808:808",  # IPv4-translated, even of a public address
+        "64:ff9b:1::a00:1",  # local-use NAT64 around 10.0.0.1
+        "64:ff9b:1::808:808",  # local-use NAT64: the site maps it as it likes
+        "64:ff9b::a9fe:a9fe",  # well-known NAT64 around the metadata service
+        "2002:c0a8:101::1",  # 6to4 around 192.168.1.1
+        "2606:4700::5efe:a00:1",  # ISATAP interface id around 10.0.0.1
+        "2606:4700::200:5efe:7f00:1",  # ISATAP (universal bit) around 127.0.0.1
+        "2001:db8::1",  # documentation
+        "3fff::1",  # documentation (RFC 9637)
+        "5f00::1",  # SRv6 SIDs
+        "2001:10::1",  # ORCHID, IETF protocol assignments
+        "100::1",  # discard-only
+        "fec0::1",  # site-local (deprecated)
+        "4000::1",  # unassigned, outside 2000::/3
+        "192.0.0.8",  # IETF protocol assignments
+        "192.88.99.1",  # 6to4 relay anycast
+        "198.18.0.1",  # benchmarking
+        "240.0.0.1",  # reserved
     ],
 )
 def test_internal_addresses_are_not_allowed(address):
     assert outbound.address_allowed(address) is False
 
 
-@pytest.mark.parametrize("address", ["8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "8.8.8.8",
+        "93.184.216.34",
+        "2606:4700:4700::1111",
+        "2a00:1450:4001:80b::200e",
+        "::ffff:8.8.8.8",  # IPv4-mapped: judged by 8.8.8.8
+        "64:ff9b::808:808",  # well-known NAT64 (DNS64 on an IPv6-only network) of 8.8.8.8
+        "2002:808:808::1",  # 6to4 around 8.8.8.8
+        "2606:4700::5efe:808:808",  # an ISATAP interface id around a public address
+    ],
+)
 def test_global_unicast_addresses_are_allowed(address):
     assert outbound.address_allowed(address) is True
 
@@ -69,6 +103,9 @@ def test_global_unicast_addresses_are_allowed(address):
         ("http://[::1]:8000/hook", "loopback"),
         ("http://169.254.169.254/latest/meta-data/", "loopback"),
         ("http://10.1.2.3/", "loopback"),
+        ("http://[::127.0.0.1]/", "loopback"),
+        ("http://[::ffff:0:7f00:1]/", "loopback"),
+        ("http://[64:ff9b:1::a00:1]/", "loopback"),
         ("", "Enter a URL"),
     ],
 )
@@ -124,19 +161,23 @@ def _fake_dns(monkeypatch, table):
     return calls
 
 
-def test_a_name_resolving_to_a_private_address_is_refused(monkeypatch):
+def test_a_name_resolving_to_a_private_address_is_refused(monkeypatch, caplog):
     _fake_dns(monkeypatch, {"hooks.example.com": ["127.0.0.1"]})
     with receiver([200]) as r:
         result = outbound.post(f"http://hooks.example.com:{r.port}/x", body=b"{}", headers={}, allow_private=False)
-        assert "refused" in result.error and "127.0.0.1" in result.error
         assert r.requests == []
+    # The recorded error (shown to the agent) is generic: the internal address is in the
+    # server's log only, so a callback URL cannot be used to map the internal DNS.
+    assert result.error == "refused: the host resolves to a non-public address"
+    assert "127.0.0.1" in caplog.text and "hooks.example.com" in caplog.text
 
 
-def test_every_address_of_a_name_is_checked_not_only_the_first(monkeypatch):
+def test_every_address_of_a_name_is_checked_not_only_the_first(monkeypatch, caplog):
     _fake_dns(monkeypatch, {"mixed.example.com": ["93.184.216.34", "10.0.0.7"]})
     result = outbound.post("http://mixed.example.com/x", body=b"{}", headers={}, allow_private=False)
     assert result.status_code is None
-    assert "refused" in result.error and "10.0.0.7" in result.error
+    assert result.error == outbound.REFUSED_RESOLUTION and "10.0." not in result.error
+    assert "10.0.0.7" in caplog.text
 
 
 def test_the_connection_goes_to_the_address_that_was_checked(monkeypatch):

@@ -225,6 +225,9 @@ def test_the_sweeper_sends_what_a_lost_message_left_behind(project, secret, djan
         with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
             notify.action_decided(action=action)
         assert r.requests == []
+        # Its message is trusted for the enqueue lease; once that runs out, the sweep takes it.
+        assert tasks_webhooks.deliveries_due_sweep.delay().get() == 0
+        WebhookDelivery.objects.update(enqueued_until=timezone.now() - dt.timedelta(seconds=1))
         assert tasks_webhooks.deliveries_due_sweep.delay().get() == 1
         assert len(r.requests) == 1
         assert WebhookDelivery.objects.get(action=action).status == "delivered"
@@ -368,3 +371,140 @@ def test_an_action_deleted_while_its_webhook_is_in_flight_ends_quietly(
     monkeypatch.setattr(outbound, "post", post_then_delete)
     assert services.delivery_send(delivery_id=delivery.delivery_id) is None
     assert not WebhookDelivery.objects.exists() and not DeliveryAttempt.objects.exists()
+
+
+def test_a_decision_with_an_integer_beyond_64_bits_is_sent_with_the_exact_number(
+    project, secret, django_capture_on_commit_callbacks
+):
+    """args may hold integers orjson refuses (action_input keeps them exact): the webhook still
+    goes out, signed over the bytes sent, carrying the exact number."""
+    big = 2**70 + 1
+    with receiver([200]) as r:
+        action = make_decided_action(project, callback_url=r.url, args={"amount": big}, final_args={"amount": big})
+        _decide(action, django_capture_on_commit_callbacks)
+        assert len(r.requests) == 1
+    sent = r.requests[0]
+    assert json.loads(sent.body)["action"]["final_args"]["amount"] == big
+    assert signing.verify(secret, sent.headers["x-reviewapp-signature"], sent.body) > 0
+    delivery = WebhookDelivery.objects.get(action=action)
+    assert (delivery.status, delivery.attempts) == ("delivered", 1)
+
+
+def test_an_attempt_that_fails_before_sending_is_recorded_and_ends_failed(
+    project, secret, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The claim counted the attempt, so a failure while building or sending it is a failed
+    attempt like any other: visible, backed off, and FAILED after the last one (not claimed
+    again every lease, unseen, for ever)."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("internal detail that stays in the log")
+
+    monkeypatch.setattr(signing, "headers", broken)
+    action = make_decided_action(project)
+    _decide(action, django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get(action=action)
+    first = DeliveryAttempt.objects.get(delivery=delivery)
+    assert (first.number, first.status_code) == (1, None)
+    assert "internal error" in first.error and "internal detail" not in first.error
+    assert delivery.next_attempt_at - first.started_at >= dt.timedelta(seconds=10)
+    while delivery.status == "pending":
+        services.delivery_send(delivery_id=delivery.delivery_id, now=delivery.next_attempt_at)
+        delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("failed", webhook_services.MAX_ATTEMPTS)
+    assert DeliveryAttempt.objects.filter(delivery=delivery).count() == webhook_services.MAX_ATTEMPTS
+    assert ActionEvent.objects.filter(action=action, kind="webhook_attempt").count() == webhook_services.MAX_ATTEMPTS
+
+
+def test_a_refused_resolution_shows_agents_no_internal_address(
+    project, secret, settings, monkeypatch, api_client_for, agent_client, caplog, django_capture_on_commit_callbacks
+):
+    """A callback host resolving inside the network is refused, and what the API shows (the
+    deliveries and the action's events) does not name the address it resolved to."""
+    import socket
+
+    settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = False
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host == "hooks.agent.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.20.30.40", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(outbound.socket, "getaddrinfo", getaddrinfo)
+    action = make_decided_action(project, callback_url="https://hooks.agent.example/in")
+    _decide(action, django_capture_on_commit_callbacks)
+    [row] = api_client_for("approver").get(f"/api/v1/actions/{action.pk}/deliveries").json()
+    events = agent_client.get(f"/api/v1/actions/{action.pk}/events").json()["results"]
+    shown = json.dumps([row, events])
+    assert row["last_error"] == row["attempt_log"][0]["error"] == outbound.REFUSED_RESOLUTION
+    assert any(e.get("data", {}).get("error") == outbound.REFUSED_RESOLUTION for e in events), events
+    assert "10.20" not in shown
+    assert "10.20.30.40" in caplog.text  # the operator still sees why
+
+
+def test_the_sweeper_skips_deliveries_already_queued(project, secret, django_capture_on_commit_callbacks):
+    """A backlog in the webhooks queue is not re-enqueued every sweep: a queued delivery is
+    skipped until its enqueue lease runs out (its message counts as lost then), and a claim
+    ends the lease so a retry is taken as soon as it is due."""
+    with receiver([500, 200]) as r:
+        action = make_decided_action(project, callback_url=r.url)
+        with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
+            notify.action_decided(action=action)  # queued on commit; the message waits in the queue
+        delivery = WebhookDelivery.objects.get(action=action)
+        t0 = delivery.created_at
+        lease = dt.timedelta(seconds=webhook_services.ENQUEUE_LEASE_SECONDS)
+        for sweep in range(1, 4):  # sweeps every 30 s while the message waits
+            assert webhook_services.deliveries_due_take(now=t0 + dt.timedelta(seconds=30 * sweep)) == []
+        # The message was lost after all: the first sweep past the lease takes it, once.
+        assert webhook_services.deliveries_due_take(now=t0 + lease) == [delivery.delivery_id]
+        assert webhook_services.deliveries_due_take(now=t0 + lease + dt.timedelta(seconds=30)) == []
+        first = services.delivery_send(delivery_id=delivery.delivery_id, now=t0 + lease + dt.timedelta(seconds=31))
+        assert (first.attempt, first.status_code) == (1, 500)
+        # The retry is due in ~10 s, well inside the lease the sweep stamped: the claim ended it.
+        assert webhook_services.deliveries_due_take(now=first.next_attempt_at) == [delivery.delivery_id]
+        second = services.delivery_send(delivery_id=delivery.delivery_id, now=first.next_attempt_at)
+        assert (second.attempt, second.status) == (2, "delivered")
+    assert len(r.requests) == 2
+
+
+def test_a_sweep_that_cannot_reach_the_broker_leaves_the_rest_for_the_next(
+    project, secret, monkeypatch, django_capture_on_commit_callbacks
+):
+    actions = [make_decided_action(project) for _ in range(3)]
+    for action in actions:
+        with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
+            notify.action_decided(action=action)
+    WebhookDelivery.objects.update(enqueued_until=None)  # as if their messages were lost
+    sent = []
+
+    def apply_async(args, **kwargs):
+        if sent:
+            raise ConnectionError("broker down")
+        sent.append(args[0])
+
+    monkeypatch.setattr(tasks_webhooks.delivery_send, "apply_async", apply_async)
+    assert tasks_webhooks.deliveries_due_sweep() == 1
+    queued = dict(WebhookDelivery.objects.values_list("delivery_id", "enqueued_until"))
+    assert queued[sent[0]] is not None
+    # The two not queued are taken by the next sweep, not left until the lease runs out.
+    assert sorted(webhook_services.deliveries_due_take()) == sorted(d for d, until in queued.items() if until is None)
+    assert len([d for d, until in queued.items() if until is None]) == 2
+
+
+def test_webhook_sends_are_routed_to_their_own_queue(settings):
+    """Sends wait on other people's servers: they have their own queue, and the beat sweeps
+    (the tier timeouts among them) stay on the default one."""
+    from escalations import tasks
+    from reviewapp.celery import app
+
+    def queue_of(name):
+        return app.amqp.router.route({}, name)["queue"].name
+
+    assert settings.WEBHOOK_CELERY_QUEUE == "webhooks"
+    assert queue_of(tasks_webhooks.delivery_send.name) == "webhooks"
+    assert queue_of(tasks_webhooks.deliveries_due_sweep.name) == settings.CELERY_TASK_DEFAULT_QUEUE
+    timeouts = [t for t in vars(tasks).values() if getattr(t, "name", "").startswith("escalations.tasks.")]
+    assert timeouts and {queue_of(t.name) for t in timeouts} == {settings.CELERY_TASK_DEFAULT_QUEUE}
+    settings.WEBHOOK_CELERY_QUEUE = "test-webhooks"  # read at send time (the test workers' own)
+    assert queue_of(tasks_webhooks.delivery_send.name) == "test-webhooks"

@@ -15,7 +15,7 @@ from escalations import services, signing, tasks_webhooks
 from escalations.models import WebhookDelivery
 from escalations.services import notify
 from reviewapp.principal import Principal
-from tests.celery_worker import worker_start, worker_stop
+from tests.celery_worker import webhook_queue, worker_start, worker_stop
 from tests.escalations.factories_webhooks import make_decided_action
 from tests.escalations.receiver import receiver, wait_for
 
@@ -35,6 +35,7 @@ def webhook_worker(django_db_blocker, settings, monkeypatch) -> Iterator[str]:
     app.conf.task_default_queue = queue
     app.conf.task_always_eager = False
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.WEBHOOK_CELERY_QUEUE = webhook_queue(queue)
     try:
         yield queue
     finally:
@@ -67,3 +68,27 @@ def test_a_decision_reaches_its_receiver_through_the_worker_and_is_retried(webho
     for sent in r.requests:
         assert signing.verify(secret, sent.headers["x-reviewapp-signature"], sent.body)
     assert list(delivery.attempt_rows.order_by("number").values_list("number", "status_code")) == [(1, 500), (2, 200)]
+
+
+def test_a_send_waits_in_the_webhooks_queue_not_the_default_one(settings):
+    """Through the real broker: a send message lands in the webhooks queue, so a worker of the
+    default queue alone (the tier timeout sweep's) never takes it."""
+    import redis
+
+    from reviewapp.celery import app
+
+    settings.WEBHOOK_CELERY_QUEUE = f"unconsumed-webhooks-{os.getpid()}"
+    default = f"unconsumed-default-{os.getpid()}"
+    previous = app.conf.task_default_queue
+    app.conf.task_default_queue = default
+    app.conf.task_always_eager = False
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        tasks_webhooks.delivery_send.apply_async(("no-such-delivery",), ignore_result=True)
+        tasks_webhooks.deliveries_due_sweep.apply_async((), ignore_result=True)
+        assert client.llen(settings.WEBHOOK_CELERY_QUEUE) == 1
+        assert client.llen(default) == 1
+    finally:
+        app.conf.task_always_eager = True
+        app.conf.task_default_queue = previous
+        client.delete(settings.WEBHOOK_CELERY_QUEUE, default)
