@@ -13,6 +13,12 @@ approving with different args is an edit, and an edit starts its own count (the 
 approvers approved other args, and each person votes once per action, so a third person must
 agree to the edit). Votes at an earlier tier do not count at the next one. A reject decides at
 once.
+
+An approver approves what they saw: `expected_digest` is the `args_digest` of the args on the
+table when they loaded the action. When it is given and the table has changed since (an edit by
+a colleague in between), the approval is refused (409) rather than counted towards args the
+approver never saw. The browser always sends it; over the API it is optional (older clients),
+and enforced when present.
 """
 
 from __future__ import annotations
@@ -145,6 +151,17 @@ def _decision_input(*, decision: Any, args: Any, comment: Any) -> tuple[dict[str
     return None, comment
 
 
+def _clean_expected_digest(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ValidationFailed(
+            "Invalid expected_digest.",
+            errors={"expected_digest": ["Must be the args_digest (64 lowercase hex digits) of the args you saw."]},
+        )
+    return value
+
+
 def _action_lock(*, principal: Principal, action_id: int) -> Action:
     if not validation.is_id(action_id):
         raise NotFound("No such action.")
@@ -191,15 +208,18 @@ def action_decide(
     decision: str,
     args: Any = None,
     comment: Any = "",
+    expected_digest: Any = None,
     now: dt.datetime | None = None,
 ) -> Action:
     """A person approves (optionally with edited `args`) or rejects a pending action at its
     current tier. One transaction, holding the action's row lock.
 
     400: a decision other than approve/reject, a reject without a comment, `args` on a reject
-    or not a bounded JSON object. 404: not an action of the person's organization. 409: already
-    decided (naming who decided and how), or this person already voted on it. 403: the person
-    may not decide at the action's current tier. Returns the action, decided or (an approval
+    or not a bounded JSON object, an `expected_digest` that is not 64 hex digits. 404: not an
+    action of the person's organization. 409: already decided (naming who decided and how),
+    this person already voted on it at this tier, or (an approval) the args on the table are
+    not those `expected_digest` names. 403: the person may not decide at the action's current
+    tier. Returns the action, decided or (an approval
     short of `approvals_required`) still pending."""
     user = _decider(principal)
     now = now or clock()
@@ -212,13 +232,14 @@ def action_decide(
         tier = current_tier(action)
         if tier is None or not person_may_decide(principal=principal, tier=tier):
             raise ApplicationError("You may not decide this action at its current tier.", status=403)
+        expected_digest = _clean_expected_digest(expected_digest) if decision == "approve" else None
         earlier = Vote.objects.filter(action=action, user=user).values_list("decision", flat=True).first()
         if earlier is not None:
             raise Conflict(f"You already {earlier}d this action.", errors={"decision": ["One vote per person."]})
         if decision == "reject":
             _reject(action, user=user, comment=comment, now=now)
         else:
-            _approve(action, user=user, tier=tier, args=args, comment=comment, now=now)
+            _approve(action, user=user, tier=tier, args=args, comment=comment, expected_digest=expected_digest, now=now)
     return action
 
 
@@ -286,10 +307,18 @@ def _approve(
     tier: policies.Tier,
     args: dict[str, Any] | None,
     comment: str,
+    expected_digest: str | None,
     now: dt.datetime,
 ) -> None:
     tier_index = action.tier
     table_args, table_digest = _args_on_the_table(action, tier_index)
+    if expected_digest is not None and expected_digest != table_digest:
+        # Someone edited the args after this approver loaded them: counting this approval
+        # would approve args they never saw (four-eyes on paper only).
+        raise Conflict(
+            "The args changed since you loaded them; review them again.",
+            errors={"expected_digest": ["The args on the table are now different."]},
+        )
     if args is None:
         approved, digest = table_args, table_digest
     else:

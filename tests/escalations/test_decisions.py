@@ -293,6 +293,40 @@ def test_an_edit_starts_a_new_count_and_keeps_its_diff(project, person, decided)
     assert decided["decided"] == [action.pk]
 
 
+def test_four_eyes_an_approval_of_args_the_approver_never_saw_is_refused(project, person, decided):
+    action = make_pending_action(project, make_ladder(project, tier(role="approver", approvals_required=2)))
+    a, b, c = person("a"), person("b"), person("c")
+    seen_by_b = _digest("refund", {"amount": 450, "currency": "EUR"})
+    services.action_decide(principal=a, action_id=action.pk, decision="approve", expected_digest=seen_by_b)
+    services.action_decide(
+        principal=c, action_id=action.pk, decision="approve", args={"amount": 45000, "currency": "EUR"}
+    )
+
+    with pytest.raises(Conflict) as refused:
+        services.action_decide(principal=b, action_id=action.pk, decision="approve", expected_digest=seen_by_b)
+
+    assert refused.value.message == "The args changed since you loaded them; review them again."
+    assert refused.value.errors == {"expected_digest": ["The args on the table are now different."]}
+    action.refresh_from_db()
+    assert (action.status, action.final_args) == (ActionStatus.PENDING, None)
+    assert list(Vote.objects.filter(action=action).values_list("user__username", flat=True)) == ["a", "c"]
+    assert decided["decided"] == []
+    # Naming what is on the table now approves it, knowingly.
+    seen_now = _digest("refund", {"amount": 45000, "currency": "EUR"})
+    services.action_decide(principal=b, action_id=action.pk, decision="approve", expected_digest=seen_now)
+    action.refresh_from_db()
+    assert (action.status, action.final_args) == (ActionStatus.APPROVED, {"amount": 45000, "currency": "EUR"})
+
+
+@pytest.mark.parametrize("value", ["", "ABC", "0" * 63, "G" * 64, 12, ["x"]])
+def test_a_malformed_expected_digest_is_a_400(project, person, value):
+    action = make_pending_action(project, make_ladder(project))
+    with pytest.raises(ValidationFailed) as refused:
+        services.action_decide(principal=person("a"), action_id=action.pk, decision="approve", expected_digest=value)
+    assert list(refused.value.errors) == ["expected_digest"]
+    _unchanged(action)
+
+
 def test_an_edit_on_a_one_approval_tier_decides_the_edited_args(project, person):
     action = make_pending_action(project, make_ladder(project))
 
