@@ -10,8 +10,9 @@ Four-eyes: a tier needing `approvals_required` approvals decides when that many 
 approved the same args (`args_digest`) at the current tier. Approving without `args` approves
 the args on the table: those of the latest approval at this tier, else the args as requested;
 approving with different args is an edit, and an edit starts its own count (the earlier
-approvers approved other args, and each person votes once per action, so a third person must
-agree to the edit). Votes at an earlier tier do not count at the next one. A reject decides at
+approvers approved other args, and each person votes once per tier, so a third person must
+agree to the edit). Votes at an earlier tier do not count at the next one, and a person who
+voted at an earlier tier may vote again at a later tier that admits them. A reject decides at
 once.
 
 An approver approves what they saw: `expected_digest` is the `args_digest` of the args on the
@@ -233,9 +234,13 @@ def action_decide(
         if tier is None or not person_may_decide(principal=principal, tier=tier):
             raise ApplicationError("You may not decide this action at its current tier.", status=403)
         expected_digest = _clean_expected_digest(expected_digest) if decision == "approve" else None
-        earlier = Vote.objects.filter(action=action, user=user).values_list("decision", flat=True).first()
+        earlier = (
+            Vote.objects.filter(action=action, user=user, tier=action.tier).values_list("decision", flat=True).first()
+        )
         if earlier is not None:
-            raise Conflict(f"You already {earlier}d this action.", errors={"decision": ["One vote per person."]})
+            raise Conflict(
+                f"You already {earlier}d this action.", errors={"decision": ["One vote per person per tier."]}
+            )
         if decision == "reject":
             _reject(action, user=user, comment=comment, now=now)
         else:
@@ -244,13 +249,16 @@ def action_decide(
 
 
 def _vote_insert(vote: Vote) -> None:
-    # The row lock already serialises votes on one action; the unique constraint is the
-    # backstop that makes a second vote by one person impossible whatever the path.
+    # The row lock already serialises votes on one action; the unique constraint (action,
+    # person, tier) is the backstop that makes a second vote by one person at one tier
+    # impossible whatever the path.
     try:
         with transaction.atomic():
             vote.save()
     except IntegrityError as exc:
-        raise Conflict("You already voted on this action.", errors={"decision": ["One vote per person."]}) from exc
+        raise Conflict(
+            "You already voted on this action.", errors={"decision": ["One vote per person per tier."]}
+        ) from exc
 
 
 def _reject(action: Action, *, user: AbstractBaseUser, comment: str, now: dt.datetime) -> None:

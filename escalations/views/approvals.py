@@ -386,9 +386,9 @@ def _read_only_reason(principal: Principal, action: Action, votes: list[Any]) ->
     """Why this person cannot decide this pending action now (empty: they can)."""
     if not principal.can("actions.decide"):
         return f"Your role ({principal.role}) may see actions but not decide them."
-    mine = next((v for v in votes if v.user_id == principal.user.pk), None)
+    mine = next((v for v in votes if v.user_id == principal.user.pk and v.tier == action.tier), None)
     if mine is not None:
-        return f"You already {mine.decision}d this action (at tier {mine.tier + 1}); each person decides once."
+        return f"You already {mine.decision}d this action (at tier {mine.tier + 1}); each person decides once per tier."
     tier = decisions.current_tier(action)
     if tier is None:
         return "Its ladder has no such tier: the ladder's timeout outcome comes next."

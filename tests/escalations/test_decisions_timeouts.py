@@ -297,3 +297,27 @@ def test_a_real_worker_moves_due_actions_on(real_celery, project):
     assert (climbing.status, climbing.tier) == (ActionStatus.PENDING, 1)
     assert climbing.due_at > timezone.now() + dt.timedelta(minutes=59)
     assert (expiring.status, expiring.decided_by) == (ActionStatus.EXPIRED, DecidedBy.TIMEOUT)
+
+
+def test_who_voted_at_an_earlier_tier_may_vote_at_the_next_that_names_them(project, clock, person, notified):
+    # Tier 0 needs two approvers; tier 1 is A alone. A's approval at tier 0 must not make tier 1
+    # impossible once tier 0 times out.
+    ladder = make_ladder(
+        project,
+        tier(role="approver", timeout_seconds=900, approvals_required=2),
+        tier(users=("a",), timeout_seconds=3600),
+        name="named",
+    )
+    action = make_pending_action(project, ladder, now=NOW)
+    a = person("a")
+    assert services.action_decide(principal=a, action_id=action.pk, decision="approve").status == ActionStatus.PENDING
+    with pytest.raises(Conflict):  # still once per tier
+        services.action_decide(principal=a, action_id=action.pk, decision="approve")
+    clock.advance(900)
+    assert _sweep() == 1
+
+    decided = services.action_decide(principal=a, action_id=action.pk, decision="approve")
+
+    assert (decided.status, decided.decided_by_user, decided.reason) == (ActionStatus.APPROVED, a.user, "Approved by a")
+    votes = list(action.votes.order_by("id").values_list("user__username", "tier", "decision"))
+    assert votes == [("a", 0, "approve"), ("a", 1, "approve")]
