@@ -225,27 +225,72 @@ def action_decide(
     user = _decider(principal)
     now = now or clock()
 
+    refusal: ApplicationError | None = None
     with transaction.atomic():
         # Found first, then checked: another organization's id is a 404 whatever the body.
         action = _action_lock(principal=principal, action_id=action_id)
         args, comment = _decision_input(decision=decision, args=args, comment=comment)
         _check_pending(action)
-        tier = current_tier(action)
-        if tier is None or not person_may_decide(principal=principal, tier=tier):
-            raise ApplicationError("You may not decide this action at its current tier.", status=403)
-        expected_digest = _clean_expected_digest(expected_digest) if decision == "approve" else None
-        earlier = (
-            Vote.objects.filter(action=action, user=user, tier=action.tier).values_list("decision", flat=True).first()
-        )
-        if earlier is not None:
-            raise Conflict(
-                f"You already {earlier}d this action.", errors={"decision": ["One vote per person per tier."]}
-            )
-        if decision == "reject":
-            _reject(action, user=user, comment=comment, now=now)
+        if action.due_at is not None and action.due_at <= now:
+            # Past its tier's deadline and the sweep has not run yet: the tier is over, so
+            # apply its timeout first (climb, or expire past the last tier), as the sweep
+            # would, then judge this decision at the tier the action is really at.
+            _tier_timed_out(action, now=now)
+            try:
+                with transaction.atomic():  # a refusal undoes only the decision's writes
+                    _decide_at_tier(
+                        action,
+                        principal=principal,
+                        user=user,
+                        decision=decision,
+                        args=args,
+                        comment=comment,
+                        expected_digest=expected_digest,
+                        now=now,
+                    )
+            except ApplicationError as exc:
+                refusal = exc  # the timeout stands: commit it, then refuse
         else:
-            _approve(action, user=user, tier=tier, args=args, comment=comment, expected_digest=expected_digest, now=now)
+            _decide_at_tier(
+                action,
+                principal=principal,
+                user=user,
+                decision=decision,
+                args=args,
+                comment=comment,
+                expected_digest=expected_digest,
+                now=now,
+            )
+    if refusal is not None:
+        raise refusal
     return action
+
+
+def _decide_at_tier(
+    action: Action,
+    *,
+    principal: Principal,
+    user: AbstractBaseUser,
+    decision: str,
+    args: dict[str, Any] | None,
+    comment: str,
+    expected_digest: Any,
+    now: dt.datetime,
+) -> None:
+    """The decision on a locked action, once its input is checked: pending, eligible at its
+    current tier, one vote per person per tier; then the vote and what it decides."""
+    _check_pending(action)
+    tier = current_tier(action)
+    if tier is None or not person_may_decide(principal=principal, tier=tier):
+        raise ApplicationError("You may not decide this action at its current tier.", status=403)
+    expected_digest = _clean_expected_digest(expected_digest) if decision == "approve" else None
+    earlier = Vote.objects.filter(action=action, user=user, tier=action.tier).values_list("decision", flat=True).first()
+    if earlier is not None:
+        raise Conflict(f"You already {earlier}d this action.", errors={"decision": ["One vote per person per tier."]})
+    if decision == "reject":
+        _reject(action, user=user, comment=comment, now=now)
+    else:
+        _approve(action, user=user, tier=tier, args=args, comment=comment, expected_digest=expected_digest, now=now)
 
 
 def _vote_insert(vote: Vote) -> None:

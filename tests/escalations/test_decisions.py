@@ -369,13 +369,14 @@ def test_approvals_at_an_earlier_tier_do_not_count_at_the_next(project, person):
     services.actions_timeout_sweep(now=NOW + dt.timedelta(seconds=900))
     assert Action.objects.get(pk=action.pk).tier == 1
 
-    services.action_decide(principal=person("bob"), action_id=action.pk, decision="approve")
+    later = NOW + dt.timedelta(seconds=901)  # within tier 1's hour
+    services.action_decide(principal=person("bob"), action_id=action.pk, decision="approve", now=later)
     assert Action.objects.get(pk=action.pk).status == ActionStatus.PENDING  # alice's vote was at tier 0
     # Alice may vote again at this tier (once per tier): her vote here is the second.
     alice = Principal(
         organization=project.organization, role="approver", user=Vote.objects.get(action=action, tier=0).user
     )
-    services.action_decide(principal=alice, action_id=action.pk, decision="approve")
+    services.action_decide(principal=alice, action_id=action.pk, decision="approve", now=later)
     action.refresh_from_db()
     assert (action.status, action.reason) == (ActionStatus.APPROVED, "Approved by bob, alice")
 

@@ -321,3 +321,54 @@ def test_who_voted_at_an_earlier_tier_may_vote_at_the_next_that_names_them(proje
     assert (decided.status, decided.decided_by_user, decided.reason) == (ActionStatus.APPROVED, a.user, "Approved by a")
     votes = list(action.votes.order_by("id").values_list("user__username", "tier", "decision"))
     assert votes == [("a", 0, "approve"), ("a", 1, "approve")]
+
+
+def test_a_decision_after_the_deadline_applies_the_timeout_first_then_judges_the_new_tier(
+    project, clock, person, notified
+):
+    action = make_pending_action(project, _ladder(project), now=NOW)
+    clock.advance(900)  # tier 0 is over; no sweep has run
+
+    with pytest.raises(ApplicationError) as refused:
+        services.action_decide(principal=person("alice"), action_id=action.pk, decision="approve")
+
+    # Alice was eligible at tier 0 only: refused, and the climb the sweep would make stands.
+    assert refused.value.status_code == 403
+    action.refresh_from_db()
+    assert (action.status, action.tier, action.due_at) == (
+        ActionStatus.PENDING,
+        1,
+        NOW + dt.timedelta(seconds=900 + 3600),
+    )
+    assert not action.votes.exists()
+    assert list(action.events.values_list("kind", flat=True)) == ["timed_out", "tier_entered"]
+    assert notified == [("tier_entered", action.pk, 1, ActionStatus.PENDING)]
+    assert _sweep() == 0  # nothing left for the sweep
+
+    # The lead, named at tier 1, decides there (one of the two approvals it needs).
+    services.action_decide(principal=person("lead"), action_id=action.pk, decision="approve")
+    assert list(action.votes.values_list("user__username", "tier")) == [("lead", 1)]
+
+
+def test_a_decision_after_the_last_deadline_finds_the_action_expired(project, clock, person, notified):
+    action = make_pending_action(project, make_ladder(project, tier(role="approver", timeout_seconds=900)), now=NOW)
+    clock.advance(900)
+
+    with pytest.raises(Conflict) as refused:
+        services.action_decide(principal=person("alice"), action_id=action.pk, decision="approve")
+
+    assert refused.value.message.startswith("Already expired: nobody decided before its last tier timed out")
+    action.refresh_from_db()
+    assert (action.status, action.decided_by, action.final_args) == (ActionStatus.EXPIRED, DecidedBy.TIMEOUT, None)
+    assert not action.votes.exists()
+    assert notified == [("decided", action.pk, 0, ActionStatus.EXPIRED)]
+
+
+def test_a_decision_a_second_before_the_deadline_is_at_the_current_tier(project, clock, person, notified):
+    action = make_pending_action(project, _ladder(project), now=NOW)
+    clock.advance(899)
+
+    decided = services.action_decide(principal=person("alice"), action_id=action.pk, decision="approve")
+
+    assert (decided.status, decided.final_args) == (ActionStatus.APPROVED, action.args)
+    assert list(decided.events.values_list("kind", flat=True)) == ["voted", "decided"]
