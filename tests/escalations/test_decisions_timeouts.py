@@ -372,3 +372,39 @@ def test_a_decision_a_second_before_the_deadline_is_at_the_current_tier(project,
 
     assert (decided.status, decided.final_args) == (ActionStatus.APPROVED, action.args)
     assert list(decided.events.values_list("kind", flat=True)) == ["voted", "decided"]
+
+
+def test_the_sweep_costs_the_same_queries_per_chunk_whatever_the_actions_people(
+    project, org, member, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    # 50 due actions, each claimed by a different approver, half climbing to a tier with a chat
+    # webhook, half expiring with a callback: the people and the project come with the chunk,
+    # so the reads do not grow with the people involved; per action only its own writes remain.
+    climbing = make_ladder(project, tier(role="approver", timeout_seconds=900), tier(role="admin"), name="two")
+    climbing.notify_webhook_url = "https://hooks.example.com/x"
+    climbing.save(update_fields=["notify_webhook_url"])
+    last = make_ladder(project, tier(role="approver", timeout_seconds=900), name="one")
+    for n in range(50):
+        make_pending_action(
+            project,
+            climbing if n % 2 else last,
+            now=NOW,
+            claimed_by=member("approver", username=f"p{n}"),
+            claimed_at=NOW,
+            callback_url="https://agent.example.com/hook",
+        )
+    sweep_at = NOW + dt.timedelta(seconds=900)
+
+    with django_capture_on_commit_callbacks(), django_assert_num_queries(QUERIES_FOR_50):
+        assert services.actions_timeout_sweep(now=sweep_at) == 50
+
+    assert Action.objects.filter(status=ActionStatus.EXPIRED).count() == 25
+    assert Action.objects.filter(tier=1, status=ActionStatus.PENDING, claimed_by=None).count() == 25
+    released = ActionEvent.objects.filter(kind="claim_released").values_list("data__holder", flat=True)
+    assert sorted(released) == sorted(f"p{n}" for n in range(50))
+
+
+# Per action only its writes: the tier change or expiry (UPDATE), its events (one INSERT) and
+# its notification or decision delivery (one INSERT). Per sweep: two chunk locks (the second
+# finds nothing), one query for the claimers, and the savepoints around the two chunks.
+QUERIES_FOR_50 = 50 * 3 + 2 + 1 + 4
