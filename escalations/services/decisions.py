@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from escalations import deciding, lock_objects, policies
+from escalations import action_input, deciding, lock_objects, policies
 from escalations.models import Action, ActionEvent, ActionStatus, DecidedBy, LadderVersion, Vote
 from escalations.services import notify
 from reviewapp import validation
@@ -112,6 +112,9 @@ def _clean_args(args: Any) -> dict[str, Any]:
     if not isinstance(args, dict):
         raise ValidationFailed("Invalid args.", errors={"args": ["Must be a JSON object."]})
     validation.check_json(args, path="args", max_depth=ARGS_MAX_DEPTH)
+    # Numbers as jsonb stores them (1e16 -> 10000000000000000, -0.0 -> 0.0), so the digest of
+    # the approved args is the digest of what every database gives back.
+    args = action_input.json_numbers_normalise(args)
     size = len(json.dumps(args, separators=(",", ":"), ensure_ascii=False).encode())
     if size > ARGS_MAX_BYTES:
         raise ValidationFailed("Args too large.", errors={"args": [f"At most {ARGS_MAX_BYTES} bytes of JSON."]})
