@@ -157,7 +157,10 @@ def test_two_sweepers_never_process_one_action_twice(monkeypatch):
 def test_the_sweep_passes_over_a_decision_in_progress_and_takes_it_next_time(monkeypatch):
     project = ProjectFactory()
     ladder = make_ladder(project, tier(role="approver", approvals_required=2), tier(role="admin", timeout_seconds=3600))
-    action = make_pending_action(project, ladder, now=timezone.now() - dt.timedelta(hours=1))
+    # Not yet due for the decider (a decision past the deadline applies the timeout itself);
+    # due for the sweep, which runs an hour later by its own clock.
+    action = make_pending_action(project, ladder, now=timezone.now())
+    later = timezone.now() + dt.timedelta(hours=1)
     alice = _person(project, "alice")
     hold = hold_call(monkeypatch, lock_objects, "action_lock", thread="decide")
     results: dict = {}
@@ -167,7 +170,7 @@ def test_the_sweep_passes_over_a_decision_in_progress_and_takes_it_next_time(mon
     )
     try:
         hold.wait_inside()
-        sweep = start_thread("sweep", lambda: services.actions_timeout_sweep(), results)
+        sweep = start_thread("sweep", lambda: services.actions_timeout_sweep(now=later), results)
         assert wait_for(lambda: "sweep" in results), "the sweep waited on the decision's row lock"
         assert lock_waiters() == []
     finally:
@@ -177,7 +180,7 @@ def test_the_sweep_passes_over_a_decision_in_progress_and_takes_it_next_time(mon
     assert results["sweep"] == 0
     assert results["decide"].status == ActionStatus.PENDING  # one approval of two
     # Still pending and due: the next sweep moves it on.
-    assert services.actions_timeout_sweep() == 1
+    assert services.actions_timeout_sweep(now=later) == 1
     assert Action.objects.get(pk=action.pk).tier == 1
 
 
