@@ -234,3 +234,34 @@ def test_two_claimers_at_once_the_second_is_told_who_holds_it(monkeypatch):
     assert list(ActionEvent.objects.filter(action=action).values_list("kind", "actor_user__username")) == [
         ("claimed", "alice")
     ]
+
+
+def test_a_decision_past_the_deadline_and_the_sweep_apply_the_timeout_once(monkeypatch):
+    """The decider holds the overdue action's row lock; the sweep passes over it; the decider
+    applies the tier's timeout itself (climbs) and decides at the new tier. The timeout is
+    applied once, by whoever held the lock."""
+    project = ProjectFactory()
+    ladder = make_ladder(project, tier(role="approver"), tier(role="approver", timeout_seconds=3600))
+    action = make_pending_action(project, ladder, now=timezone.now() - dt.timedelta(hours=1))
+    alice = _person(project, "alice")
+    hold = hold_call(monkeypatch, lock_objects, "action_lock", thread="decide")
+    results: dict = {}
+
+    decide = start_thread(
+        "decide", lambda: services.action_decide(principal=alice, action_id=action.pk, decision="approve"), results
+    )
+    try:
+        hold.wait_inside()
+        sweep = start_thread("sweep", lambda: services.actions_timeout_sweep(), results)
+        assert wait_for(lambda: "sweep" in results), "the sweep waited on the decision's row lock"
+        assert lock_waiters() == []
+    finally:
+        hold.release()
+    join_all(decide, sweep)
+
+    assert results["sweep"] == 0  # passed over the held row: the race happened
+    assert (results["decide"].status, results["decide"].tier) == (ActionStatus.APPROVED, 1)
+    kinds = list(ActionEvent.objects.filter(action=action).values_list("kind", flat=True))
+    assert kinds == ["timed_out", "tier_entered", "voted", "decided"]
+    assert list(Vote.objects.filter(action=action).values_list("tier", flat=True)) == [1]
+    assert services.actions_timeout_sweep() == 0
