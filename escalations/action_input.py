@@ -9,7 +9,9 @@ refused, and why:
   `_ . : / -` (tool names of every agent framework fit; policy globs match on it, so `*`, `?`
   and `[` in a name would make rules ambiguous).
 - `args`: a JSON object (default `{}`), at most 32 levels deep and 64 KB as canonical JSON (the
-  approver's page shows it whole; the policy reads paths of up to 16 segments).
+  approver's page shows it whole; the policy reads paths of up to 16 segments). Its numbers are
+  normalised to what PostgreSQL's jsonb gives back (`json_numbers_normalise`), so the args
+  stored, digested, compared for idempotency and answered are one value on either database.
 - `confidence`: a finite number from 0 to 1, or null/absent (absent is treated as the lowest
   confidence by the policy: fail safe). `true` is not a number.
 - `risk_tags`: at most 20 distinct-or-not strings of 1..64 characters.
@@ -29,6 +31,7 @@ the first that differs.
 
 from __future__ import annotations
 
+import decimal
 import json
 import math
 import re
@@ -115,6 +118,7 @@ def _args(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(args, dict):
         raise InputError("Must be a JSON object.", "args")
     validation.check_json(args, path="args", max_depth=ARGS_MAX_DEPTH)
+    args = json_numbers_normalise(args)
     try:
         size = len(orjson.dumps(args))
     except TypeError:  # an integer beyond 64 bits (json_loads keeps those exact): the slow way
@@ -122,6 +126,32 @@ def _args(data: dict[str, Any]) -> dict[str, Any]:
     if size > ARGS_MAX_BYTES:
         raise InputError(f"At most {ARGS_MAX_BYTES} bytes as JSON; got {size}.", "args")
     return args
+
+
+# From here Python writes a float with an exponent (repr(1e16) == "1e+16"); jsonb stores numbers
+# as numeric and writes those back as integers (10000000000000000), which Python reads as int.
+# Below it, an integral float keeps its ".0" in jsonb ("5.0" stays 5.0).
+FLOAT_AS_INT_FROM = 1e16
+
+
+def json_numbers_normalise(value: Any) -> Any:
+    """`value` (checked JSON: bounded depth, finite numbers) with its numbers as PostgreSQL's
+    jsonb gives them back, so SQLite (which keeps the text Python wrote) agrees: a float of
+    magnitude 1e16 or more becomes the integer its decimal form names (`1e16` ->
+    10000000000000000, `1.5e300` -> 15 followed by 299 zeros: the digits of repr, not the
+    float's binary expansion), and -0.0 becomes 0.0 (numeric has no negative zero). Other
+    numbers are already what jsonb answers. A new structure where something changed."""
+    if isinstance(value, float):
+        if value == 0.0:
+            return 0.0
+        if abs(value) >= FLOAT_AS_INT_FROM:
+            return int(decimal.Decimal(repr(value)))
+        return value
+    if isinstance(value, dict):
+        return {k: json_numbers_normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_numbers_normalise(v) for v in value]
+    return value
 
 
 def _stdlib_dumps(value: Any) -> bytes:

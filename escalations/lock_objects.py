@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import connection
+from django.db.models import prefetch_related_objects
 
 from escalations import sql
 from escalations.models import Action, ActionStatus
@@ -43,13 +44,20 @@ def due_actions_lock(*, now: dt.datetime, limit: int) -> list[Action]:
     another transaction holds (a decision in progress, another sweeper). Over the partial index
     action_pending_due. PostgreSQL re-checks the WHERE clause on the newest version of each row
     it locks, so an action decided while this statement ran is not taken; a row it skipped
-    stays due and the next sweep takes it."""
-    return list(
+    stays due and the next sweep takes it. The project and the people (claimer, decider)
+    come loaded: the sweep's events and notifications read no row per action."""
+    actions = list(
         Action.objects.filter(status=ActionStatus.PENDING, due_at__lte=now)
-        .select_related("ladder")  # immutable: safe to join (see action_lock)
+        # The ladder version is immutable and an action never changes project: safe to join.
+        .select_related("ladder", "project")
         .order_by("due_at", "id")
         .select_for_update(skip_locked=True, of=("self",))[:limit]
     )
+    # The people are loaded after the lock, one query for the chunk (not one per action in
+    # the sweep's events and notifications): a claim can change while this statement waits
+    # to re-check a row, and a joined row would not be re-read (see action_lock).
+    prefetch_related_objects(actions, "claimed_by", "decided_by_user")
+    return actions
 
 
 def velocity_keys_lock(*, project_id: int, by_values: dict[str, str]) -> None:

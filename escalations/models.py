@@ -204,7 +204,9 @@ class Action(models.Model):
 class Vote(models.Model):
     """One approver's decision on an action at a tier. A reject decides at once; approvals
     decide when `approvals_required` distinct people approved the same args (`args_digest`),
-    so an edit by a later approver needs its own approvals. One vote per person per action."""
+    so an edit by a later approver needs its own approvals. One vote per person per tier: a
+    person counts once towards a tier's `approvals_required`, and someone who voted at an
+    earlier tier may still vote at a later one that names them."""
 
     organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
     action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="votes")
@@ -219,7 +221,7 @@ class Vote(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["action", "user"], name="vote_one_per_person")]
+        constraints = [models.UniqueConstraint(fields=["action", "user", "tier"], name="vote_one_per_person_per_tier")]
 
 
 class ActionEvent(models.Model):

@@ -1,8 +1,8 @@
 """An approver's inbox: the pending actions they may decide now, soonest due first.
 
 Who may decide where is in each action's pinned ladder version (JSON tiers). One query counts
-the organization's pending actions the person has not voted on (each person votes once per
-action) per (ladder version, tier), each group with its version's tiers; deciding.py (the same
+the organization's pending actions the person has not voted on at their current tier (each
+person votes once per tier) per (ladder version, tier), each group with its version's tiers; deciding.py (the same
 rule the decision service enforces) says which of those pairs admit the person. That query is
 the whole of the count (the badge every page shows), and its pairs filter the listing: the
 inbox is two queries whatever its size. (The ladder's tiers are joined to the groups in
@@ -58,11 +58,12 @@ class InboxSummary:
 
 
 def _pending(principal: Principal, filters: InboxFilters | None) -> QuerySet[Action]:
-    """The organization's pending actions on a ladder that the person has not voted on, narrowed
-    by `filters`."""
+    """The organization's pending actions on a ladder that the person has not voted on at the
+    action's current tier (a vote at an earlier tier does not bar a later one), narrowed by
+    `filters`."""
     qs = Action.objects.filter(
         organization=principal.organization, status=ActionStatus.PENDING, ladder__isnull=False
-    ).exclude(Exists(Vote.objects.filter(action=OuterRef("pk"), user=principal.user)))
+    ).exclude(Exists(Vote.objects.filter(action=OuterRef("pk"), user=principal.user, tier=OuterRef("tier"))))
     filters = filters or InboxFilters()
     if filters.action is not None:
         qs = qs.filter(action=filters.action)
@@ -133,7 +134,7 @@ def inbox_for(
     limit: int = INBOX_LIMIT,
     summary: InboxSummary | None = None,
 ) -> list[Action]:
-    """The pending actions `principal` may decide now (not those they already voted on),
+    """The pending actions `principal` may decide now (not those they voted on at this tier),
     soonest due first, at most `limit` (bounded by INBOX_LIMIT_MAX). Two queries, or one when
     the caller has the person's `inbox_summary` already; the project, ladder and claimer come
     loaded."""

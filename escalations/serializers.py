@@ -5,6 +5,7 @@ shapes in the OpenAPI schema; a test keeps each payload and its serializer ident
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from rest_framework import serializers
 
@@ -187,14 +188,30 @@ class PolicyVersionOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField(allow_null=True)
 
 
-def ladder_version_payload(version: LadderVersion, *, project_slug: str) -> dict[str, Any]:
+def redacted_webhook_url(url: str) -> str:
+    """`https://hooks.slack.com`: the scheme and host of a notification webhook URL. A Slack or
+    Teams incoming-webhook URL is a credential (whoever has it may post to the channel), so only
+    those who manage ladders see it whole."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}" if parts.scheme and host else ""
+
+
+def ladder_version_payload(version: LadderVersion, *, project_slug: str, reveal_webhook: bool) -> dict[str, Any]:
+    """A ladder version; `notify_webhook_url` whole only with `reveal_webhook` (the caller holds
+    `escalations.manage`), else its scheme and host."""
+    url = version.notify_webhook_url
     return {
         "project": project_slug,
         "name": version.name,
         "version": version.version,
         "tiers": version.tiers,
         "timeout_outcome": version.timeout_outcome,
-        "notify_webhook_url": version.notify_webhook_url,
+        "notify_webhook_url": url if reveal_webhook else redacted_webhook_url(url),
         "created_by": _username(version.created_by) if version.created_by_id is not None else None,
         "created_at": _iso(version.created_at),
     }
@@ -206,6 +223,10 @@ class LadderVersionOutputSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     tiers = serializers.ListField(child=serializers.DictField())
     timeout_outcome = serializers.CharField()
-    notify_webhook_url = serializers.CharField(allow_blank=True)
+    notify_webhook_url = serializers.CharField(
+        allow_blank=True,
+        help_text="Whole for those who may manage ladders (`escalations.manage`); for others only its scheme "
+        "and host (an incoming-webhook URL is a credential).",
+    )
     created_by = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()

@@ -33,6 +33,14 @@ class ActionDecisionApi(APIView):
 
         decision = serializers.ChoiceField(choices=["approve", "reject"])
         args = BoundedDictField(required=False, help_text="Approve only: the args to run instead (the diff is kept).")
+        expected_digest = serializers.CharField(
+            required=False,
+            min_length=64,
+            max_length=64,
+            help_text="Approve only: the `args_digest` of the args you reviewed (SHA-256 of the canonical JSON of "
+            "action and args, as the SDK's `args_digest` computes it). Optional; when given and the args on the "
+            "table changed since (a colleague's edit), 409 instead of approving args you never saw.",
+        )
         comment = serializers.CharField(
             required=False,
             default="",
@@ -50,6 +58,7 @@ class ActionDecisionApi(APIView):
             decision=body.get("decision"),
             args=body.get("args"),
             comment=body.get("comment", ""),
+            expected_digest=body.get("expected_digest"),
         )
         return Response(action_payload(action))
 

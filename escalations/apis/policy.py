@@ -109,7 +109,8 @@ class LaddersApi(APIView):
         principal = principal_of(request)
         project = project_for(principal, _project_param(request))
         ladders = selectors.ladder_list_latest(organization=principal.organization, project=project)
-        return Response([ladder_version_payload(v, project_slug=project.slug) for v in ladders])
+        reveal = principal.can("escalations.manage")
+        return Response([ladder_version_payload(v, project_slug=project.slug, reveal_webhook=reveal) for v in ladders])
 
     @extend_schema(request=LadderInputSerializer, responses={201: LadderVersionOutputSerializer}, tags=["policy"])
     def post(self, request: Request) -> Response:
@@ -117,7 +118,8 @@ class LaddersApi(APIView):
         data = body_of(request)
         project = project_for(principal, data.get("project"))
         version = services.ladder_version_create(principal=principal, project=project, data=data)
-        return Response(ladder_version_payload(version, project_slug=project.slug), status=status.HTTP_201_CREATED)
+        payload = ladder_version_payload(version, project_slug=project.slug, reveal_webhook=True)  # POST: manage
+        return Response(payload, status=status.HTTP_201_CREATED)
 
 
 class LadderDetailApi(APIView):
@@ -156,5 +158,6 @@ class LadderDetailApi(APIView):
         if not versions:
             raise NotFound("Ladder not found.")
         slug_of = versions[0].project.slug
-        payloads = [ladder_version_payload(v, project_slug=slug_of) for v in versions]
+        reveal = principal.can("escalations.manage")
+        payloads = [ladder_version_payload(v, project_slug=slug_of, reveal_webhook=reveal) for v in versions]
         return Response({"ladder": payloads[0], "versions": payloads})

@@ -10,9 +10,16 @@ Four-eyes: a tier needing `approvals_required` approvals decides when that many 
 approved the same args (`args_digest`) at the current tier. Approving without `args` approves
 the args on the table: those of the latest approval at this tier, else the args as requested;
 approving with different args is an edit, and an edit starts its own count (the earlier
-approvers approved other args, and each person votes once per action, so a third person must
-agree to the edit). Votes at an earlier tier do not count at the next one. A reject decides at
+approvers approved other args, and each person votes once per tier, so a third person must
+agree to the edit). Votes at an earlier tier do not count at the next one, and a person who
+voted at an earlier tier may vote again at a later tier that admits them. A reject decides at
 once.
+
+An approver approves what they saw: `expected_digest` is the `args_digest` of the args on the
+table when they loaded the action. When it is given and the table has changed since (an edit by
+a colleague in between), the approval is refused (409) rather than counted towards args the
+approver never saw. The browser always sends it; over the API it is optional (older clients),
+and enforced when present.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from escalations import deciding, lock_objects, policies
+from escalations import action_input, deciding, lock_objects, policies
 from escalations.models import Action, ActionEvent, ActionStatus, DecidedBy, LadderVersion, Vote
 from escalations.services import notify
 from reviewapp import validation
@@ -105,6 +112,9 @@ def _clean_args(args: Any) -> dict[str, Any]:
     if not isinstance(args, dict):
         raise ValidationFailed("Invalid args.", errors={"args": ["Must be a JSON object."]})
     validation.check_json(args, path="args", max_depth=ARGS_MAX_DEPTH)
+    # Numbers as jsonb stores them (1e16 -> 10000000000000000, -0.0 -> 0.0), so the digest of
+    # the approved args is the digest of what every database gives back.
+    args = action_input.json_numbers_normalise(args)
     size = len(json.dumps(args, separators=(",", ":"), ensure_ascii=False).encode())
     if size > ARGS_MAX_BYTES:
         raise ValidationFailed("Args too large.", errors={"args": [f"At most {ARGS_MAX_BYTES} bytes of JSON."]})
@@ -143,6 +153,17 @@ def _decision_input(*, decision: Any, args: Any, comment: Any) -> tuple[dict[str
     if not comment:
         raise ValidationFailed("A reject needs a comment.", errors={"comment": ["Say why; the agent gets it back."]})
     return None, comment
+
+
+def _clean_expected_digest(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ValidationFailed(
+            "Invalid expected_digest.",
+            errors={"expected_digest": ["Must be the args_digest (64 lowercase hex digits) of the args you saw."]},
+        )
+    return value
 
 
 def _action_lock(*, principal: Principal, action_id: int) -> Action:
@@ -191,45 +212,101 @@ def action_decide(
     decision: str,
     args: Any = None,
     comment: Any = "",
+    expected_digest: Any = None,
     now: dt.datetime | None = None,
 ) -> Action:
     """A person approves (optionally with edited `args`) or rejects a pending action at its
     current tier. One transaction, holding the action's row lock.
 
     400: a decision other than approve/reject, a reject without a comment, `args` on a reject
-    or not a bounded JSON object. 404: not an action of the person's organization. 409: already
-    decided (naming who decided and how), or this person already voted on it. 403: the person
-    may not decide at the action's current tier. Returns the action, decided or (an approval
+    or not a bounded JSON object, an `expected_digest` that is not 64 hex digits. 404: not an
+    action of the person's organization. 409: already decided (naming who decided and how),
+    this person already voted on it at this tier, or (an approval) the args on the table are
+    not those `expected_digest` names. 403: the person may not decide at the action's current
+    tier. Returns the action, decided or (an approval
     short of `approvals_required`) still pending."""
     user = _decider(principal)
     now = now or clock()
 
+    refusal: ApplicationError | None = None
     with transaction.atomic():
         # Found first, then checked: another organization's id is a 404 whatever the body.
         action = _action_lock(principal=principal, action_id=action_id)
         args, comment = _decision_input(decision=decision, args=args, comment=comment)
         _check_pending(action)
-        tier = current_tier(action)
-        if tier is None or not person_may_decide(principal=principal, tier=tier):
-            raise ApplicationError("You may not decide this action at its current tier.", status=403)
-        earlier = Vote.objects.filter(action=action, user=user).values_list("decision", flat=True).first()
-        if earlier is not None:
-            raise Conflict(f"You already {earlier}d this action.", errors={"decision": ["One vote per person."]})
-        if decision == "reject":
-            _reject(action, user=user, comment=comment, now=now)
+        if action.due_at is not None and action.due_at <= now:
+            # Past its tier's deadline and the sweep has not run yet: the tier is over, so
+            # apply its timeout first (climb, or expire past the last tier), as the sweep
+            # would, then judge this decision at the tier the action is really at.
+            _tier_timed_out(action, now=now)
+            try:
+                with transaction.atomic():  # a refusal undoes only the decision's writes
+                    _decide_at_tier(
+                        action,
+                        principal=principal,
+                        user=user,
+                        decision=decision,
+                        args=args,
+                        comment=comment,
+                        expected_digest=expected_digest,
+                        now=now,
+                    )
+            except ApplicationError as exc:
+                refusal = exc  # the timeout stands: commit it, then refuse
         else:
-            _approve(action, user=user, tier=tier, args=args, comment=comment, now=now)
+            _decide_at_tier(
+                action,
+                principal=principal,
+                user=user,
+                decision=decision,
+                args=args,
+                comment=comment,
+                expected_digest=expected_digest,
+                now=now,
+            )
+    if refusal is not None:
+        raise refusal
     return action
 
 
+def _decide_at_tier(
+    action: Action,
+    *,
+    principal: Principal,
+    user: AbstractBaseUser,
+    decision: str,
+    args: dict[str, Any] | None,
+    comment: str,
+    expected_digest: Any,
+    now: dt.datetime,
+) -> None:
+    """The decision on a locked action, once its input is checked: pending, eligible at its
+    current tier, one vote per person per tier; then the vote and what it decides."""
+    _check_pending(action)
+    tier = current_tier(action)
+    if tier is None or not person_may_decide(principal=principal, tier=tier):
+        raise ApplicationError("You may not decide this action at its current tier.", status=403)
+    expected_digest = _clean_expected_digest(expected_digest) if decision == "approve" else None
+    earlier = Vote.objects.filter(action=action, user=user, tier=action.tier).values_list("decision", flat=True).first()
+    if earlier is not None:
+        raise Conflict(f"You already {earlier}d this action.", errors={"decision": ["One vote per person per tier."]})
+    if decision == "reject":
+        _reject(action, user=user, comment=comment, now=now)
+    else:
+        _approve(action, user=user, tier=tier, args=args, comment=comment, expected_digest=expected_digest, now=now)
+
+
 def _vote_insert(vote: Vote) -> None:
-    # The row lock already serialises votes on one action; the unique constraint is the
-    # backstop that makes a second vote by one person impossible whatever the path.
+    # The row lock already serialises votes on one action; the unique constraint (action,
+    # person, tier) is the backstop that makes a second vote by one person at one tier
+    # impossible whatever the path.
     try:
         with transaction.atomic():
             vote.save()
     except IntegrityError as exc:
-        raise Conflict("You already voted on this action.", errors={"decision": ["One vote per person."]}) from exc
+        raise Conflict(
+            "You already voted on this action.", errors={"decision": ["One vote per person per tier."]}
+        ) from exc
 
 
 def _reject(action: Action, *, user: AbstractBaseUser, comment: str, now: dt.datetime) -> None:
@@ -286,10 +363,18 @@ def _approve(
     tier: policies.Tier,
     args: dict[str, Any] | None,
     comment: str,
+    expected_digest: str | None,
     now: dt.datetime,
 ) -> None:
     tier_index = action.tier
     table_args, table_digest = _args_on_the_table(action, tier_index)
+    if expected_digest is not None and expected_digest != table_digest:
+        # Someone edited the args after this approver loaded them: counting this approval
+        # would approve args they never saw (four-eyes on paper only).
+        raise Conflict(
+            "The args changed since you loaded them; review them again.",
+            errors={"expected_digest": ["The args on the table are now different."]},
+        )
     if args is None:
         approved, digest = table_args, table_digest
     else:

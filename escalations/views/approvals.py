@@ -31,7 +31,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from escalations import deciding, selectors_action_page, selectors_inbox, services
+from escalations import deciding, policies, selectors_action_page, selectors_inbox, services
 from escalations.context_processors import request_inbox_summary
 from escalations.models import Action, ActionStatus, DecidedBy
 from escalations.selectors_inbox import InboxFilters
@@ -386,9 +386,9 @@ def _read_only_reason(principal: Principal, action: Action, votes: list[Any]) ->
     """Why this person cannot decide this pending action now (empty: they can)."""
     if not principal.can("actions.decide"):
         return f"Your role ({principal.role}) may see actions but not decide them."
-    mine = next((v for v in votes if v.user_id == principal.user.pk), None)
+    mine = next((v for v in votes if v.user_id == principal.user.pk and v.tier == action.tier), None)
     if mine is not None:
-        return f"You already {mine.decision}d this action (at tier {mine.tier + 1}); each person decides once."
+        return f"You already {mine.decision}d this action (at tier {mine.tier + 1}); each person decides once per tier."
     tier = decisions.current_tier(action)
     if tier is None:
         return "Its ladder has no such tier: the ladder's timeout outcome comes next."
@@ -490,6 +490,9 @@ def _action_page(
         ],
         "posted": posted,
         "args_text": posted.args_text if posted.args_text is not None else rendering.pretty_json(table_args),
+        # What the approve and edit forms send back: the approval is refused (409) if the
+        # args on the table changed after this page was rendered.
+        "table_digest": policies.args_digest(action.action, table_args) if can_decide else "",
         "query_string": query_string,
         "inbox_url": _with_query(reverse("escalations:inbox"), query_string),
         "previous_url": detail_url(previous_id),
@@ -547,6 +550,9 @@ def action_decide(request: HttpRequest, action_id: int) -> HttpResponse:
     decision = request.POST.get("decision", "")
     comment = request.POST.get("comment", "")
     args_text = request.POST.get("args")
+    # The forms always send it; a post without it is refused (400) rather than approving
+    # whatever the table holds now.
+    expected_digest = request.POST.get("expected_digest", "")
     edit = decision == "approve" and args_text is not None
     posted = DecisionInput(
         comment=comment if decision == "approve" else "",
@@ -557,7 +563,12 @@ def action_decide(request: HttpRequest, action_id: int) -> HttpResponse:
     try:
         args = _parse_args_text(args_text) if edit else None
         action = services.action_decide(
-            principal=_principal(request), action_id=action_id, decision=decision, args=args, comment=comment
+            principal=_principal(request),
+            action_id=action_id,
+            decision=decision,
+            args=args,
+            comment=comment,
+            expected_digest=expected_digest,
         )
     except ApplicationError as exc:
         return _refused(request, action_id, exc, posted)

@@ -157,7 +157,10 @@ def test_two_sweepers_never_process_one_action_twice(monkeypatch):
 def test_the_sweep_passes_over_a_decision_in_progress_and_takes_it_next_time(monkeypatch):
     project = ProjectFactory()
     ladder = make_ladder(project, tier(role="approver", approvals_required=2), tier(role="admin", timeout_seconds=3600))
-    action = make_pending_action(project, ladder, now=timezone.now() - dt.timedelta(hours=1))
+    # Not yet due for the decider (a decision past the deadline applies the timeout itself);
+    # due for the sweep, which runs an hour later by its own clock.
+    action = make_pending_action(project, ladder, now=timezone.now())
+    later = timezone.now() + dt.timedelta(hours=1)
     alice = _person(project, "alice")
     hold = hold_call(monkeypatch, lock_objects, "action_lock", thread="decide")
     results: dict = {}
@@ -167,7 +170,7 @@ def test_the_sweep_passes_over_a_decision_in_progress_and_takes_it_next_time(mon
     )
     try:
         hold.wait_inside()
-        sweep = start_thread("sweep", lambda: services.actions_timeout_sweep(), results)
+        sweep = start_thread("sweep", lambda: services.actions_timeout_sweep(now=later), results)
         assert wait_for(lambda: "sweep" in results), "the sweep waited on the decision's row lock"
         assert lock_waiters() == []
     finally:
@@ -177,7 +180,7 @@ def test_the_sweep_passes_over_a_decision_in_progress_and_takes_it_next_time(mon
     assert results["sweep"] == 0
     assert results["decide"].status == ActionStatus.PENDING  # one approval of two
     # Still pending and due: the next sweep moves it on.
-    assert services.actions_timeout_sweep() == 1
+    assert services.actions_timeout_sweep(now=later) == 1
     assert Action.objects.get(pk=action.pk).tier == 1
 
 
@@ -231,3 +234,34 @@ def test_two_claimers_at_once_the_second_is_told_who_holds_it(monkeypatch):
     assert list(ActionEvent.objects.filter(action=action).values_list("kind", "actor_user__username")) == [
         ("claimed", "alice")
     ]
+
+
+def test_a_decision_past_the_deadline_and_the_sweep_apply_the_timeout_once(monkeypatch):
+    """The decider holds the overdue action's row lock; the sweep passes over it; the decider
+    applies the tier's timeout itself (climbs) and decides at the new tier. The timeout is
+    applied once, by whoever held the lock."""
+    project = ProjectFactory()
+    ladder = make_ladder(project, tier(role="approver"), tier(role="approver", timeout_seconds=3600))
+    action = make_pending_action(project, ladder, now=timezone.now() - dt.timedelta(hours=1))
+    alice = _person(project, "alice")
+    hold = hold_call(monkeypatch, lock_objects, "action_lock", thread="decide")
+    results: dict = {}
+
+    decide = start_thread(
+        "decide", lambda: services.action_decide(principal=alice, action_id=action.pk, decision="approve"), results
+    )
+    try:
+        hold.wait_inside()
+        sweep = start_thread("sweep", lambda: services.actions_timeout_sweep(), results)
+        assert wait_for(lambda: "sweep" in results), "the sweep waited on the decision's row lock"
+        assert lock_waiters() == []
+    finally:
+        hold.release()
+    join_all(decide, sweep)
+
+    assert results["sweep"] == 0  # passed over the held row: the race happened
+    assert (results["decide"].status, results["decide"].tier) == (ActionStatus.APPROVED, 1)
+    kinds = list(ActionEvent.objects.filter(action=action).values_list("kind", flat=True))
+    assert kinds == ["timed_out", "tier_entered", "voted", "decided"]
+    assert list(Vote.objects.filter(action=action).values_list("tier", flat=True)) == [1]
+    assert services.actions_timeout_sweep() == 0

@@ -175,6 +175,32 @@ def test_each_saved_ladder_is_the_next_version_of_its_name(engineer, project):
     assert AuditEvent.objects.filter(kind="ladder_version.created").count() == 3
 
 
+SLACK = "https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX"
+
+
+@pytest.mark.parametrize(("role", "whole"), [("engineer", True), ("admin", True), ("approver", False)])
+def test_the_notification_webhook_url_is_shown_whole_only_to_who_manages_ladders(
+    api_client_for, engineer, agent_client, project, role, whole
+):
+    created = _post_ladder(engineer, {**FINANCE_LADDER, "notify_webhook_url": SLACK})
+    assert created.json()["notify_webhook_url"] == SLACK  # the writer sees what they saved
+    reader = api_client_for(role)
+
+    listed = reader.get("/api/v1/ladders?project=support").json()
+    detail = reader.get("/api/v1/ladders/finance?project=support").json()
+
+    expected = SLACK if whole else "https://hooks.slack.com"
+    assert [ladder["notify_webhook_url"] for ladder in listed] == [expected]
+    assert [v["notify_webhook_url"] for v in (detail["ladder"], *detail["versions"])] == [expected, expected]
+    # An agent key reads ladders but never the secret part of the URL.
+    for body in (
+        agent_client.get("/api/v1/ladders").json(),
+        [agent_client.get("/api/v1/ladders/finance").json()["ladder"]],
+    ):
+        assert [ladder["notify_webhook_url"] for ladder in body] == ["https://hooks.slack.com"]
+        assert "secret" not in str(body)
+
+
 def test_an_invalid_ladder_is_a_400_naming_the_field(engineer, project):
     tiers = [{"role": "approver", "timeout_seconds": 900}, {"role": "admin", "timeout_seconds": 5}]
 

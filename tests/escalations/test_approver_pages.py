@@ -60,6 +60,14 @@ def _principal(client: Client, role: str = "approver") -> Principal:
     return Principal(organization=membership.organization, role=membership.role, user=client.user)
 
 
+def _seen_digest(client: Client, action: Action) -> str:
+    """The args digest the page's approve form sends back (the args on the table when loaded)."""
+    html = client.get(_url(action)).content.decode()
+    digests = re.findall(r'<input type="hidden" name="expected_digest" value="([0-9a-f]{64})">', html)
+    assert len(digests) == 2 and digests[0] == digests[1]  # the approve form and the edit form
+    return digests[0]
+
+
 def _row_ids(html: str) -> list[int]:
     return [int(n) for n in re.findall(r'<tr data-href="[^"]*" data-id="(\d+)"', html)]
 
@@ -266,7 +274,10 @@ def test_approving_from_the_page_decides_through_the_service_and_shows_who_and_w
     action = make_pending_action(project, ladder, args={"amount": 450, "currency": "EUR"})
     alice = browser_for("approver", username="alice")
 
-    response = alice.post(_url(action, "decide") + "?action=refund", {"decision": "approve", "comment": "ok"})
+    response = alice.post(
+        _url(action, "decide") + "?action=refund",
+        {"decision": "approve", "comment": "ok", "expected_digest": _seen_digest(alice, action)},
+    )
 
     assert response.status_code == 303
     assert response["Location"] == _url(action) + "?action=refund"
@@ -338,7 +349,12 @@ def test_editing_the_args_approves_the_edit_and_keeps_the_diff_on_the_page(proje
     assert '\n  "amount": 450' in page.context["args_text"]
 
     response = alice.post(
-        _url(action, "decide"), {"decision": "approve", "args": '{"amount": 400, "currency": "EUR", "reason": "cap"}'}
+        _url(action, "decide"),
+        {
+            "decision": "approve",
+            "args": '{"amount": 400, "currency": "EUR", "reason": "cap"}',
+            "expected_digest": _seen_digest(alice, action),
+        },
     )
 
     assert response.status_code == 303
@@ -381,18 +397,22 @@ def test_four_eyes_from_the_page_the_first_approval_waits_for_the_second(project
     lead = browser_for("approver", username="lead")
     cfo = browser_for("approver", username="cfo")
 
-    first = lead.post(_url(action, "decide"), {"decision": "approve", "args": '{"amount": 800}'})
+    first = lead.post(
+        _url(action, "decide"),
+        {"decision": "approve", "args": '{"amount": 800}', "expected_digest": _seen_digest(lead, action)},
+    )
     assert first.status_code == 303
     page = lead.get(_url(action)).content.decode()
     assert "Your approval is recorded; this tier needs 2 approvals of the same args." in page
-    assert "You already approved this action (at tier 2); each person decides once." in page
+    assert "You already approved this action (at tier 2); each person decides once per tier." in page
     assert "1 of 2 approvals" in page
 
     # The second pair of eyes gets the edit on the table, and approving it decides.
     second_page = cfo.get(_url(action))
     assert second_page.context["args_text"] == '{\n  "amount": 800\n}'
     assert "approved an edit" in second_page.content.decode()
-    assert cfo.post(_url(action, "decide"), {"decision": "approve"}).status_code == 303
+    seen = _seen_digest(cfo, action)
+    assert cfo.post(_url(action, "decide"), {"decision": "approve", "expected_digest": seen}).status_code == 303
     action.refresh_from_db()
     assert (action.status, action.final_args) == ("approved", {"amount": 800})
     assert action.reason == "Approved by lead, cfo"
@@ -532,7 +552,8 @@ def test_the_action_page_costs_the_same_queries_whatever_its_history(
         make_pending_action(project, ladder, end_user_id="u", now=timezone.now() - dt.timedelta(days=n + 1))
         ActionEvent.objects.create(organization=project.organization, action=action, kind="note", data={"n": n})
     lead = browser_for("approver", username="lead")
-    assert lead.post(_url(action, "decide"), {"decision": "approve"}).status_code == 303
+    seen = _seen_digest(lead, action)
+    assert lead.post(_url(action, "decide"), {"decision": "approve", "expected_digest": seen}).status_code == 303
     with django_assert_num_queries(12):
         page = alice.get(_url(action))
     assert len(page.context["earlier"]) == 10
@@ -572,3 +593,32 @@ def test_an_action_escalated_by_the_real_policy_shows_why_and_its_conversation_o
     page = alice.get(_url(third))
     assert page.context["turns"]
     assert "not received yet" not in page.content.decode()
+
+
+def test_an_approval_of_args_that_changed_since_the_page_loaded_is_refused(project, browser_for):
+    # Four-eyes: A approves 450, B opens the page (450 on the table), C edits to 45000; B's
+    # approve must not approve 45000, which B never saw.
+    ladder = make_ladder(project, tier(role="approver", approvals_required=2))
+    action = make_pending_action(project, ladder, args={"amount": 450})
+    a, b, c = (browser_for("approver", username=name) for name in ("a", "b", "c"))
+    services.action_decide(principal=_principal(a), action_id=action.pk, decision="approve")
+    seen = _seen_digest(b, action)
+    services.action_decide(principal=_principal(c), action_id=action.pk, decision="approve", args={"amount": 45000})
+
+    refused = b.post(_url(action, "decide"), {"decision": "approve", "expected_digest": seen})
+
+    assert refused.status_code == 409
+    assert "The args changed since you loaded them; review them again." in refused.content.decode()
+    action.refresh_from_db()
+    assert (action.status, action.final_args) == (ActionStatus.PENDING, None)
+    assert not Vote.objects.filter(action=action, user=b.user).exists()
+    # Without the digest the browser's post is refused too, never counted.
+    assert b.post(_url(action, "decide"), {"decision": "approve"}).status_code == 400
+    assert not Vote.objects.filter(action=action, user=b.user).exists()
+    # Reloaded, B sees 45000 and may approve it knowingly.
+    assert (
+        b.post(_url(action, "decide"), {"decision": "approve", "expected_digest": _seen_digest(b, action)}).status_code
+        == 303
+    )
+    action.refresh_from_db()
+    assert (action.status, action.final_args) == (ActionStatus.APPROVED, {"amount": 45000})

@@ -13,7 +13,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from escalations import services
+from escalations import policies, services
 from escalations.models import Action, ActionEvent
 from reviewapp.principal import Principal
 from tests.escalations.factories_decisions import make_ladder, make_pending_action, tier
@@ -160,7 +160,12 @@ def test_a_hostile_comment_and_edit_show_as_text_once_decided(project, member):
 
     response = client.post(
         f"/escalations/actions/{action.pk}/decide",
-        {"decision": "approve", "args": '{"amount": "' + SCRIPT.replace("/", "\\/") + '"}', "comment": _h("comment")},
+        {
+            "decision": "approve",
+            "args": '{"amount": "' + SCRIPT.replace("/", "\\/") + '"}',
+            "comment": _h("comment"),
+            "expected_digest": policies.args_digest("refund", {"amount": 1}),
+        },
     )
 
     assert response.status_code == 303

@@ -293,6 +293,40 @@ def test_an_edit_starts_a_new_count_and_keeps_its_diff(project, person, decided)
     assert decided["decided"] == [action.pk]
 
 
+def test_four_eyes_an_approval_of_args_the_approver_never_saw_is_refused(project, person, decided):
+    action = make_pending_action(project, make_ladder(project, tier(role="approver", approvals_required=2)))
+    a, b, c = person("a"), person("b"), person("c")
+    seen_by_b = _digest("refund", {"amount": 450, "currency": "EUR"})
+    services.action_decide(principal=a, action_id=action.pk, decision="approve", expected_digest=seen_by_b)
+    services.action_decide(
+        principal=c, action_id=action.pk, decision="approve", args={"amount": 45000, "currency": "EUR"}
+    )
+
+    with pytest.raises(Conflict) as refused:
+        services.action_decide(principal=b, action_id=action.pk, decision="approve", expected_digest=seen_by_b)
+
+    assert refused.value.message == "The args changed since you loaded them; review them again."
+    assert refused.value.errors == {"expected_digest": ["The args on the table are now different."]}
+    action.refresh_from_db()
+    assert (action.status, action.final_args) == (ActionStatus.PENDING, None)
+    assert list(Vote.objects.filter(action=action).values_list("user__username", flat=True)) == ["a", "c"]
+    assert decided["decided"] == []
+    # Naming what is on the table now approves it, knowingly.
+    seen_now = _digest("refund", {"amount": 45000, "currency": "EUR"})
+    services.action_decide(principal=b, action_id=action.pk, decision="approve", expected_digest=seen_now)
+    action.refresh_from_db()
+    assert (action.status, action.final_args) == (ActionStatus.APPROVED, {"amount": 45000, "currency": "EUR"})
+
+
+@pytest.mark.parametrize("value", ["", "ABC", "0" * 63, "G" * 64, 12, ["x"]])
+def test_a_malformed_expected_digest_is_a_400(project, person, value):
+    action = make_pending_action(project, make_ladder(project))
+    with pytest.raises(ValidationFailed) as refused:
+        services.action_decide(principal=person("a"), action_id=action.pk, decision="approve", expected_digest=value)
+    assert list(refused.value.errors) == ["expected_digest"]
+    _unchanged(action)
+
+
 def test_an_edit_on_a_one_approval_tier_decides_the_edited_args(project, person):
     action = make_pending_action(project, make_ladder(project))
 
@@ -335,18 +369,16 @@ def test_approvals_at_an_earlier_tier_do_not_count_at_the_next(project, person):
     services.actions_timeout_sweep(now=NOW + dt.timedelta(seconds=900))
     assert Action.objects.get(pk=action.pk).tier == 1
 
-    services.action_decide(principal=person("bob"), action_id=action.pk, decision="approve")
+    later = NOW + dt.timedelta(seconds=901)  # within tier 1's hour
+    services.action_decide(principal=person("bob"), action_id=action.pk, decision="approve", now=later)
     assert Action.objects.get(pk=action.pk).status == ActionStatus.PENDING  # alice's vote was at tier 0
-    with pytest.raises(Conflict):  # and she has voted on this action already
-        services.action_decide(
-            principal=Principal(
-                organization=project.organization, role="approver", user=Vote.objects.get(action=action, tier=0).user
-            ),
-            action_id=action.pk,
-            decision="approve",
-        )
-    services.action_decide(principal=person("carol"), action_id=action.pk, decision="approve")
-    assert Action.objects.get(pk=action.pk).status == ActionStatus.APPROVED
+    # Alice may vote again at this tier (once per tier): her vote here is the second.
+    alice = Principal(
+        organization=project.organization, role="approver", user=Vote.objects.get(action=action, tier=0).user
+    )
+    services.action_decide(principal=alice, action_id=action.pk, decision="approve", now=later)
+    action.refresh_from_db()
+    assert (action.status, action.reason) == (ActionStatus.APPROVED, "Approved by bob, alice")
 
 
 def test_the_digest_matches_the_canonical_form_whatever_the_key_order(project, person):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from escalations.models import Action, ActionEvent, ActionStatus, Vote
+from escalations.policies import args_digest as action_digest
 from tests.escalations.factories_decisions import make_ladder, make_pending_action, tier
 
 
@@ -38,6 +39,27 @@ def test_an_approver_approves_with_edited_args(api_client_for, action):
     assert ActionEvent.objects.get(action=action, kind="voted").data["changes"] == [
         {"path": "amount", "from": 450, "to": 400}
     ]
+
+
+def test_expected_digest_is_optional_but_enforced_when_given(api_client_for, project):
+    action = make_pending_action(project, make_ladder(project, tier(role="approver", approvals_required=2)))
+    a, b, c = api_client_for("approver"), api_client_for("approver"), api_client_for("approver")
+    seen = action_digest("refund", {"amount": 450, "currency": "EUR"})  # the digest of what B saw
+    assert a.post(_url(action), {"decision": "approve"}, format="json").status_code == 200  # older clients
+    edit = {"decision": "approve", "args": {"amount": 45000, "currency": "EUR"}}
+    assert c.post(_url(action), edit, format="json").status_code == 200
+
+    response = b.post(_url(action), {"decision": "approve", "expected_digest": seen}, format="json")
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "message": "The args changed since you loaded them; review them again.",
+        "errors": {"expected_digest": ["The args on the table are now different."]},
+    }
+    assert Action.objects.get(pk=action.pk).status == ActionStatus.PENDING
+    assert not Vote.objects.filter(action=action, user=b.user).exists()
+    bad = b.post(_url(action), {"decision": "approve", "expected_digest": "x" * 64}, format="json")
+    assert (bad.status_code, list(bad.json()["errors"])) == (400, ["expected_digest"])
 
 
 def test_a_reject_without_a_comment_is_a_400_naming_comment(api_client_for, action):

@@ -72,12 +72,29 @@ def test_the_inbox_holds_what_the_person_may_decide_soonest_due_first(project, l
 def test_what_the_person_voted_on_leaves_their_inbox_only(project, ladders, person):
     action = make_pending_action(project, ladders["finance"], external_id="f1", tier_index=1, now=NOW)
     lead, cfo = person("lead"), person("cfo", "admin")
-    services.action_decide(principal=lead, action_id=action.pk, decision="approve")
+    services.action_decide(principal=lead, action_id=action.pk, decision="approve", now=NOW)
 
     assert Action.objects.get(pk=action.pk).status == ActionStatus.PENDING
     assert _ids(inbox_for(lead)) == []
     assert _ids(inbox_for(cfo)) == ["f1"]  # the second pair of eyes still has it
     assert inbox_count(lead) == 0
+
+
+def test_a_vote_at_an_earlier_tier_does_not_hide_the_action_at_the_next(project, person):
+    ladder = make_ladder(
+        project,
+        tier(role="approver", timeout_seconds=900, approvals_required=2),
+        tier(users=("a",), timeout_seconds=3600),
+        name="named",
+    )
+    action = make_pending_action(project, ladder, external_id="n1", now=NOW)
+    a = person("a")
+    services.action_decide(principal=a, action_id=action.pk, decision="approve", now=NOW)
+    assert _ids(inbox_for(a)) == []
+    services.actions_timeout_sweep(now=NOW + dt.timedelta(seconds=900))
+
+    assert _ids(inbox_for(a)) == ["n1"]  # tier 1 names a; their tier-0 vote does not count there
+    assert inbox_count(a) == 1
 
 
 def test_other_organizations_actions_never_show(project, other_project, person, other_org):

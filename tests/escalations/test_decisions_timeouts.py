@@ -297,3 +297,114 @@ def test_a_real_worker_moves_due_actions_on(real_celery, project):
     assert (climbing.status, climbing.tier) == (ActionStatus.PENDING, 1)
     assert climbing.due_at > timezone.now() + dt.timedelta(minutes=59)
     assert (expiring.status, expiring.decided_by) == (ActionStatus.EXPIRED, DecidedBy.TIMEOUT)
+
+
+def test_who_voted_at_an_earlier_tier_may_vote_at_the_next_that_names_them(project, clock, person, notified):
+    # Tier 0 needs two approvers; tier 1 is A alone. A's approval at tier 0 must not make tier 1
+    # impossible once tier 0 times out.
+    ladder = make_ladder(
+        project,
+        tier(role="approver", timeout_seconds=900, approvals_required=2),
+        tier(users=("a",), timeout_seconds=3600),
+        name="named",
+    )
+    action = make_pending_action(project, ladder, now=NOW)
+    a = person("a")
+    assert services.action_decide(principal=a, action_id=action.pk, decision="approve").status == ActionStatus.PENDING
+    with pytest.raises(Conflict):  # still once per tier
+        services.action_decide(principal=a, action_id=action.pk, decision="approve")
+    clock.advance(900)
+    assert _sweep() == 1
+
+    decided = services.action_decide(principal=a, action_id=action.pk, decision="approve")
+
+    assert (decided.status, decided.decided_by_user, decided.reason) == (ActionStatus.APPROVED, a.user, "Approved by a")
+    votes = list(action.votes.order_by("id").values_list("user__username", "tier", "decision"))
+    assert votes == [("a", 0, "approve"), ("a", 1, "approve")]
+
+
+def test_a_decision_after_the_deadline_applies_the_timeout_first_then_judges_the_new_tier(
+    project, clock, person, notified
+):
+    action = make_pending_action(project, _ladder(project), now=NOW)
+    clock.advance(900)  # tier 0 is over; no sweep has run
+
+    with pytest.raises(ApplicationError) as refused:
+        services.action_decide(principal=person("alice"), action_id=action.pk, decision="approve")
+
+    # Alice was eligible at tier 0 only: refused, and the climb the sweep would make stands.
+    assert refused.value.status_code == 403
+    action.refresh_from_db()
+    assert (action.status, action.tier, action.due_at) == (
+        ActionStatus.PENDING,
+        1,
+        NOW + dt.timedelta(seconds=900 + 3600),
+    )
+    assert not action.votes.exists()
+    assert list(action.events.values_list("kind", flat=True)) == ["timed_out", "tier_entered"]
+    assert notified == [("tier_entered", action.pk, 1, ActionStatus.PENDING)]
+    assert _sweep() == 0  # nothing left for the sweep
+
+    # The lead, named at tier 1, decides there (one of the two approvals it needs).
+    services.action_decide(principal=person("lead"), action_id=action.pk, decision="approve")
+    assert list(action.votes.values_list("user__username", "tier")) == [("lead", 1)]
+
+
+def test_a_decision_after_the_last_deadline_finds_the_action_expired(project, clock, person, notified):
+    action = make_pending_action(project, make_ladder(project, tier(role="approver", timeout_seconds=900)), now=NOW)
+    clock.advance(900)
+
+    with pytest.raises(Conflict) as refused:
+        services.action_decide(principal=person("alice"), action_id=action.pk, decision="approve")
+
+    assert refused.value.message.startswith("Already expired: nobody decided before its last tier timed out")
+    action.refresh_from_db()
+    assert (action.status, action.decided_by, action.final_args) == (ActionStatus.EXPIRED, DecidedBy.TIMEOUT, None)
+    assert not action.votes.exists()
+    assert notified == [("decided", action.pk, 0, ActionStatus.EXPIRED)]
+
+
+def test_a_decision_a_second_before_the_deadline_is_at_the_current_tier(project, clock, person, notified):
+    action = make_pending_action(project, _ladder(project), now=NOW)
+    clock.advance(899)
+
+    decided = services.action_decide(principal=person("alice"), action_id=action.pk, decision="approve")
+
+    assert (decided.status, decided.final_args) == (ActionStatus.APPROVED, action.args)
+    assert list(decided.events.values_list("kind", flat=True)) == ["voted", "decided"]
+
+
+def test_the_sweep_costs_the_same_queries_per_chunk_whatever_the_actions_people(
+    project, org, member, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    # 50 due actions, each claimed by a different approver, half climbing to a tier with a chat
+    # webhook, half expiring with a callback: the people and the project come with the chunk,
+    # so the reads do not grow with the people involved; per action only its own writes remain.
+    climbing = make_ladder(project, tier(role="approver", timeout_seconds=900), tier(role="admin"), name="two")
+    climbing.notify_webhook_url = "https://hooks.example.com/x"
+    climbing.save(update_fields=["notify_webhook_url"])
+    last = make_ladder(project, tier(role="approver", timeout_seconds=900), name="one")
+    for n in range(50):
+        make_pending_action(
+            project,
+            climbing if n % 2 else last,
+            now=NOW,
+            claimed_by=member("approver", username=f"p{n}"),
+            claimed_at=NOW,
+            callback_url="https://agent.example.com/hook",
+        )
+    sweep_at = NOW + dt.timedelta(seconds=900)
+
+    with django_capture_on_commit_callbacks(), django_assert_num_queries(QUERIES_FOR_50):
+        assert services.actions_timeout_sweep(now=sweep_at) == 50
+
+    assert Action.objects.filter(status=ActionStatus.EXPIRED).count() == 25
+    assert Action.objects.filter(tier=1, status=ActionStatus.PENDING, claimed_by=None).count() == 25
+    released = ActionEvent.objects.filter(kind="claim_released").values_list("data__holder", flat=True)
+    assert sorted(released) == sorted(f"p{n}" for n in range(50))
+
+
+# Per action only its writes: the tier change or expiry (UPDATE), its events (one INSERT) and
+# its notification or decision delivery (one INSERT). Per sweep: two chunk locks (the second
+# finds nothing), one query for the claimers, and the savepoints around the two chunks.
+QUERIES_FOR_50 = 50 * 3 + 2 + 1 + 4

@@ -216,6 +216,35 @@ def test_args_from_chooses_what_is_sent_and_keeps_the_rest_of_the_call(client, s
     assert ran == [(session, "A-1", 15)]  # the approver's edit applied, the session untouched
 
 
+@pytest.mark.parametrize(("sent", "approved"), [(1, 1.0), (True, 1), (1, True), (0, False), ([1], [1.0])])
+def test_args_from_an_edit_python_calls_equal_is_still_an_edit(client, server, ran, sent, approved):
+    # 1 == 1.0 == True in Python, but the approver's JSON (and its digest) differ: the function
+    # must run with what was approved, not keep the call's own value.
+    @client.require_approval("refund", args_from=lambda a: {"order_id": a["order_id"], "amount": a["amount"]})
+    def refund(order_id: str, amount) -> None:
+        ran.append((order_id, amount))
+
+    server.decide = lambda body: {"status": "approved", "final_args": {**body["args"], "amount": approved}}
+    refund("A-1", sent)
+
+    ((order_id, amount),) = ran
+    assert order_id == "A-1"
+    assert (amount, type(amount)) == (approved, type(approved))
+
+
+def test_args_from_an_unchanged_arg_keeps_the_calls_own_object(client, server, ran):
+    amounts = (30, 40)  # a tuple goes out as a JSON list and comes back a list: unchanged
+
+    @client.require_approval("refund", args_from=lambda a: {"order_id": a["order_id"], "amount": a["amount"]})
+    def refund(order_id: str, amount) -> None:
+        ran.append(amount)
+
+    server.decide = lambda body: {"status": "approved", "final_args": body["args"]}
+    refund("A-1", amounts)
+
+    assert ran == [amounts] and ran[0] is amounts
+
+
 def test_an_edit_to_a_derived_arg_that_names_no_parameter_runs_nothing(client, server, ran):
     @client.require_approval("refund", args_from=lambda a: {"order_id": a["order"]["id"], "amount": a["amount"]})
     def refund(order: dict, amount: int) -> None:

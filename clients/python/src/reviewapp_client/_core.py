@@ -35,6 +35,14 @@ from reviewapp_client.errors import (
 )
 from reviewapp_client.models import ActionResult
 
+
+def _canonical(value: Any) -> str:
+    """A JSON value as the digest sees it (sorted keys, compact). "Unchanged" is judged on this,
+    not with Python's `==`, for which 1, 1.0 and True are equal though the approved JSON (and
+    its digest) tells them apart."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 # The server's limits per request: conversations per batch, judge scores per batch.
 CONVERSATIONS_PER_REQUEST = 1000
 JUDGE_SCORES_PER_REQUEST = 10_000
@@ -303,7 +311,7 @@ class PreparedCall:
         kwargs_out: dict[str, Any] = {}
         for key, value in final.items():
             param = params.get(key)
-            if derived and self.sent.get(key, _MISSING) == value:
+            if derived and key in self.sent and _canonical(self.sent[key]) == _canonical(value):
                 continue  # args_from's value, approved unchanged: the call keeps its own object
             if param is not None and key not in _SKIPPED and param.kind in _NAMED:
                 arguments[key] = value
