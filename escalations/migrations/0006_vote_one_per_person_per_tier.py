@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("escalations", "0004_action_human_decided"),
+        ("escalations", "0005_delivery_enqueued_until"),
         ("reviewapp", "0006_conversation_signals"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
