@@ -502,7 +502,9 @@ def test_waiters_are_woken_after_commit_not_before(project, django_capture_on_co
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             decide(action.pk)
             assert woken == []  # still inside the deciding transaction
-        assert len(callbacks) == 1
+        # The wake-up is one of the decision's after-commit callbacks (others, such as the
+        # calibration store's pair sync, may follow the same decision).
+        assert [cb for cb in callbacks if cb.__qualname__.startswith("action_decided_publish")]
         assert woken == [action.pk]
     finally:
         monkey_hub.wake = original  # type: ignore[method-assign]
