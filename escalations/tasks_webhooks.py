@@ -10,7 +10,7 @@ from escalations.services import notifications, webhooks
 from reviewapp import enqueue
 
 
-# A send is bounded to 10 s (escalations/outbound.py); the limits only stop a runaway.
+# A send is bounded to 10 s (reviewapp/outbound.py); the limits only stop a runaway.
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=60, time_limit=90)
 def delivery_send(delivery_id: str) -> str | None:
     """One attempt of a webhook delivery if it is due; a duplicate message does nothing."""
