@@ -40,8 +40,7 @@ from typing import Any
 
 import orjson
 
-from escalations import outbound
-from reviewapp import validation
+from reviewapp import outbound, validation
 from reviewapp.validation import InputError
 
 EXTERNAL_ID_MAX = 255

@@ -10,7 +10,7 @@ from escalations.services import notifications, webhooks
 from reviewapp import enqueue
 
 
-# A send is bounded to 10 s (escalations/outbound.py); the limits only stop a runaway. Sends go
+# A send is bounded to 10 s (reviewapp/outbound.py); the limits only stop a runaway. Sends go
 # to their own queue (settings.WEBHOOK_CELERY_QUEUE, routed by reviewapp.celery.route_task):
 # a dead receiver's retries then never delay the tier timeout sweep on the default queue.
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=60, time_limit=90)

@@ -116,9 +116,50 @@ class CalibrationBar(models.Model):
         return f"bar of project {self.project_id}"
 
 
+class CalibrationSnapshot(models.Model):
+    """A judge's agreement with people on one day, per (project, judge, criterion, version):
+    the pairs labelled in the week ending with that day, figured by evaluation.stats against
+    the project's bar as it stood. Written by the daily beat job (calibration_snapshots_take),
+    read by the budget controller as its history and by the API as a cheap trend."""
+
+    organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey("reviewapp.Project", on_delete=models.CASCADE, related_name="+")
+    judge = models.CharField(max_length=100)
+    judge_version = models.CharField(max_length=100, blank=True, default="")
+    criterion = models.CharField(max_length=100)
+    day = models.DateField()
+    n = models.PositiveIntegerField()
+    status = models.CharField(max_length=16)
+    # Whether every checked figure's interval lies above its bar (stats.bar_cleared).
+    cleared = models.BooleanField(default=False)
+    figures = models.JSONField(default=dict)  # accuracy, cohen_kappa, tpr, tnr: value, low, high
+    bar = models.JSONField(default=dict)  # kappa, tpr, tnr
+    # The tightest checked figure: its interval's lower bound and its bar (None when unknown).
+    lower = models.FloatField(null=True, blank=True)
+    lower_bar = models.FloatField(null=True, blank=True)
+    last_labeled_at = models.DateTimeField()
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["day", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "judge", "criterion", "judge_version", "day"], name="calibration_snapshot_unique"
+            )
+        ]
+        indexes = [
+            # The controller's history: one judge and criterion of a project over a range of days.
+            models.Index(fields=["project", "judge", "criterion", "day"], name="calibration_snapshot_history"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.judge}@{self.judge_version} {self.criterion} {self.day}: {self.status}"
+
+
 class CalibrationStatus(models.Model):
     """The last status seen per (project, judge, version, criterion), so a drop to below_bar is
-    told once per change, not on every read."""
+    told once per change, not on every read. The alert of a change is claimed (alert_claimed_at,
+    a lease) before it is sent and marked sent (notified_at) after a 2xx."""
 
     organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
     project = models.ForeignKey("reviewapp.Project", on_delete=models.CASCADE, related_name="+")
@@ -128,6 +169,9 @@ class CalibrationStatus(models.Model):
     status = models.CharField(max_length=16)
     changed_at = models.DateTimeField(default=timezone.now)
     notified_at = models.DateTimeField(null=True, blank=True)
+    alert_claimed_at = models.DateTimeField(null=True, blank=True)
+    alert_attempts = models.PositiveSmallIntegerField(default=0)
+    alert_error = models.CharField(max_length=500, blank=True, default="")
 
     class Meta:
         constraints = [

@@ -15,8 +15,8 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower
 
 from evaluation import stats
-from evaluation.models import CalibrationBar, CalibrationPair, PairKind
-from labeling import rubric
+from evaluation.models import CalibrationBar, CalibrationPair, CalibrationSnapshot, PairKind
+from labeling import budget_controller, rubric
 from labeling.models import LabelSchema
 from reviewapp.models import JudgeScore, Organization, Project
 
@@ -116,7 +116,7 @@ def _questions_by_criterion(*, organization: Organization, project: Project) -> 
     return out
 
 
-def _weights(inclusion: list[float | None]) -> np.ndarray | None:
+def pair_weights(inclusion: list[float | None]) -> np.ndarray | None:
     if all(p is None for p in inclusion):
         return None
     # An item added by hand (no sampling probability) stands for itself.
@@ -137,7 +137,7 @@ def _group_report(
     judged = [r for r in rows if r[3] is not None]
     jp = np.array([r[3] for r in judged], dtype=bool)
     hp = np.array([r[4] for r in judged], dtype=bool)
-    weights = _weights([r[8] for r in judged])
+    weights = pair_weights([r[8] for r in judged])
     binary = stats.binary_agreement(jp, hp, weights) if judged else None
 
     scored = [r for r in rows if r[5] is not None and r[6] is not None]
@@ -145,7 +145,7 @@ def _group_report(
         stats.score_agreement(
             np.array([r[5] for r in scored], dtype=float),
             np.array([r[6] for r in scored], dtype=float),
-            _weights([r[8] for r in scored]),
+            pair_weights([r[8] for r in scored]),
         )
         if scored
         else None
@@ -156,7 +156,7 @@ def _group_report(
         stats.confidence_calibration(
             np.array([r[7] for r in confident], dtype=float),
             np.array([r[3] == r[4] for r in confident], dtype=bool),
-            _weights([r[8] for r in confident]),
+            pair_weights([r[8] for r in confident]),
         )
         if confident
         else None
@@ -228,7 +228,7 @@ def _weekly_trend(judged: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
         result = stats.binary_agreement(
             np.array([r[3] for r in rows], dtype=bool),
             np.array([r[4] for r in rows], dtype=bool),
-            _weights([r[8] for r in rows]),
+            pair_weights([r[8] for r in rows]),
             bootstrap=TREND_BOOTSTRAP,
         )
         points.append(
@@ -307,4 +307,80 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-__all__ = ["MAX_GROUPS", "Filters", "agent_calibration", "bar_get", "bar_payload", "calibration_report"]
+# --- daily snapshots: the budget controller's history --------------------------------------
+
+
+def snapshot_reading_at(day: dt.date) -> dt.datetime:
+    """When a day's snapshot holds: the end of that day (UTC), once its pairs are all in."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), dt.UTC)
+
+
+def calibration_readings(
+    *, project_id: int, judge: str, criterion: str, since: dt.datetime, until: dt.datetime
+) -> list[budget_controller.CalibrationPoint] | None:
+    """The calibration provider registered for labeling's budget controller: one reading a day
+    from the daily snapshots, oldest first, with status, the tightest figure's lower bound and
+    its bar, and the judge version. On a day two versions were labelled (a roll-out), the one
+    labelled last speaks for the day: it is the version now in use. None without a criterion:
+    a judge's agreement is only defined against one rubric question."""
+    if not criterion:
+        return None
+    rows = (
+        CalibrationSnapshot.objects.filter(
+            project_id=project_id,
+            judge=judge,
+            criterion=criterion,
+            day__gte=since.astimezone(dt.UTC).date() - dt.timedelta(days=1),
+            day__lte=until.astimezone(dt.UTC).date(),
+        )
+        .order_by("day", "last_labeled_at", "id")
+        .values_list("day", "status", "lower", "lower_bar", "judge_version")
+    )
+    by_day: dict[dt.date, tuple[Any, ...]] = {}
+    for row in rows:
+        by_day[row[0]] = row  # ordered by last_labeled_at: the last one of a day wins
+    points = []
+    for day, status, lower, bar, version in by_day.values():
+        at = snapshot_reading_at(day)
+        if since <= at <= until:
+            points.append(budget_controller.CalibrationPoint(at, status, lower, bar, version))
+    return points
+
+
+def snapshot_list(
+    *, organization: Organization, project: Project, judge: str | None, criterion: str | None, limit: int = 400
+) -> list[dict[str, Any]]:
+    """The project's daily snapshots, newest first (at most `limit`)."""
+    qs = CalibrationSnapshot.objects.filter(organization=organization, project=project)
+    if judge is not None:
+        qs = qs.filter(judge=judge)
+    if criterion is not None:
+        qs = qs.filter(criterion=criterion)
+    return [
+        {
+            "day": s.day.isoformat(),
+            "judge": s.judge,
+            "criterion": s.criterion,
+            "judge_version": s.judge_version,
+            "n": s.n,
+            "status": s.status,
+            "cleared": s.cleared,
+            "figures": s.figures,
+            "bar": s.bar,
+        }
+        for s in qs.order_by("-day", "judge", "criterion", "judge_version")[:limit]
+    ]
+
+
+__all__ = [
+    "MAX_GROUPS",
+    "Filters",
+    "agent_calibration",
+    "bar_get",
+    "bar_payload",
+    "calibration_readings",
+    "calibration_report",
+    "pair_weights",
+    "snapshot_list",
+    "snapshot_reading_at",
+]

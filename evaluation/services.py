@@ -5,19 +5,29 @@ repeated task leaves the same rows."""
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+import logging
 from typing import Any
+from urllib.parse import urlencode
 
+import numpy as np
+import orjson
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
-from evaluation.models import CalibrationBar, CalibrationPair, PairKind
+from evaluation import selectors, stats
+from evaluation.models import CalibrationBar, CalibrationPair, CalibrationSnapshot, CalibrationStatus, PairKind
 from labeling import rubric
 from labeling.models import ItemStatus, QueueItem
-from reviewapp import enqueue, hooks, validation
+from reviewapp import enqueue, hooks, outbound, validation
 from reviewapp import services as core_services
 from reviewapp.models import JudgeScore, Project
+
+logger = logging.getLogger(__name__)
 
 _BATCH = 1000
 _UPDATE_FIELDS = [
@@ -234,8 +244,261 @@ def bar_set(*, project: Project, values: dict[str, Any], actor: AbstractBaseUser
     return bar
 
 
+# --- daily snapshots and the below-bar alert ---------------------------------------------------
+
+# A snapshot figures the pairs labelled in the week ending with its day: a day alone holds too
+# few pairs for a bar of 0.9 (35 passes and 35 fails at least), a longer window would answer
+# a drop late.
+SNAPSHOT_WINDOW_DAYS = 7
+# An alert claimed by a sender that died is claimed again after this long: longer than one
+# bounded send (outbound.TOTAL_TIMEOUT_SECONDS), so two senders never overlap.
+ALERT_LEASE = dt.timedelta(minutes=5)
+ALERT_MAX_ATTEMPTS = 5
+BELOW_BAR = "below_bar"  # stats.bar_status's word for a figure under its bar
+_FIGURES = (("cohen_kappa", "kappa"), ("tpr", "tpr"), ("tnr", "tnr"))
+
+
+def _figure(estimate: stats.Estimate) -> dict[str, float | None]:
+    interval = estimate.interval
+    return {
+        "value": stats.jsonable(estimate.value),
+        "low": stats.jsonable(interval.low) if interval else None,
+        "high": stats.jsonable(interval.high) if interval else None,
+    }
+
+
+def _tightest(result: dict[str, Any], bar: CalibrationBar) -> tuple[float | None, float | None]:
+    """The checked figure closest to (or furthest under) its bar: its interval's lower bound
+    and that bar, what the budget controller compares. (None, None) when a bound is unknown."""
+    best: tuple[float, float] | None = None
+    for figure, bar_name in _FIGURES:
+        interval = result[figure].interval
+        if interval is None:
+            return None, None
+        threshold = getattr(bar, bar_name)
+        if best is None or interval.low - threshold < best[0] - best[1]:
+            best = (float(interval.low), float(threshold))
+    return best if best is not None else (None, None)
+
+
+def calibration_snapshots_take(*, day: dt.date | None = None, project_ids: list[int] | None = None) -> int:
+    """Write the day's snapshot (yesterday's, UTC, by default) for every (project, judge,
+    criterion, version) with pairs in the week ending that day, and record each status change
+    (the alert of a drop below the bar is enqueued on commit). Rerunning a day rewrites the same
+    rows and sends nothing twice. Returns the number of snapshots written."""
+    now = timezone.now()
+    day = day or now.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+    end = selectors.snapshot_reading_at(day)
+    start = end - dt.timedelta(days=SNAPSHOT_WINDOW_DAYS)
+    pairs = CalibrationPair.objects.filter(
+        kind=PairKind.JUDGE, labeled_at__gte=start, labeled_at__lt=end, judge_pass__isnull=False
+    )
+    if project_ids is not None:
+        pairs = pairs.filter(project_id__in=project_ids)
+    rows = pairs.order_by("project_id", "judge", "criterion", "judge_version", "id").values_list(
+        "organization_id",
+        "project_id",
+        "judge",
+        "criterion",
+        "judge_version",
+        "judge_pass",
+        "human_pass",
+        "inclusion_probability",
+        "labeled_at",
+    )
+    # Alerts owed from earlier runs first; this run's changes enqueue their own on commit.
+    calibration_alerts_sweep()
+    bars: dict[int, CalibrationBar] = {}
+    written = 0
+    for (org_id, project_id, judge, criterion, version), group in itertools.groupby(
+        rows.iterator(chunk_size=10_000), key=lambda r: r[:5]
+    ):
+        items = list(group)
+        if project_id not in bars:
+            bars[project_id] = CalibrationBar.objects.filter(project_id=project_id).first() or CalibrationBar(
+                organization_id=org_id, project_id=project_id
+            )
+        bar = bars[project_id]
+        result = stats.binary_agreement(
+            np.array([r[5] for r in items], dtype=bool),
+            np.array([r[6] for r in items], dtype=bool),
+            selectors.pair_weights([r[7] for r in items]),
+        )
+        checked = {"kappa_bar": bar.kappa, "tpr_bar": bar.tpr, "tnr_bar": bar.tnr}
+        status = stats.bar_status(result, **checked)
+        lower, lower_bar = _tightest(result, bar)
+        with transaction.atomic():
+            snapshot, _ = CalibrationSnapshot.objects.update_or_create(
+                project_id=project_id,
+                judge=judge,
+                criterion=criterion,
+                judge_version=version,
+                day=day,
+                defaults={
+                    "organization_id": org_id,
+                    "n": len(items),
+                    "status": status,
+                    "cleared": stats.bar_cleared(result, **checked),
+                    "figures": {
+                        name: _figure(result[name]) for name in ("accuracy", "cohen_kappa", "tpr", "tnr", "prevalence")
+                    },
+                    "bar": {"kappa": bar.kappa, "tpr": bar.tpr, "tnr": bar.tnr},
+                    "lower": lower,
+                    "lower_bar": lower_bar,
+                    "last_labeled_at": max(r[8] for r in items),
+                    "computed_at": now,
+                },
+            )
+            calibration_status_record(snapshot=snapshot, webhook_url=bar.webhook_url)
+        written += 1
+    return written
+
+
+def calibration_status_record(*, snapshot: CalibrationSnapshot, webhook_url: str) -> CalibrationStatus | None:
+    """Record the snapshot's status as the last seen for its judge version, unless a newer
+    day's snapshot already spoke (a rerun of an old day changes nothing). A change resets the
+    alert; a change to below_bar with a webhook set enqueues it on commit. The caller holds a
+    transaction."""
+    newer = CalibrationSnapshot.objects.filter(
+        project_id=snapshot.project_id,
+        judge=snapshot.judge,
+        criterion=snapshot.criterion,
+        judge_version=snapshot.judge_version,
+        day__gt=snapshot.day,
+    ).exists()
+    if newer:
+        return None
+    now = timezone.now()
+    row, created = CalibrationStatus.objects.select_for_update().get_or_create(
+        project_id=snapshot.project_id,
+        judge=snapshot.judge,
+        judge_version=snapshot.judge_version,
+        criterion=snapshot.criterion,
+        defaults={"organization_id": snapshot.organization_id, "status": snapshot.status, "changed_at": now},
+    )
+    if not created:
+        if row.status == snapshot.status:
+            return row
+        row.status = snapshot.status
+        row.changed_at = now
+        row.notified_at = None
+        row.alert_claimed_at = None
+        row.alert_attempts = 0
+        row.alert_error = ""
+        row.save(
+            update_fields=[
+                "status",
+                "changed_at",
+                "notified_at",
+                "alert_claimed_at",
+                "alert_attempts",
+                "alert_error",
+            ]
+        )
+    if row.status == BELOW_BAR and webhook_url:
+        calibration_alert_enqueue(status_id=row.pk)
+    return row
+
+
+def calibration_alert_enqueue(*, status_id: int) -> None:
+    from evaluation import tasks
+
+    enqueue.delay_on_commit(tasks.calibration_alert_send, status_id)
+
+
+def _alert_due() -> Q:
+    return Q(status=BELOW_BAR, notified_at__isnull=True, alert_attempts__lt=ALERT_MAX_ATTEMPTS) & (
+        Q(alert_claimed_at__isnull=True) | Q(alert_claimed_at__lt=timezone.now() - ALERT_LEASE)
+    )
+
+
+def calibration_alert_send(*, status_id: int) -> outbound.PostResult | None:
+    """POST the below-bar alert of this status change to the project's webhook, at most once
+    per change: the row is claimed (a compare-and-set with a lease) before the send and marked
+    sent after a 2xx, so concurrent or redelivered tasks do not send it again. None when there
+    is nothing to send (sent already, no longer below the bar, claimed by another sender, or no
+    webhook). No transaction is open during the POST."""
+    now = timezone.now()
+    claimed = CalibrationStatus.objects.filter(_alert_due(), pk=status_id).update(
+        alert_claimed_at=now, alert_attempts=F("alert_attempts") + 1
+    )
+    if claimed != 1:
+        return None
+    row = CalibrationStatus.objects.select_related("project").get(pk=status_id)
+    bar = CalibrationBar.objects.filter(project_id=row.project_id).first()
+    if bar is None or not bar.webhook_url:
+        CalibrationStatus.objects.filter(pk=status_id).update(alert_claimed_at=None, alert_error="no webhook set")
+        return None
+    snapshot = (
+        CalibrationSnapshot.objects.filter(
+            project_id=row.project_id, judge=row.judge, criterion=row.criterion, judge_version=row.judge_version
+        )
+        .order_by("-day")
+        .first()
+    )
+    body = orjson.dumps(_alert_payload(row, snapshot))
+    result = outbound.post(
+        bar.webhook_url,
+        body=body,
+        headers={"X-Reviewapp-Event": "calibration.below_bar"},
+        allow_private=settings.WEBHOOK_ALLOW_PRIVATE_HOSTS,
+    )
+    if result.ok:
+        CalibrationStatus.objects.filter(pk=status_id, alert_claimed_at=now).update(
+            notified_at=timezone.now(), alert_claimed_at=None, alert_error=""
+        )
+    else:
+        logger.warning("calibration alert %s failed: %s", status_id, result.error)
+        CalibrationStatus.objects.filter(pk=status_id, alert_claimed_at=now).update(
+            alert_claimed_at=None, alert_error=result.error[:500]
+        )
+    return result
+
+
+def _alert_payload(row: CalibrationStatus, snapshot: CalibrationSnapshot | None) -> dict[str, Any]:
+    query = urlencode(
+        {
+            "project": row.project.slug,
+            "judge": row.judge,
+            "criterion": row.criterion,
+            "judge_version": row.judge_version,
+        }
+    )
+    return {
+        "event": "calibration.below_bar",
+        "project": row.project.slug,
+        "judge": row.judge,
+        "criterion": row.criterion,
+        "judge_version": row.judge_version,
+        "status": row.status,
+        "changed_at": row.changed_at.isoformat(),
+        "day": snapshot.day.isoformat() if snapshot else None,
+        "n": snapshot.n if snapshot else None,
+        "figures": snapshot.figures if snapshot else {},
+        "bar": snapshot.bar if snapshot else {},
+        "link": f"{settings.SITE_URL.rstrip('/')}/api/v1/calibration?{query}",
+    }
+
+
+def calibration_alerts_sweep() -> int:
+    """Re-enqueue alerts still owed (below the bar, not sent, not claimed, attempts left) whose
+    project has a webhook: a lost enqueue or a failed send is retried by the daily job."""
+    ids = list(
+        CalibrationStatus.objects.filter(_alert_due())
+        .filter(project_id__in=CalibrationBar.objects.exclude(webhook_url="").values("project_id"))
+        .values_list("pk", flat=True)[:1000]
+    )
+    for status_id in ids:
+        calibration_alert_enqueue(status_id=status_id)
+    return len(ids)
+
+
 __all__ = [
     "bar_set",
+    "calibration_alert_send",
+    "calibration_alerts_sweep",
+    "calibration_snapshots_take",
+    "calibration_status_record",
     "pairs_action_enqueue",
     "pairs_conversations_enqueue",
     "pairs_items_enqueue",

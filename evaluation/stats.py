@@ -84,6 +84,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse, stats
 
+from labeling import sampling
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
@@ -1044,9 +1046,18 @@ def uncertainty_sampling_probability(
     mean = batch_mean if mean_uncertainty is None else mean_uncertainty
     if mean <= 0:
         return np.full(len(c), base_rate)
-    p = base_rate * (uniform_share + (1 - uniform_share) * uncertainty / mean)
     if mean_uncertainty is not None:
-        return np.minimum(p, 1.0)
+        # Items decided one at a time: the sampler's own rule (labeling.sampling), item by item.
+        return np.array(
+            [
+                sampling.uncertainty_probability(
+                    1 - v, rate=base_rate, uniform_share=uniform_share, mean_uncertainty=mean_uncertainty
+                )
+                for v in uncertainty.tolist()
+            ],
+            dtype=np.float64,
+        )
+    p = base_rate * (uniform_share + (1 - uniform_share) * uncertainty / mean)
     # Water-filling: cap at 1 and scale the rest up to keep the mean; scaling keeps their order,
     # so each pass caps at least one more item or ends.
     target = base_rate * len(p)

@@ -5,6 +5,11 @@ number u in [0, 1); a rule with rate r samples it when u < r. Every rule of a qu
 u, so "any matching rule samples" happens exactly when u < max(rate of matching rules): that
 maximum is the conversation's inclusion probability, recorded for unbiased weighting later.
 Re-sending or re-evaluating a conversation can never change the outcome.
+
+An `uncertainty` rule (`"strategy": "uncertainty"`, with `if.judge`) gives each conversation
+its own rate from the named judge's confidence (`uncertainty_probability`): higher where the
+judge is unsure, never under `uniform_share` of the rule's rate, and on average the rule's
+rate. It uses the same u, so the recorded inclusion probability stays the one that decided.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 _HASH_SCALE = float(16**15)
 # A daily budget above a billion is no budget; the bound keeps the pacing arithmetic finite
@@ -53,6 +58,27 @@ class RuleCondition(BaseModel):
         return any(v is not None for v in (self.judge, self.criterion, self.score_below, self.confidence_below))
 
 
+# An uncertainty rule's default share of uniform sampling: one item in five is drawn whatever
+# the judge says, so the judge's confident mistakes are still seen.
+DEFAULT_UNIFORM_SHARE = 0.2
+# The traffic's mean uncertainty when nothing better is known (no recent confidences).
+DEFAULT_MEAN_UNCERTAINTY = 0.5
+
+
+def uncertainty_probability(
+    confidence: float | None, *, rate: float, uniform_share: float, mean_uncertainty: float
+) -> float:
+    """One item's inclusion probability under uncertainty sampling: with u = 1 - confidence and
+    m the traffic's mean uncertainty, p = rate (s + (1 - s) u / m), capped at 1. Its mean over
+    the traffic is the rate (before the cap) and it is never under rate x s, the uniform share
+    s. An unknown confidence counts as the mean (p = rate); m of 0 (a judge always certain)
+    samples uniformly. evaluation.stats.uncertainty_sampling_probability uses this rule."""
+    if mean_uncertainty <= 0:
+        return rate
+    u = mean_uncertainty if confidence is None or not math.isfinite(confidence) else 1.0 - confidence
+    return min(1.0, rate * (uniform_share + (1.0 - uniform_share) * u / mean_uncertainty))
+
+
 class SamplingRule(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -60,9 +86,48 @@ class SamplingRule(BaseModel):
     rate: float = Field(ge=0, le=1, allow_inf_nan=False)
     condition: RuleCondition | None = Field(default=None, alias="if")
     max_per_day: int | None = Field(default=None, ge=1, le=MAX_PER_DAY)
+    # None: every matching conversation at `rate`. "uncertainty": a rate per conversation.
+    weighting: Literal["uncertainty"] | None = Field(default=None, alias="strategy")
+    uniform_share: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
+    # The traffic's usual mean uncertainty (1 - confidence); the sampler fills it from the
+    # judge's recent scores when the rule leaves it out.
+    mean_uncertainty: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+
+    # Field validators, so a 400 names the field (sampling.0.strategy, sampling.0.uniform_share);
+    # each sees the fields declared before it.
+    @field_validator("weighting")
+    @classmethod
+    def _uncertainty_needs_a_judge(cls, value: str | None, info: ValidationInfo) -> str | None:
+        condition = info.data.get("condition")
+        if value == "uncertainty" and (condition is None or condition.judge is None):
+            raise ValueError("An uncertainty rule names the judge whose confidence it follows in if.judge.")
+        return value
+
+    @field_validator("uniform_share", "mean_uncertainty")
+    @classmethod
+    def _only_for_uncertainty(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and info.data.get("weighting") != "uncertainty":
+            raise ValueError('Only for a rule with "strategy": "uncertainty".')
+        return value
+
+    def rate_for(self, facts: ConversationFacts) -> float:
+        """This rule's inclusion probability for a conversation it matches."""
+        if self.weighting != "uncertainty" or self.condition is None:
+            return self.rate
+        c = self.condition
+        confidences = [s.confidence for s in facts.judge_scores if s.confidence is not None and _judge_matches(c, s)]
+        # Several matching scores (criteria, when the rule names none): the least sure decides.
+        return uncertainty_probability(
+            min(confidences) if confidences else None,
+            rate=self.rate,
+            uniform_share=self.uniform_share if self.uniform_share is not None else DEFAULT_UNIFORM_SHARE,
+            mean_uncertainty=self.mean_uncertainty if self.mean_uncertainty is not None else DEFAULT_MEAN_UNCERTAINTY,
+        )
 
     def strategy(self) -> str:
         c = self.condition
+        if self.weighting == "uncertainty":
+            return "uncertainty"
         if c is None:
             return "uniform"
         if c.score_below is not None or c.confidence_below is not None:
@@ -175,14 +240,15 @@ def candidate_for(queue_id: int, rules: list[SamplingRule], facts: ConversationF
     if not matching:
         return None
     u = sample_hash(queue_id, facts.external_id)
-    passing = sorted((m for m in matching if u < m.rule.rate), key=lambda m: (-m.rule.rate, m.index))
+    rates = {m.index: m.rule.rate_for(facts) for m in matching}
+    passing = sorted((m for m in matching if u < rates[m.index]), key=lambda m: (-rates[m.index], m.index))
     if not passing:
         return None
     top = passing[0]
     return Candidate(
         conversation_id=facts.id,
         u=u,
-        inclusion_probability=max(m.rule.rate for m in matching),
+        inclusion_probability=max(rates.values()),
         passing=tuple(passing),
         stratum=stratum_of(top.rule, top.index, facts),
     )
@@ -240,5 +306,6 @@ __all__ = [
     "rules_parse",
     "rules_use_signals",
     "sample_hash",
+    "uncertainty_probability",
     "zone_valid",
 ]

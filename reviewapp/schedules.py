@@ -41,6 +41,13 @@ BEAT_SCHEDULE: dict[str, dict] = {
     },
     # The budget controller follows each opted-in queue's judge calibration, a daily figure:
     # once a day is as often as a step (a 30-day window by default) could ever be earned.
+    # Yesterday's calibration per judge, criterion and version (a week of pairs each): the
+    # budget controller's history, the cheap trend, and the below-bar alerts. Daily, as the
+    # controller reads it; a rerun of the same day rewrites the same rows and alerts nothing.
+    "evaluation-calibration-snapshots": {
+        "task": "evaluation.tasks.calibration_snapshots_take",
+        "schedule": timedelta(hours=24),
+    },
     "labeling-budget-controllers": {
         "task": "labeling.tasks.budget_controllers_run",
         "schedule": timedelta(hours=24),

@@ -335,7 +335,7 @@ SITE_URL = (
 ).rstrip("/")
 
 # Webhooks (decisions to an action's callback_url, tier notifications to a ladder's chat
-# webhook) refuse loopback, private, link-local and reserved destinations (escalations/outbound.py)
+# webhook) refuse loopback, private, link-local and reserved destinations (reviewapp/outbound.py)
 # so an API key cannot make the server reach into its own network. A laptop's receiver is on
 # localhost, so DEBUG allows them unless this says otherwise.
 WEBHOOK_ALLOW_PRIVATE_HOSTS = env_bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", DEBUG)

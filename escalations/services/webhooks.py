@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from escalations import outbound, serializers, signing
+from escalations import serializers, signing
 from escalations.models import (
     ActionEvent,
     DeliveryAttempt,
@@ -35,7 +35,7 @@ from escalations.models import (
     WebhookDelivery,
     WebhookSecret,
 )
-from reviewapp import enqueue, validation
+from reviewapp import enqueue, outbound, validation
 from reviewapp.errors import Conflict
 from reviewapp.services import audit_event_record
 
@@ -326,7 +326,7 @@ class SendOutcome:
 
 
 def delivery_send(*, delivery_id: str, now: dt.datetime | None = None) -> SendOutcome | None:
-    """One attempt of a due delivery: claim, sign, POST (bounded: escalations/outbound.py),
+    """One attempt of a due delivery: claim, sign, POST (bounded: reviewapp/outbound.py),
     record. None when there was nothing to do (already sent, not due, or being sent)."""
     now = now or timezone.now()
     delivery = _delivery_claim(delivery_id=delivery_id, now=now)

@@ -30,6 +30,7 @@ from labeling.services.budgets import (
     project_limit_for,
     queue_budget_control,
     queue_budget_controller_set,
+    queue_judge_criterion,
     queue_rate_in_force,
     rules_in_force,
 )
@@ -135,6 +136,7 @@ __all__ = [
     "queue_budget_controller_set",
     "queue_create",
     "queue_items_add",
+    "queue_judge_criterion",
     "queue_rate_in_force",
     "queue_sampling_failed",
     "queue_sampling_given_up",

@@ -17,8 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
-from labeling import budget_controller, sampling
-from labeling.models import ProjectBudget, Queue, RateChange
+from labeling import budget_controller, rubric, sampling
+from labeling.models import LabelSchema, ProjectBudget, Queue, RateChange
 from reviewapp import services as core_services
 from reviewapp.errors import ValidationFailed
 from reviewapp.ingest_schemas import errors_from_pydantic
@@ -210,6 +210,18 @@ def _daily_volume(project_id: int, now: dt.datetime) -> float:
     return Conversation.objects.filter(project_id=project_id, occurred_at__gte=since).count() / VOLUME_DAYS
 
 
+def queue_judge_criterion(queue: Queue) -> str:
+    """The criterion a queue's humans answer for judges: the `judge_criterion` of the first
+    question of its rubric that names one ("" when none does). A controller that names no
+    criterion follows its judge on this one."""
+    schemas = LabelSchema.objects.filter(pk=queue.schema_id)
+    questions = schemas.values_list("latest_version__questions", flat=True).first()
+    for question in rubric.questions_from_json(questions or []):
+        if question.judge_criterion:
+            return question.judge_criterion
+    return ""
+
+
 def queue_budget_control(*, queue_id: int, now: dt.datetime | None = None) -> budget_controller.Decision | None:
     """Run the controller once for a queue: read its judge's calibration over the window, decide
     (budget_controller.decide), and record a RateChange when the rate moves. The queue row is
@@ -225,7 +237,7 @@ def queue_budget_control(*, queue_id: int, now: dt.datetime | None = None) -> bu
     history = calibration_history(
         project_id=queue.project_id,
         judge=settings.judge,
-        criterion=settings.criterion,
+        criterion=settings.criterion or queue_judge_criterion(queue),
         since=now - dt.timedelta(days=settings.window_days * 2),
         until=now,
     )

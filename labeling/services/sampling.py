@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F
+from django.db.models import Avg, F
 from django.utils import timezone
 
 from labeling import lock_objects, sampling, sql
@@ -165,6 +165,7 @@ def queue_sampling_given_up(*, queue_ids: list[int], conversations: int, error: 
 def _queue_sample(*, queue: Queue, facts: list[sampling.ConversationFacts], source: str, now: dt.datetime) -> int:
     # The budget controller's rate replaces the uniform rules' (budgets.rules_in_force).
     rules = budgets.rules_in_force(queue, sampling.rules_parse(queue.sampling))
+    rules = _with_mean_uncertainty(queue, rules, now)
     candidates = [c for f in facts if (c := sampling.candidate_for(queue.pk, rules, f)) is not None]
     if not candidates:
         return 0
@@ -202,6 +203,37 @@ def _queue_sample(*, queue: Queue, facts: list[sampling.ConversationFacts], sour
         if project_counter is not None:
             project_counter.save(update_fields=["candidates", "admitted"])
     return added
+
+
+# An uncertainty rule's reference is the judge's mean uncertainty over this many days before
+# the sampling day: stable through a day (so re-sampling a conversation the same day decides
+# the same), following the judge as it drifts.
+MEAN_UNCERTAINTY_DAYS = 7
+
+
+def _with_mean_uncertainty(
+    queue: Queue, rules: list[sampling.SamplingRule], now: dt.datetime
+) -> list[sampling.SamplingRule]:
+    """Uncertainty rules that leave out mean_uncertainty get the judge's recent mean (1 -
+    confidence) on the project: one aggregate per such rule, none for other queues."""
+    out = []
+    day_start = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    for rule in rules:
+        if rule.weighting == "uncertainty" and rule.mean_uncertainty is None and rule.condition is not None:
+            scores = JudgeScore.objects.filter(
+                conversation__project_id=queue.project_id,
+                judge=rule.condition.judge,
+                confidence__isnull=False,
+                created_at__gte=day_start - dt.timedelta(days=MEAN_UNCERTAINTY_DAYS),
+                created_at__lt=day_start,
+            )
+            if rule.condition.criterion is not None:
+                scores = scores.filter(criterion=rule.condition.criterion)
+            mean = scores.aggregate(mean=Avg("confidence"))["mean"]
+            if mean is not None:
+                rule = rule.model_copy(update={"mean_uncertainty": min(1.0, max(0.0, 1.0 - mean))})
+        out.append(rule)
+    return out
 
 
 def _in_queue(queue_id: int, conversation_ids: list[int]) -> set[int]:

@@ -12,10 +12,11 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from escalations import outbound, services, signing, tasks_webhooks
+from escalations import services, signing, tasks_webhooks
 from escalations.models import ActionEvent, DeliveryAttempt, DeliveryStatus, WebhookDelivery
 from escalations.services import notify
 from escalations.services import webhooks as webhook_services
+from reviewapp import outbound
 from reviewapp.principal import Principal
 from tests.escalations.factories_webhooks import make_decided_action, make_ladder, make_pending_action
 from tests.escalations.receiver import receiver

@@ -1,4 +1,4 @@
-"""Where a webhook may go and how one POST is bounded (escalations/outbound.py), against a
+"""Where a webhook may go and how one POST is bounded (reviewapp/outbound.py), against a
 local receiver. No database."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from escalations import outbound
+from reviewapp import outbound
 from tests.escalations.receiver import receiver
 
 
