@@ -69,6 +69,9 @@ def test_a_rubric_added_in_the_admin_gets_version_1_and_lists_in_the_api(staff_c
             "options": ["good", "bad"],
             "roles": [],
             "judge_criterion": "correctness",
+            # How the question meets a judge's verdict (calibration): nothing declared.
+            "judge_pass_labels": [],
+            "passing_options": [],
         }
     ]
     listed = api_client_for("engineer").get("/api/v1/label-schemas")
