@@ -1,4 +1,4 @@
-"""Small server-rendered SVG charts for the dashboard: no JavaScript, no CDN, no inline style.
+"""Small server-rendered SVG charts for the dashboards: no JavaScript, no CDN, no inline style.
 
 Pure (no Django). Every text that reaches the markup (titles, labels, series names, tooltips)
 goes through `html.escape`, so a label an agent chose (an action name) cannot inject markup; the
