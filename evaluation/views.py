@@ -28,7 +28,7 @@ from labeling import selectors as labeling_selectors
 from reviewapp import charts
 from reviewapp import selectors as core_selectors
 from reviewapp.decorators import member_required
-from reviewapp.errors import ApplicationError
+from reviewapp.errors import ApplicationError, NotFound
 from reviewapp.models import Project
 from reviewapp.principal import CAPABILITIES
 
@@ -297,7 +297,10 @@ def trust_rule_add(request: HttpRequest) -> HttpResponse:
         queue_id = int(request.POST.get("queue", ""))
     except ValueError:
         raise Http404("No such queue.") from None
-    queue = labeling_selectors.queue_get(organization=organization, queue_id=queue_id)  # another org's: 404
+    try:
+        queue = labeling_selectors.queue_get(organization=organization, queue_id=queue_id)
+    except NotFound:  # another organization's queue looks missing
+        raise Http404("No such queue.") from None
     if project is None or queue.project_id != project.pk:
         raise Http404("No such queue.")
     if request.POST.get("confirm") != "yes":
