@@ -46,6 +46,9 @@ _STATEMENTS = [
     "DELETE FROM escalations_webhooksecret WHERE organization_id = %(org)s",
     "DELETE FROM escalations_policyversion WHERE organization_id = %(org)s",
     "DELETE FROM escalations_ladderversion WHERE organization_id = %(org)s",
+    "DELETE FROM evaluation_calibrationpair WHERE organization_id = %(org)s",
+    "DELETE FROM evaluation_calibrationstatus WHERE organization_id = %(org)s",
+    "DELETE FROM evaluation_calibrationbar WHERE organization_id = %(org)s",
     "DELETE FROM labeling_itemevent WHERE organization_id = %(org)s",
     "DELETE FROM labeling_itemcomment WHERE item_id IN "
     "(SELECT id FROM labeling_queueitem WHERE organization_id = %(org)s)",
@@ -68,6 +71,8 @@ _STATEMENTS = [
     "(SELECT id FROM reviewapp_conversation WHERE organization_id = %(org)s)",
     "DELETE FROM reviewapp_feedback WHERE conversation_id IN "
     "(SELECT id FROM reviewapp_conversation WHERE organization_id = %(org)s)",
+    "DELETE FROM reviewapp_conversationsignal WHERE project_id IN "
+    "(SELECT id FROM reviewapp_project WHERE organization_id = %(org)s)",
     "DELETE FROM reviewapp_conversation WHERE organization_id = %(org)s",
     "DELETE FROM reviewapp_auditevent WHERE organization_id = %(org)s",
     "DELETE FROM reviewapp_apikey WHERE organization_id = %(org)s",

@@ -11,20 +11,23 @@ import math
 from typing import Any
 
 import numpy as np
-from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import Lower
+from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import Cast, Concat, Lower
 
 from evaluation import stats
 from evaluation.models import CalibrationBar, CalibrationPair, CalibrationSnapshot, PairKind
 from labeling import budget_controller, rubric
 from labeling.models import LabelSchema
-from reviewapp.models import JudgeScore, Organization, Project
+from reviewapp.models import ConversationSignal, JudgeScore, Organization, Project, SignalKind
 
 # A response covers at most this many (judge, criterion, version) groups; narrow the filters
 # for more. Each group costs one aggregate query and a bootstrap.
 MAX_GROUPS = 50
 # Weekly trend points use a smaller bootstrap: many points, each only a guide.
 TREND_BOOTSTRAP = 200
+# The agreement with humans the trust threshold asks of a judge's confident verdicts (its
+# Wilson lower bound), the issue's default.
+TRUST_TARGET = 0.9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,15 +155,14 @@ def _group_report(
     )
 
     confident = [r for r in judged if r[7] is not None]
-    calibration = (
-        stats.confidence_calibration(
-            np.array([r[7] for r in confident], dtype=float),
-            np.array([r[3] == r[4] for r in confident], dtype=bool),
-            pair_weights([r[8] for r in confident]),
-        )
-        if confident
-        else None
-    )
+    calibration = trust = None
+    if confident:
+        conf = np.array([r[7] for r in confident], dtype=float)
+        agree = np.array([r[3] == r[4] for r in confident], dtype=bool)
+        calibration = stats.confidence_calibration(conf, agree, pair_weights([r[8] for r in confident]))
+        # Unweighted on purpose: the threshold is read on the labelled pairs as they are; a
+        # rule built from it sends humans the items below it, whatever their weight.
+        trust = stats.trust_threshold(conf, agree, target=TRUST_TARGET)
 
     pass_rate = None
     if judged and question is not None:
@@ -180,6 +182,7 @@ def _group_report(
             "binary": binary,
             "scores": score,
             "confidence": calibration,
+            "trust": trust,
             "pass_rate": pass_rate,
             "trend": _weekly_trend(judged),
             "status": status,
@@ -245,6 +248,37 @@ def _weekly_trend(judged: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
 def _monday(moment: dt.datetime) -> dt.date:
     day = moment.astimezone(dt.UTC).date()
     return day - dt.timedelta(days=day.weekday())
+
+
+def signal_failure_rates(*, organization: Organization, project: Project, filters: Filters) -> dict[str, Any]:
+    """How often a conversation flagged with each signal kind (any source) is a real failure:
+    of the labelled conversations (a judge pair's final human answer) flagged with the kind, the
+    share whose human answer fails, with a Wilson interval; `all` is the same over every
+    labelled conversation, the baseline to compare with. A conversation is counted once per
+    criterion it was labelled on (its answers to two questions are two verdicts).
+
+    One aggregate query: per kind, COUNT(DISTINCT (conversation, criterion)) with an EXISTS on
+    the signal's unique index, over the pairs the filters select."""
+    pairs = _pairs(organization=organization, project=project, kind=PairKind.JUDGE, f=filters)
+    # (conversation, criterion) as one distinct value: pairs of several judges on the same item
+    # and criterion share one human answer.
+    unit = Concat(Cast("conversation_id", CharField()), Value(":"), "criterion", output_field=CharField())
+    aggregates: dict[str, Count] = {
+        "all_n": Count(unit, distinct=True),
+        "all_fail": Count(unit, distinct=True, filter=Q(human_pass=False)),
+    }
+    for kind in SignalKind.values:
+        flagged = Exists(ConversationSignal.objects.filter(conversation_id=OuterRef("conversation_id"), kind=kind))
+        aggregates[f"{kind}_n"] = Count(unit, distinct=True, filter=Q(flagged))
+        aggregates[f"{kind}_fail"] = Count(unit, distinct=True, filter=Q(flagged) & Q(human_pass=False))
+    counts = pairs.aggregate(**aggregates)
+
+    def row(prefix: str) -> dict[str, Any]:
+        n, fails = counts[f"{prefix}_n"] or 0, counts[f"{prefix}_fail"] or 0
+        rate = stats.Estimate(fails / n if n else None, stats.wilson(fails, n) if n else None, n)
+        return {"n": n, "fails": fails, "fail_rate": _jsonable(rate)}
+
+    return {"all": row("all"), "kinds": {kind: row(kind) for kind in SignalKind.values}}
 
 
 def agent_calibration(*, organization: Organization, project: Project, action: str | None) -> dict[str, Any]:
@@ -374,6 +408,7 @@ def snapshot_list(
 
 __all__ = [
     "MAX_GROUPS",
+    "TRUST_TARGET",
     "Filters",
     "agent_calibration",
     "bar_get",
@@ -381,6 +416,7 @@ __all__ = [
     "calibration_readings",
     "calibration_report",
     "pair_weights",
+    "signal_failure_rates",
     "snapshot_list",
     "snapshot_reading_at",
 ]

@@ -22,7 +22,8 @@ from django.utils import timezone
 from evaluation import selectors, stats
 from evaluation.models import CalibrationBar, CalibrationPair, CalibrationSnapshot, CalibrationStatus, PairKind
 from labeling import rubric
-from labeling.models import ItemStatus, QueueItem
+from labeling import services as labeling_services
+from labeling.models import ItemStatus, Queue, QueueItem
 from reviewapp import enqueue, hooks, outbound, validation
 from reviewapp import services as core_services
 from reviewapp.models import JudgeScore, Project
@@ -493,6 +494,60 @@ def calibration_alerts_sweep() -> int:
     return len(ids)
 
 
+# A queue holds at most this many rules (the queue API's bound); a preset never pushes it past.
+MAX_QUEUE_RULES = 100
+
+
+def trust_rule(*, judge: str, criterion: str | None, threshold: float, rate: float = 1.0) -> dict[str, Any]:
+    """The sampling rule "send humans what the judge is unsure of": conversations this judge
+    scored on this criterion with a confidence under its trust threshold, at `rate`. Pure."""
+    if not judge or len(judge) > 100 or (criterion is not None and (not criterion or len(criterion) > 100)):
+        raise validation.InputError("A judge and criterion of 1 to 100 characters.", "judge")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold <= 1:
+        raise validation.InputError("A confidence above 0 and at most 1.", "threshold")
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1:
+        raise validation.InputError("A rate above 0 and at most 1.", "rate")
+    condition: dict[str, Any] = {"judge": judge}
+    if criterion is not None:
+        condition["criterion"] = criterion
+    condition["confidence_below"] = float(threshold)
+    return {"name": "judge unsure", "rate": float(rate), "if": condition}
+
+
+def queue_trust_rule_add(
+    *,
+    queue: Queue,
+    judge: str,
+    criterion: str | None,
+    threshold: float,
+    rate: float = 1.0,
+    actor: AbstractBaseUser | None = None,
+) -> Queue:
+    """Append the trust preset to a queue's sampling rules through labeling's
+    queue_sampling_update (so the rules are validated there and the backfill restarts under
+    them); audited as calibration.trust_rule_added. The same rule twice is refused (400)."""
+    rule = trust_rule(judge=judge, criterion=criterion, threshold=threshold, rate=rate)
+    rules = list(queue.sampling or [])
+    if rule in rules or any(
+        r.get("if") == rule["if"] and r.get("rate") == rule["rate"] for r in rules if isinstance(r, dict)
+    ):
+        raise validation.InputError("This queue already has this rule.", "queue")
+    if len(rules) >= MAX_QUEUE_RULES:
+        raise validation.InputError(f"A queue has at most {MAX_QUEUE_RULES} rules.", "queue")
+    with transaction.atomic():
+        queue = labeling_services.queue_sampling_update(
+            queue=queue, rules=[*rules, rule], max_per_day=queue.max_per_day
+        )
+        core_services.audit_event_record(
+            organization=queue.organization,
+            kind="calibration.trust_rule_added",
+            user=actor,
+            subject=queue,
+            data={"rule": rule},
+        )
+    return queue
+
+
 __all__ = [
     "bar_set",
     "calibration_alert_send",
@@ -505,4 +560,6 @@ __all__ = [
     "pairs_sync_actions",
     "pairs_sync_conversations",
     "pairs_sync_items",
+    "queue_trust_rule_add",
+    "trust_rule",
 ]

@@ -79,6 +79,7 @@ urlpatterns = [
     path("settings/tokens/<id:token_id>/revoke", views.personal_token_revoke, name="personal-token-revoke"),
     path("labeling/", include("labeling.urls")),
     path("escalations/", include("escalations.urls")),
+    path("evaluation/", include("evaluation.urls")),
     # The settings pages live together under /settings/; escalations' own is in its app.
     path(
         "settings/webhooks/",

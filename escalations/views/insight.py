@@ -20,10 +20,10 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods
 
-from escalations import charts, selectors, selectors_insight, services
+from escalations import selectors, selectors_insight, services
 from escalations.simulation import NO_RULE
+from reviewapp import charts, validation
 from reviewapp import selectors as core_selectors
-from reviewapp import validation
 from reviewapp.decorators import member_required
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Project

@@ -53,4 +53,68 @@ def score(project, conversation, **fields: Any) -> None:
     )
 
 
-__all__ = ["add_items", "calibration_queue", "label", "score"]
+def realistic_pairs(project, n: int = 300, *, judge: str = "gpt", criterion: str = "correctness", weeks: int = 6):
+    """`n` labelled conversations over `weeks` weeks: humans pass 80%, the judge agrees 88% of the
+    time and is less sure when wrong; every conversation carries the judge's score (so the
+    judge-only pass rate counts them), every fifth is flagged frustrated (mostly failures), and
+    the pairs are written as the sync writes them. Deterministic (seeded)."""
+    import datetime as dt
+
+    import numpy as np
+
+    from evaluation.models import CalibrationPair, PairKind
+    from reviewapp.models import ConversationSignal
+
+    rng = np.random.default_rng(7)
+    queue = calibration_queue(project)
+    items = add_items(queue, n)
+    human = rng.random(n) < 0.8
+    right = rng.random(n) < 0.88
+    judge_pass = np.where(right, human, ~human)
+    confidence = np.round(np.where(right, rng.uniform(0.6, 1.0, n), rng.uniform(0.5, 0.9, n)), 2)
+    core_services.judge_scores_add(
+        project=project,
+        scores=[
+            JudgeScoreForConversationIn(
+                external_id=item.conversation.external_id,
+                judge=judge,
+                judge_version="v1",
+                criterion=criterion,
+                label="pass" if judge_pass[i] else "fail",
+                confidence=float(confidence[i]),
+            )
+            for i, item in enumerate(items)
+        ],
+    )
+    start = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
+    CalibrationPair.objects.bulk_create(
+        CalibrationPair(
+            organization=project.organization,
+            project=project,
+            kind=PairKind.JUDGE,
+            conversation=item.conversation,
+            queue_item=item,
+            judge=judge,
+            judge_version="v1",
+            criterion=criterion,
+            question_key="quality",
+            judge_label="pass" if judge_pass[i] else "fail",
+            judge_confidence=float(confidence[i]),
+            judge_pass=bool(judge_pass[i]),
+            human_pass=bool(human[i]),
+            inclusion_probability=1.0,
+            labeled_at=start + dt.timedelta(days=7 * weeks * i / n),
+        )
+        for i, item in enumerate(items)
+    )
+    ConversationSignal.objects.bulk_create(
+        ConversationSignal(
+            conversation=item.conversation, project=project, kind="frustration", source="derived", turn=1
+        )
+        for i, item in enumerate(items)
+        if i % 5 == 0 and (not human[i] or i % 10 == 0)
+    )
+    return queue, items
+
+
+__all__ = ["add_items", "calibration_queue", "label", "realistic_pairs", "score"]

@@ -1,4 +1,4 @@
-"""Small server-rendered SVG charts for the dashboard: no JavaScript, no CDN, no inline style.
+"""Small server-rendered SVG charts for the dashboards: no JavaScript, no CDN, no inline style.
 
 Pure (no Django). Every text that reaches the markup (titles, labels, series names, tooltips)
 goes through `html.escape`, so a label an agent chose (an action name) cannot inject markup; the
@@ -273,13 +273,181 @@ def stacked_bar_chart(
     return "".join(parts)
 
 
+def _unit_frame(
+    *, title: str, width: int, height: int, x_title: str, y_title: str
+) -> tuple[list[str], Callable[[float], float], Callable[[float], float]]:
+    """A square-ish frame for values in [0, 1] on both axes: grid, tick values, axis titles."""
+    left, right, top, bottom = _PAD_LEFT, width - _PAD_RIGHT, _PAD_TOP, height - _PAD_BOTTOM
+
+    def x_of(value: float) -> float:
+        return left + (right - left) * min(max(value, 0.0), 1.0)
+
+    def y_of(value: float) -> float:
+        return bottom - (bottom - top) * min(max(value, 0.0), 1.0)
+
+    out = [f'<text x="{left}" y="16" font-size="13" font-weight="600">{_e(title)}</text>']
+    for i in range(5):
+        v = i / 4
+        out.append(
+            f'<line x1="{left}" x2="{right}" y1="{_num(y_of(v))}" y2="{_num(y_of(v))}" '
+            f'stroke="#d0d4da" stroke-width="{1 if i == 0 else 0.5}"/>'
+        )
+        out.append(
+            f'<text x="{left - 6}" y="{_num(y_of(v) + 4)}" text-anchor="end" font-size="10" fill="#555">'
+            f"{_e(percent(v))}</text>"
+        )
+        out.append(
+            f'<text x="{_num(x_of(v))}" y="{bottom + 14}" text-anchor="middle" font-size="10" fill="#555">'
+            f"{_e(percent(v))}</text>"
+        )
+    out.append(
+        f'<text x="{_num((left + right) / 2)}" y="{height - 4}" text-anchor="middle" font-size="11" fill="#333">'
+        f"{_e(x_title)}</text>"
+    )
+    out.append(
+        f'<text x="12" y="{_num((top + bottom) / 2)}" text-anchor="middle" font-size="11" fill="#333" '
+        f'transform="rotate(-90 12 {_num((top + bottom) / 2)})">{_e(y_title)}</text>'
+    )
+    return out, x_of, y_of
+
+
+def reliability_diagram(
+    *,
+    title: str,
+    points: Sequence[tuple[float, float, float | None, float | None, str]],
+    x_title: str = "mean confidence",
+    y_title: str = "accuracy",
+    width: int = 420,
+    height: int = 320,
+    summary: str = "",
+) -> str:
+    """Points (x, y, low, high, tooltip) in [0, 1] x [0, 1] with vertical interval bars (low and
+    high None: no bar), over the diagonal y = x that perfect calibration would follow."""
+    if len(points) > MAX_POINTS:
+        raise ValueError(f"at most {MAX_POINTS} points per chart")
+    finite = [p for p in points if math.isfinite(p[0]) and math.isfinite(p[1])]
+    if not finite:
+        return _empty(title, width, height)
+    parts = [_open(title, width, height, summary)]
+    frame, x_of, y_of = _unit_frame(title=title, width=width, height=height, x_title=x_title, y_title=y_title)
+    parts += frame
+    parts.append(
+        f'<line x1="{_num(x_of(0))}" y1="{_num(y_of(0))}" x2="{_num(x_of(1))}" y2="{_num(y_of(1))}" '
+        f'stroke="#888" stroke-width="1" stroke-dasharray="4 3"><title>perfect calibration</title></line>'
+    )
+    colour = PALETTE[0]
+    for x, y, low, high, tip in finite:
+        if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
+            parts.append(
+                f'<line x1="{_num(x_of(x))}" x2="{_num(x_of(x))}" y1="{_num(y_of(low))}" y2="{_num(y_of(high))}" '
+                f'stroke="{colour}" stroke-width="1.5"/>'
+            )
+            for end in (low, high):
+                parts.append(
+                    f'<line x1="{_num(x_of(x) - 4)}" x2="{_num(x_of(x) + 4)}" y1="{_num(y_of(end))}" '
+                    f'y2="{_num(y_of(end))}" stroke="{colour}" stroke-width="1.5"/>'
+                )
+        parts.append(
+            f'<circle cx="{_num(x_of(x))}" cy="{_num(y_of(y))}" r="4" fill="{colour}"><title>{_e(tip)}</title></circle>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def band_chart(
+    *,
+    title: str,
+    x_labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[tuple[float, float, float] | None]]],
+    y_format: Formatter = percent,
+    y_min: float = 0.0,
+    y_max: float = 1.0,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    reference: tuple[str, float] | None = None,
+    summary: str = "",
+) -> str:
+    """Lines of (value, low, high) per x label, each with its interval as a shaded band; None
+    (no figure that week) breaks line and band. `reference` draws a labelled horizontal line (a
+    bar to clear). The y axis runs from y_min to y_max."""
+    _check(x_labels, series)
+    if not x_labels or not any(v is not None for _, values in series for v in values):
+        return _empty(title, width, height)
+    if not y_max > y_min:
+        raise ValueError("y_max must be above y_min")
+    bottom = height - _PAD_BOTTOM
+    xs = _x_positions(len(x_labels), width)
+
+    def y_of(value: float) -> float:
+        share = (value - y_min) / (y_max - y_min)
+        return bottom - (bottom - _PAD_TOP) * min(max(share, 0.0), 1.0)
+
+    parts = [_open(title, width, height, summary)]
+    frame = _frame(
+        title=title,
+        x_labels=x_labels,
+        y_max=1.0,
+        y_format=lambda v: y_format(y_min + v * (y_max - y_min)),
+        width=width,
+        height=height,
+        xs=xs,
+    )
+    parts += frame
+    if reference is not None:
+        name, value = reference
+        parts.append(
+            f'<line x1="{_PAD_LEFT}" x2="{width - _PAD_RIGHT}" y1="{_num(y_of(value))}" y2="{_num(y_of(value))}" '
+            f'stroke="#D55E00" stroke-width="1" stroke-dasharray="5 3"><title>{_e(name)}: {_e(y_format(value))}'
+            f"</title></line>"
+        )
+    for i, (name, values) in enumerate(series):
+        colour = PALETTE[i % len(PALETTE)]
+        runs: list[list[tuple[float, tuple[float, float, float]]]] = [[]]
+        for x, value in zip(xs, values, strict=True):
+            if value is None or not all(math.isfinite(v) for v in value):
+                if runs[-1]:
+                    runs.append([])
+                continue
+            runs[-1].append((x, value))
+        for run in runs:
+            if not run:
+                continue
+            upper = [f"{_num(x)} {_num(y_of(v[2]))}" for x, v in run]
+            lower = [f"{_num(x)} {_num(y_of(v[1]))}" for x, v in reversed(run)]
+            if len(run) == 1:  # a lone week: a bar instead of an area
+                x, v = run[0]
+                parts.append(
+                    f'<line x1="{_num(x)}" x2="{_num(x)}" y1="{_num(y_of(v[1]))}" y2="{_num(y_of(v[2]))}" '
+                    f'stroke="{colour}" stroke-opacity="0.35" stroke-width="8"/>'
+                )
+            else:
+                parts.append(
+                    f'<path d="M{" L".join(upper + lower)} Z" fill="{colour}" fill-opacity="0.18" stroke="none"/>'
+                )
+                line = " L".join(f"{_num(x)} {_num(y_of(v[0]))}" for x, v in run)
+                parts.append(f'<path d="M{line}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for x, label, value in zip(xs, x_labels, values, strict=True):
+            if value is None or not all(math.isfinite(v) for v in value):
+                continue
+            parts.append(
+                f'<circle cx="{_num(x)}" cy="{_num(y_of(value[0]))}" r="2.5" fill="{colour}">'
+                f"<title>{_e(name)}, {_e(label)}: {_e(y_format(value[0]))} "
+                f"({_e(y_format(value[1]))} to {_e(y_format(value[2]))})</title></circle>"
+            )
+    parts += _legend([name for name, _ in series], width, height)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 __all__ = [
     "PALETTE",
+    "band_chart",
     "count",
     "duration",
     "line_chart",
     "nice_duration_max",
     "nice_max",
     "percent",
+    "reliability_diagram",
     "stacked_bar_chart",
 ]

@@ -1,4 +1,4 @@
-"""escalations/charts.py: server-rendered SVG. No database."""
+"""reviewapp/charts.py: server-rendered SVG. No database."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from escalations import charts
+from reviewapp import charts
 
 SVG = "{http://www.w3.org/2000/svg}"
 
