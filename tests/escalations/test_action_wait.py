@@ -544,3 +544,19 @@ def test_a_revoked_key_is_refused_before_any_wait(project):
     assert response.json()["message"] == "Invalid, expired or revoked token."
     assert elapsed < 1.0
 
+
+# --- documented ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_schema_documents_wait_and_retry_after(client):
+    schema = client.get("/api/schema/?format=json").json()
+    operation = schema["paths"]["/api/v1/actions/{action_id}"]["get"]
+    [wait] = [p for p in operation["parameters"] if p["name"] == "wait"]
+    assert wait["in"] == "query"
+    assert not wait.get("required", False)
+    assert wait["schema"] == {"type": "integer", "minimum": 0, "maximum": waiting_api.WAIT_MAX_SECONDS}
+    for said in ("(1 to 60)", "0 or absent: at once", "reviewapp.asgi", "ACTION_WAIT_THREADED_MAX", "Retry-After: 1"):
+        assert said in wait["description"], said
+    assert list(operation["responses"]["200"]["headers"]) == ["Retry-After"]
+    assert operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
