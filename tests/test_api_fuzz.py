@@ -9,16 +9,19 @@ bounded, so a run is reproducible and takes about a minute; it runs with `make t
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import schemathesis
 from django.core import signals
 from django.db import close_old_connections
+from django.test import override_settings
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
 from reviewapp import services
 from reviewapp.wsgi import application
+from tests.escalations.waits import pending_action
 from tests.factories import ConversationFactory
 from tests.labeling.factories import make_queue
 
@@ -48,6 +51,16 @@ def _keep_the_test_connection():
     signals.request_finished.connect(close_old_connections)
 
 
+@pytest.fixture(autouse=True)
+def _waits_answer_at_once():
+    """`GET /api/v1/actions/{id}` documents `wait` up to 60 s and the fuzzer sends boundary
+    values: every case that named a pending action would hold the run for a minute. With no
+    threaded wait allowed, as on production sync workers, a wait answers the pending state at
+    once (with Retry-After), which is documented too."""
+    with override_settings(ACTION_WAIT_THREADED_MAX=0):
+        yield
+
+
 @pytest.fixture
 def bearer(request, org, project, member) -> str:
     queue = make_queue(project)
@@ -73,3 +86,21 @@ def test_api_conforms_to_its_schema(case, bearer):
     headers = {"Authorization": f"Bearer {bearer}"}
     response = case.call(headers=headers)
     case.validate_response(response, checks=CHECKS, headers=headers)
+
+
+@pytest.mark.parametrize("bearer", ["agent"], indirect=True)
+def test_a_fuzzed_wait_cannot_hold_the_run(bearer, project):
+    """The longest wait the schema allows, on a pending action, as the fuzzer would send it."""
+    action = pending_action(project)
+    case = schema["/api/v1/actions/{action_id}"]["GET"].Case(
+        path_parameters={"action_id": action.pk}, query={"wait": 60}
+    )
+    headers = {"Authorization": f"Bearer {bearer}"}
+    start = time.monotonic()
+    response = case.call(headers=headers)
+    elapsed = time.monotonic() - start
+    case.validate_response(response, checks=CHECKS, headers=headers)
+    assert response.status_code == 200
+    assert response.json()["status"] == "pending"
+    assert response.headers["retry-after"] == ["1"]  # answered at once: ask again in a second
+    assert elapsed < 2.0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,6 +13,7 @@ from rest_framework.views import APIView
 
 from escalations import action_input, selectors, services
 from escalations.apis._common import NewestFirstCursorPagination, body_of, project_for
+from escalations.apis.waiting import WAIT_MAX_SECONDS
 from escalations.models import ActionStatus
 from escalations.serializers import (
     ActionEventOutputSerializer,
@@ -139,10 +141,44 @@ class ActionsApi(APIView):
         return Response(action_payload(action), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
+class ActionWaitQuerySerializer(serializers.Serializer):
+    """Documentation of `?wait=`. A GET that carries it never reaches ActionDetailApi: it is
+    served by escalations/apis/waiting.py (reviewapp.asgi hands it over under ASGI,
+    ActionWaitMiddleware under WSGI), which validates it the same way (400 naming `wait`)."""
+
+    wait = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=WAIT_MAX_SECONDS,
+        help_text=(
+            f"Long poll: answer as soon as the action is decided, or after this many seconds (1 to "
+            f"{WAIT_MAX_SECONDS}) with its pending state. 0 or absent: at once. Served by the ASGI server "
+            "(`reviewapp.asgi`), a wait holds no thread and no database connection. Served by a sync "
+            "(WSGI) worker, it holds a thread: at most `ACTION_WAIT_THREADED_MAX` (4) wait at once per "
+            "process, and past that (or with it set to 0, as on production sync workers) the pending "
+            "state is answered at once with `Retry-After: 1`: ask again then."
+        ),
+    )
+
+
 class ActionDetailApi(APIView):
     required_capability = "actions.read"
 
-    @extend_schema(responses={200: ActionOutputSerializer}, tags=["actions"])
+    @extend_schema(
+        parameters=[
+            ActionWaitQuerySerializer,
+            OpenApiParameter(
+                "Retry-After",
+                OpenApiTypes.INT,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description="With `wait`, when this server could not hold the wait: the action is still "
+                "pending; ask again after this many seconds.",
+            ),
+        ],
+        responses={200: ActionOutputSerializer},
+        tags=["actions"],
+    )
     def get(self, request: Request, action_id: int) -> Response:
         principal = principal_of(request)
         action = selectors.action_get(

@@ -5,6 +5,8 @@ under a real ASGI server, with Redis pub/sub and PostgreSQL connection counts.""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import threading
 import time
@@ -16,8 +18,19 @@ from escalations import waiting
 from escalations.apis import waiting as waiting_api
 from escalations.models import Action, ActionStatus
 from reviewapp import services
-from tests.concurrency.racing import wait_for
-from tests.escalations.waits import asgi_get, decide, decide_all, pending_action
+from tests.escalations.waits import (
+    asgi_get,
+    asleep,
+    asleep_async,
+    decide,
+    decide_all,
+    join_sides,
+    key_used,
+    no_wait_in_progress,
+    pending_action,
+    run_bounded,
+    start_side,
+)
 from tests.factories import ProjectFactory
 
 live = pytest.mark.django_db(transaction=True)
@@ -30,25 +43,28 @@ def fresh_hub(settings):
     settings.ACTION_WAIT_POLL_SECONDS = 30
     settings.ACTION_WAIT_CHECK_SECONDS = 30
     settings.REDIS_URL = ""
+    no_wait_in_progress()
     waiting.hub_reset()
     yield
     waiting.hub_reset()
 
 
-def decide_later(action_id: int, delay: float, **kwargs) -> threading.Thread:
-    """Decide `action_id` from another thread (its own connection) after `delay` seconds."""
-    from django.db import connection
+@pytest.fixture
+def agent_client(agent_client):
+    """The agent's key, used a moment ago (to request the action), as when an agent waits."""
+    return key_used(agent_client)
+
+
+def decide_later(action_id: int, delay: float, **kwargs):
+    """Decide `action_id` from another thread (its own connection) `delay` seconds after the
+    wait is asleep: a decision made during the first read would be read there, not woken."""
 
     def run() -> None:
+        asleep(1)
         time.sleep(delay)
-        try:
-            decide(action_id, **kwargs)
-        finally:
-            connection.close()
+        decide(action_id, **kwargs)
 
-    thread = threading.Thread(target=run, name="decider")
-    thread.start()
-    return thread
+    return start_side("decider", run)
 
 
 def timed(call):
@@ -70,7 +86,7 @@ def test_wait_returns_as_soon_as_another_thread_decides(agent_client, project):
     action = pending_action(project)
     decider = decide_later(action.pk, 0.4)
     response, elapsed = timed(lambda: agent_client.get(f"/api/v1/actions/{action.pk}?wait=5"))
-    decider.join()
+    join_sides(decider)
     assert response.status_code == 200
     body = response.json()
     assert body["id"] == action.pk
@@ -89,7 +105,7 @@ def test_async_wait_returns_as_soon_as_another_thread_decides(agent_client, proj
     action = pending_action(project)
     decider = decide_later(action.pk, 0.4, status=ActionStatus.REJECTED)
     response, elapsed = timed(lambda: async_get(agent_client.raw_key, f"/api/v1/actions/{action.pk}?wait=5"))
-    decider.join()
+    join_sides(decider)
     assert response.status_code == 200
     assert response.json()["status"] == "rejected"
     assert 0.35 < elapsed < 2.0
@@ -104,7 +120,7 @@ def test_a_decision_nobody_announced_is_seen_by_the_status_read(agent_client, pr
     action = pending_action(project)
     decider = decide_later(action.pk, 0.2, publish=False)
     response, elapsed = timed(lambda: async_get(agent_client.raw_key, f"/api/v1/actions/{action.pk}?wait=5"))
-    decider.join()
+    join_sides(decider)
     assert response.json()["status"] == "approved"
     assert elapsed < 2.0
 
@@ -112,56 +128,43 @@ def test_a_decision_nobody_announced_is_seen_by_the_status_read(agent_client, pr
 @live
 def test_every_waiter_on_the_action_is_woken(agent_client, project):
     action = pending_action(project)
-    results: dict[int, tuple[str, float]] = {}
 
-    def wait(n: int) -> None:
+    def wait() -> tuple[str, float]:
         response, elapsed = timed(lambda: async_get(agent_client.raw_key, f"/api/v1/actions/{action.pk}?wait=5"))
-        results[n] = (response.json()["status"], elapsed)
+        return response.json()["status"], elapsed
 
-    threads = [threading.Thread(target=wait, args=(n,)) for n in range(3)]
-    for thread in threads:
-        thread.start()
-    # Past their first read (a slot is taken after it): waiting, not reading.
-    assert wait_for(lambda: waiting_api.asleep.taken == 3, timeout=5)
+    waiters = [start_side(f"waiter {n}", wait) for n in range(3)]
+    asleep(3)  # past their first read: waiting, not reading
     decide(action.pk)
-    for thread in threads:
-        thread.join()
-    assert sorted(results) == [0, 1, 2]
-    assert all(status == "approved" and elapsed < 3 for status, elapsed in results.values())
+    results = join_sides(*waiters)
+    assert [status for status, _ in results] == ["approved"] * 3
+    assert all(elapsed < 3 for _, elapsed in results)
 
 
 @live
 def test_an_approvers_decision_through_the_api_wakes_the_waiter(agent_client, api_client_for, project):
     """The real decision path: an approver's POST .../decision (services.action_decide, which
     calls notify.action_decided in its transaction) wakes an agent waiting under ASGI."""
-    from django.db import connection
-
     from tests.escalations.factories_decisions import make_ladder, make_pending_action
 
     action = make_pending_action(project, make_ladder(project))
     approver = api_client_for("approver")
-    results: dict[str, object] = {}
 
-    def approve() -> None:
-        try:
-            assert wait_for(lambda: waiting_api.asleep.taken == 1, timeout=5)
-            results["decided_at"] = time.monotonic()
-            results["decision"] = approver.post(
-                f"/api/v1/actions/{action.pk}/decision", {"decision": "approve"}, format="json"
-            )
-        finally:
-            connection.close()
+    def approve():
+        asleep(1)
+        decided_at = time.monotonic()
+        answer = approver.post(f"/api/v1/actions/{action.pk}/decision", {"decision": "approve"}, format="json")
+        return decided_at, answer
 
-    thread = threading.Thread(target=approve)
-    thread.start()
+    approving = start_side("approver", approve)
     response = async_get(agent_client.raw_key, f"/api/v1/actions/{action.pk}?wait=10")
     answered_at = time.monotonic()
-    thread.join()
-    assert results["decision"].status_code == 200, results["decision"].json()
+    [(decided_at, decision)] = join_sides(approving)
+    assert decision.status_code == 200, decision.json()
     body = response.json()
     assert body["status"] == "approved"
     assert body["decided_by"] == approver.user.username
-    assert answered_at - results["decided_at"] < 2.0
+    assert answered_at - decided_at < 2.0
 
 
 # --- no decision ---------------------------------------------------------------------------------
@@ -191,13 +194,12 @@ def test_a_wake_up_for_a_still_pending_action_keeps_waiting(agent_client, projec
     action = pending_action(project)
 
     def spurious() -> None:
-        assert wait_for(lambda: waiting_api.asleep.taken == 1, timeout=5)
+        asleep(1)
         waiting.hub().wake(action.pk)
 
-    thread = threading.Thread(target=spurious)
-    thread.start()
+    waking = start_side("spurious wake-up", spurious)
     response, elapsed = timed(lambda: async_get(agent_client.raw_key, f"/api/v1/actions/{action.pk}?wait=1"))
-    thread.join()
+    join_sides(waking)
     assert response.json()["status"] == "pending"
     assert 1.0 <= elapsed < 2.5
 
@@ -365,15 +367,13 @@ def test_which_requests_are_waits():
 def test_asgi_waits_hold_no_thread(agent_client, project):
     """Twenty waits in one event loop, as an ASGI worker runs them: the process gains the
     hub's thread and the read pool's few threads, not one per waiter."""
-    import asyncio
-
     from reviewapp.asgi import application
 
     actions = [pending_action(project, external_id=f"refund-{n}") for n in range(20)]
     before = threading.active_count()
     during: list[int] = []
 
-    async def one(action_id: int) -> int:
+    async def one(action_id: int) -> tuple[int, bytes]:
         sent: list[dict] = []
         started = False
 
@@ -400,7 +400,8 @@ def test_asgi_waits_hold_no_thread(agent_client, project):
             "client": ("127.0.0.1", 1),
         }
         await application(scope, receive, send)
-        return next(m for m in sent if m["type"] == "http.response.start")["status"]
+        status = next(m for m in sent if m["type"] == "http.response.start")["status"]
+        return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
     def decide_them() -> None:
         from django.db import connection
@@ -408,16 +409,17 @@ def test_asgi_waits_hold_no_thread(agent_client, project):
         decide_all([a.pk for a in actions])
         connection.close()
 
-    async def scenario() -> list[int]:
+    async def scenario() -> list[tuple[int, bytes]]:
         tasks = [asyncio.create_task(one(a.pk)) for a in actions]
-        while waiting_api.asleep.taken < 20:
-            await asyncio.sleep(0.02)
+        await asleep_async(20, tasks)
         await asyncio.sleep(0.2)
         during.append(threading.active_count())
         await asyncio.to_thread(decide_them)
         return await asyncio.gather(*tasks)
 
-    assert asyncio.run(scenario()) == [200] * 20
+    answers = run_bounded(scenario(), "twenty waits woken by their decisions")
+    assert [status for status, _ in answers] == [200] * 20, answers
+    assert [json.loads(body)["status"] for _, body in answers] == ["approved"] * 20
     # hub thread + at most ACTION_WAIT_DB_THREADS readers + asgiref's shared thread + to_thread's
     assert during[0] - before <= 1 + 4 + 2
     assert waiting.hub().waiting_count() == 0
@@ -432,25 +434,21 @@ def test_threaded_waits_are_bounded_per_process(agent_client, project, settings)
     answered at once with Retry-After, and the thread is not taken."""
     settings.ACTION_WAIT_THREADED_MAX = 2
     actions = [pending_action(project, external_id=f"refund-{n}") for n in range(3)]
-    results: dict[int, object] = {}
 
-    def wait(action: Action) -> None:
-        results[action.pk] = agent_client.get(f"/api/v1/actions/{action.pk}?wait=10")
+    def wait(action: Action):
+        return lambda: agent_client.get(f"/api/v1/actions/{action.pk}?wait=10")
 
-    holders = [threading.Thread(target=wait, args=(a,)) for a in actions[:2]]
-    for thread in holders:
-        thread.start()
-    assert wait_for(lambda: waiting_api.asleep.taken == 2, timeout=5)
+    holders = [start_side(f"holder {n}", wait(a)) for n, a in enumerate(actions[:2])]
+    asleep(2)
     response, elapsed = timed(lambda: agent_client.get(f"/api/v1/actions/{actions[2].pk}?wait=10"))
     assert response.status_code == 200
     assert response.json()["status"] == "pending"
     assert response["Retry-After"] == "1"
     assert elapsed < 1.0
     decide_all([a.pk for a in actions[:2]])
-    for thread in holders:
-        thread.join()
-    assert [results[a.pk].json()["status"] for a in actions[:2]] == ["approved", "approved"]
-    assert "Retry-After" not in results[actions[0].pk]
+    results = join_sides(*holders)
+    assert [r.json()["status"] for r in results] == ["approved", "approved"]
+    assert "Retry-After" not in results[0]
     assert waiting_api.threaded_slots.taken == 0
 
 
@@ -473,19 +471,14 @@ def test_no_threaded_waits_at_all_answers_at_once_and_starts_nothing(agent_clien
 def test_async_waits_are_bounded_per_process(agent_client, project, settings):
     settings.ACTION_WAIT_ASYNC_MAX = 1
     first, second = pending_action(project, external_id="a"), pending_action(project, external_id="b")
-    results = {}
-    thread = threading.Thread(
-        target=lambda: results.update(r=async_get(agent_client.raw_key, f"/api/v1/actions/{first.pk}?wait=10")),
-        daemon=True,
-    )
-    thread.start()
-    assert wait_for(lambda: waiting_api.asleep.taken == 1, timeout=5)
+    holder = start_side("holder", lambda: async_get(agent_client.raw_key, f"/api/v1/actions/{first.pk}?wait=10"))
+    asleep(1)
     response = async_get(agent_client.raw_key, f"/api/v1/actions/{second.pk}?wait=10")
     assert response.json()["status"] == "pending"
     assert response["Retry-After"] == "1"
     decide(first.pk)
-    thread.join()
-    assert results["r"].json()["status"] == "approved"
+    [held] = join_sides(holder)
+    assert held.json()["status"] == "approved"
 
 
 # --- publishing ----------------------------------------------------------------------------------
@@ -528,8 +521,6 @@ def test_a_publish_that_fails_is_logged_and_does_not_fail_the_decision(
 @pytest.mark.django_db
 def test_a_waiter_whose_request_ended_is_forgotten(project):
     """Cancelled (client gone) or finished: the hub keeps nothing per past waiter."""
-    import asyncio
-
     hub = waiting.hub()
 
     async def cancelled_wait() -> None:
@@ -554,3 +545,20 @@ def test_a_revoked_key_is_refused_before_any_wait(project):
     assert response.status_code == 401
     assert response.json()["message"] == "Invalid, expired or revoked token."
     assert elapsed < 1.0
+
+
+# --- documented ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_schema_documents_wait_and_retry_after(client):
+    schema = client.get("/api/schema/?format=json").json()
+    operation = schema["paths"]["/api/v1/actions/{action_id}"]["get"]
+    [wait] = [p for p in operation["parameters"] if p["name"] == "wait"]
+    assert wait["in"] == "query"
+    assert not wait.get("required", False)
+    assert wait["schema"] == {"type": "integer", "minimum": 0, "maximum": waiting_api.WAIT_MAX_SECONDS}
+    for said in ("(1 to 60)", "0 or absent: at once", "reviewapp.asgi", "ACTION_WAIT_THREADED_MAX", "Retry-After: 1"):
+        assert said in wait["description"], said
+    assert list(operation["responses"]["200"]["headers"]) == ["Retry-After"]
+    assert operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")

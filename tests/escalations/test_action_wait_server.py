@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from django.db import connection
 from escalations import waiting
 from reviewapp import services
 from tests.concurrency.racing import wait_for
-from tests.escalations.waits import decide, decide_all, pending_action
+from tests.escalations.waits import decide, decide_all, join_sides, no_wait_in_progress, pending_action, start_side
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -119,6 +118,7 @@ def _stop(server: Server) -> None:
 def fresh_hub(settings):
     settings.ACTION_WAIT_POLL_SECONDS = 30
     settings.ACTION_WAIT_CHECK_SECONDS = 30
+    no_wait_in_progress()
     waiting.hub_reset()
     yield
     waiting.hub_reset()
@@ -170,22 +170,17 @@ def _server_connections() -> int:
 @needs_redis
 def test_pubsub_wakes_a_waiter_in_another_process(server_with_redis, agent_client, project):
     action = pending_action(project)
-    results: dict[str, tuple[httpx.Response, float]] = {}
-    thread = threading.Thread(
-        target=lambda: results.update(
-            r=_get(server_with_redis, agent_client.raw_key, f"/api/v1/actions/{action.pk}?wait=10")
-        )
+    waiter = start_side(
+        "waiter", lambda: _get(server_with_redis, agent_client.raw_key, f"/api/v1/actions/{action.pk}?wait=10")
     )
-    thread.start()
     # The server subscribes on its first wait. Subscribed before the decision, so the status
     # read it does on subscribing cannot be what sees it.
-    assert wait_for(lambda: _subscribers() == 1, timeout=10)
+    assert wait_for(lambda: _subscribers() == 1, timeout=10), "the server never subscribed"
     time.sleep(0.3)
-    assert "r" not in results
+    assert waiter.is_alive()
     decided_at = time.monotonic()
     decide(action.pk)  # publishes through Redis after commit
-    thread.join()
-    response, _ = results["r"]
+    [(response, _)] = join_sides(waiter)
     assert response.status_code == 200
     assert response.json()["status"] == "approved"
     # Heard well before the 10 s wait and the 30 s status read: the publish woke it.
@@ -203,18 +198,14 @@ def test_the_pending_state_after_n_seconds_under_the_server(server_with_redis, a
 
 def test_the_status_read_wakes_a_waiter_without_redis(server_polling, agent_client, project):
     action = pending_action(project)
-    results: dict[str, tuple[httpx.Response, float]] = {}
-    thread = threading.Thread(
-        target=lambda: results.update(
-            r=_get(server_polling, agent_client.raw_key, f"/api/v1/actions/{action.pk}?wait=10")
-        )
+    waiter = start_side(
+        "waiter", lambda: _get(server_polling, agent_client.raw_key, f"/api/v1/actions/{action.pk}?wait=10")
     )
-    thread.start()
     time.sleep(0.5)
     decided_at = time.monotonic()
     decide(action.pk)
-    thread.join()
-    assert results["r"][0].json()["status"] == "approved"
+    [(response, _)] = join_sides(waiter)
+    assert response.json()["status"] == "approved"
     assert time.monotonic() - decided_at < 2.0  # a 0.5 s status read, not the 10 s wait
 
 
@@ -241,19 +232,16 @@ def test_fifty_waiters_hold_no_database_connection_and_no_thread(server_polling,
     """While 50 agents wait, the server holds at most its status read's one connection (open
     for a moment every 0.5 s) and no thread per waiter; then every one hears its decision."""
     actions = [pending_action(project, external_id=f"refund-{n}") for n in range(50)]
-    results: dict[int, tuple[httpx.Response, float]] = {}
 
-    def wait(action_id: int) -> None:
-        results[action_id] = _get(server_polling, agent_client.raw_key, f"/api/v1/actions/{action_id}?wait=20")
+    def wait(action_id: int):
+        return lambda: _get(server_polling, agent_client.raw_key, f"/api/v1/actions/{action_id}?wait=20")
 
     threads_before = server_polling.worker_threads()
-    threads = [threading.Thread(target=wait, args=(a.pk,)) for a in actions]
-    for thread in threads:
-        thread.start()
+    waiters = [start_side(f"waiter on {a.pk}", wait(a.pk)) for a in actions]
     # All 50 have been read and are waiting: the status read polls for them (visible as the
     # server's connection coming and going); give stragglers time to finish their first read.
     time.sleep(3.0)
-    assert results == {}
+    assert all(waiter.is_alive() for waiter in waiters)
     samples = []
     for _ in range(20):
         samples.append(_server_connections())
@@ -263,8 +251,6 @@ def test_fifty_waiters_hold_no_database_connection_and_no_thread(server_polling,
     # The read pool (4) and the status-read thread at most, never one per waiter.
     assert threads_during - threads_before <= 6, (threads_before, threads_during)
     decide_all([a.pk for a in actions])
-    for thread in threads:
-        thread.join()
-    assert sorted(results) == sorted(a.pk for a in actions)
-    assert all(r.status_code == 200 and r.json()["status"] == "approved" for r, _ in results.values())
+    results = join_sides(*waiters)
+    assert all(r.status_code == 200 and r.json()["status"] == "approved" for r, _ in results)
     assert wait_for(lambda: _server_connections() == 0, timeout=5)
