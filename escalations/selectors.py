@@ -4,6 +4,7 @@ another project) is simply not found."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -13,6 +14,7 @@ from django.db.models import OuterRef, QuerySet, Subquery, Sum
 
 from escalations import policies, sql
 from escalations.models import Action, ActionEvent, ActionStatus, LadderVersion, PolicyVersion
+from reviewapp import rawsql
 from reviewapp.errors import NotFound
 from reviewapp.models import Conversation, Organization, Project
 
@@ -156,10 +158,24 @@ def policy_version_current(*, organization: Organization, project: Project) -> P
     )
 
 
-def policy_version_in_force(*, project: Project) -> PolicyVersion | None:
-    """policy_version_current for a project already resolved within its tenant (an action
-    request's): by project alone, without loading the organization."""
-    return PolicyVersion.objects.filter(project=project).order_by("-version").first()
+@dataclass(frozen=True)
+class RequestContext:
+    """What an action request reads before deciding (sql.REQUEST_CONTEXT): whether its
+    external_id is taken, and the policy in force as stored (version None: no policy yet)."""
+
+    external_id_taken: bool
+    policy_version: int | None
+    rules_json: str | None
+    default_ladder: str | None
+
+
+def action_request_context(*, project_id: int, external_id: str) -> RequestContext:
+    row = rawsql.fetchone(sql.REQUEST_CONTEXT, [project_id, external_id, project_id])
+    assert row is not None  # the statement always answers one row
+    taken, version, rules, default_ladder = row
+    if rules is not None and not isinstance(rules, str):  # a backend that decodes JSON itself
+        rules = json.dumps(rules)
+    return RequestContext(bool(taken), version, rules, default_ladder)
 
 
 def policy_version_list(*, organization: Organization, project: Project) -> QuerySet[PolicyVersion]:

@@ -19,7 +19,11 @@ from django.db import connection
 from django.db.models import BooleanField, Count, DecimalField, QuerySet
 from django.db.models.expressions import RawSQL
 
-from escalations.models import Action, LadderVersion
+from escalations.models import Action, LadderVersion, PolicyVersion
+from reviewapp.rawsql import Table
+
+A = Table(Action)
+PV = Table(PolicyVersion)
 
 _RISK_TAGS = f'"{Action._meta.db_table}"."{Action._meta.get_field("risk_tags").column}"'
 
@@ -139,6 +143,19 @@ VELOCITY_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM u
 def velocity_lock_keys(*, project_id: int, by_values: dict[str, str]) -> list[str]:
     """The advisory lock keys, sorted, for the window dimensions a policy uses."""
     return sorted(f"escalations.velocity:{project_id}:{by}:{value}" for by, value in by_values.items())
+
+
+# What an action request reads before it decides, in one statement: whether its external_id is
+# taken (a repeat: read that action, decide nothing) and the project's policy in force (its
+# version, and the stored rules and default ladder as text, the key of the parsed policy's
+# in-process cache). No policy yet: NULLs. Parameters: project id, external_id, project id.
+# Over the unique indexes (project, external_id) and (project, version).
+REQUEST_CONTEXT = (
+    f"SELECT EXISTS (SELECT 1 FROM {A} a WHERE a.{A.project} = %s AND a.{A.external_id} = %s), "  # noqa: S608
+    f"p.{PV.version}, p.{PV.rules}, p.{PV.default_ladder} "
+    f"FROM (SELECT 1 AS one) x LEFT JOIN (SELECT {PV.version}, {PV.rules}, {PV.default_ladder} FROM {PV} "
+    f"WHERE {PV.project} = %s ORDER BY {PV.version} DESC LIMIT 1) p ON x.one = 1"
+)
 
 
 def statements() -> list[tuple[str, Any]]:

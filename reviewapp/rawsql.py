@@ -201,10 +201,15 @@ def _check_column_int(field: Any, value: int) -> None:
         raise validation.InputError(f"Must be from {bounds[0]} to {bounds[1]}.", field.attname)
 
 
-def insert(model: type[Model], rows: Sequence[dict[str, Any]]) -> list[int]:
+def insert(model: type[Model], rows: Sequence[dict[str, Any]], *, unless_conflict: Sequence[str] = ()) -> list[int]:
     """INSERT rows (attname -> value; every row the same keys) in one statement; returns their
     primary keys in the order the database answers RETURNING (row order on PostgreSQL; SQLite
-    does not promise it). For the few hot writes; no signals, no defaults filled in."""
+    does not promise it). For the few hot writes; no signals, no defaults filled in.
+
+    `unless_conflict` names the fields of a unique constraint: a row that would break it is
+    skipped (ON CONFLICT ... DO NOTHING, on both backends) and has no key in the answer. On
+    PostgreSQL a conflicting row another transaction is still writing makes this wait for that
+    transaction's end, then skip (committed) or insert (rolled back)."""
     if not rows:
         return []
     names, _ = _prep(model, rows[0])
@@ -214,9 +219,17 @@ def insert(model: type[Model], rows: Sequence[dict[str, Any]]) -> list[int]:
     one = "(" + ", ".join(["%s"] * len(names)) + ")"
     sql = (
         f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({', '.join(names)}) "  # noqa: S608
-        f"VALUES {', '.join([one] * len(rows))} RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
+        f"VALUES {', '.join([one] * len(rows))}{_on_conflict(model, unless_conflict)} "
+        f"RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
     )
     return [pk for (pk,) in fetchall(sql, params)]
+
+
+def _on_conflict(model: type[Model], fields: Sequence[str]) -> str:
+    if not fields:
+        return ""
+    qn = connection.ops.quote_name
+    return f" ON CONFLICT ({', '.join(qn(model._meta.get_field(f).column) for f in fields)}) DO NOTHING"
 
 
 def update(model: type[Model], pk: int, values: dict[str, Any]) -> None:

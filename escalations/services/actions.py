@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from escalations import action_input, lock_objects, policies, selectors
@@ -22,6 +22,7 @@ from escalations.action_input import ActionInput
 from escalations.models import Action, ActionEvent, ActionStatus, DecidedBy, LadderVersion, Outcome
 from escalations.services import notify
 from escalations.services import policy as policy_services
+from reviewapp import rawsql
 from reviewapp.errors import Conflict
 from reviewapp.models import Project
 from reviewapp.principal import Principal
@@ -78,13 +79,23 @@ def _facts(sent: ActionInput) -> policies.ActionFacts:
     )
 
 
-def _evaluate(*, project: Project, facts: policies.ActionFacts, now: dt.datetime) -> _Decision:
-    """The current policy's verdict on `facts`. Any failure (a stored policy that no longer
-    loads, a velocity query that errs, a bug) is logged and escalates to the default ladder."""
-    version = selectors.policy_version_in_force(project=project)
-    default_ladder = version.default_ladder if version is not None else policy_services.DEFAULT_LADDER
+def _evaluate(
+    *, project: Project, context: selectors.RequestContext, facts: policies.ActionFacts, now: dt.datetime
+) -> _Decision:
+    """The verdict of the policy in force (read with the request's context) on `facts`. Any
+    failure (a stored policy that no longer loads, a velocity query that errs, a bug) is
+    logged and escalates to the default ladder."""
+    version = context.policy_version
+    default_ladder = (
+        context.default_ladder or policy_services.DEFAULT_LADDER
+        if version is not None
+        else policy_services.DEFAULT_LADDER
+    )
     try:
-        policy = policy_services.policy_of(version)
+        if version is None or context.rules_json is None:
+            policy = policy_services.policy_of(None)
+        else:
+            policy = policy_services.policy_parsed(context.rules_json, context.default_ladder or "")
         windows = policies.velocity_windows(policy)
 
         def velocity(window: policies.VelocityWindow, seen: policies.ActionFacts) -> float:
@@ -117,7 +128,7 @@ def _evaluate(*, project: Project, facts: policies.ActionFacts, now: dt.datetime
             reason=NO_POLICY,
             explanation=(),
         )
-    return _Decision(verdict=verdict, policy_version=version.version if version is not None else None)
+    return _Decision(verdict=verdict, policy_version=version)
 
 
 def _window_keys(windows: tuple[policies.VelocityWindow, ...], facts: policies.ActionFacts) -> dict[str, str]:
@@ -162,22 +173,38 @@ def action_request(
     for attempt in range(_REQUEST_ATTEMPTS):
         try:
             with transaction.atomic():
+                # One statement says whether the external_id is taken and which policy is in
+                # force; the insert skips a row whose external_id was taken since (a racing
+                # twin), so the whole action is read only for a repeat.
+                context = selectors.action_request_context(project_id=project.pk, external_id=sent.external_id)
+                if not context.external_id_taken:
+                    action = _action_create(principal=principal, project=project, context=context, sent=sent, now=now)
+                    if action is not None:
+                        return action, True
                 existing = selectors.action_by_external_id(project=project, external_id=sent.external_id)
                 if existing is not None:
                     return _repeat(existing, sent), False
-                return _action_create(principal=principal, project=project, sent=sent, now=now), True
+                # The conflicting row is gone again (its project is being deleted): try again.
         except IntegrityError:
-            # Two requests with one new external_id: the loser's insert waited for the winner's
-            # commit and hit the unique index; the next pass reads the winner's action.
+            # Not the external_id (ON CONFLICT skips that one): kept as before for any other
+            # unique index a concurrent request could hit.
             if attempt == _REQUEST_ATTEMPTS - 1:
                 raise
-            logger.info("action request race on %s/%s; reading the winner", project.pk, sent.external_id)
-    raise AssertionError("unreachable")
+            logger.info("action request race on %s/%s; trying again", project.pk, sent.external_id)
+    raise Conflict(f"external_id '{sent.external_id}' is being written by another request; send it again.")
 
 
-def _action_create(*, principal: Principal | None, project: Project, sent: ActionInput, now: dt.datetime) -> Action:
-    """Must run inside the caller's transaction."""
-    decision = _evaluate(project=project, facts=_facts(sent), now=now)
+def _action_create(
+    *,
+    principal: Principal | None,
+    project: Project,
+    context: selectors.RequestContext,
+    sent: ActionInput,
+    now: dt.datetime,
+) -> Action | None:
+    """Must run inside the caller's transaction. None: the project has an action with this
+    external_id already (committed, or committed while this insert waited for it)."""
+    decision = _evaluate(project=project, context=context, facts=_facts(sent), now=now)
     verdict = decision.verdict
     action = Action(
         organization_id=project.organization_id,
@@ -219,7 +246,15 @@ def _action_create(*, principal: Principal | None, project: Project, sent: Actio
         if verdict.outcome == Outcome.APPROVE:
             action.final_args = sent.args
             action.args_digest = policies.args_digest(sent.action, sent.args)
-    action.save(force_insert=True)
+    # One statement, prepared: the row, or nothing when the external_id is taken. Every column
+    # is written (the instance holds each field's default), as save() would.
+    values = {f.attname: getattr(action, f.attname) for f in Action._meta.concrete_fields if not f.primary_key}
+    inserted = rawsql.insert(Action, [values], unless_conflict=("project", "external_id"))
+    if not inserted:
+        return None
+    action.pk = inserted[0]
+    action._state.adding = False
+    action._state.db = connection.alias
     _events_record(action=action, principal=principal, decision=decision, now=now)
     if action.status == ActionStatus.PENDING:
         notify.action_tier_entered(action=action)
@@ -236,48 +271,32 @@ def _events_record(*, action: Action, principal: Principal | None, decision: _De
         "rule_index": verdict.rule_index,
         "reason": verdict.reason,
     }
-    events = [
-        ActionEvent(
-            organization_id=action.organization_id,
-            action=action,
-            kind="created",
-            actor_user=principal.user if principal is not None else None,
-            actor_api_key=principal.api_key if principal is not None else None,
-            data={"external_id": action.external_id, "action": action.action},
-            created_at=now,
-        )
-    ]
+    user = principal.user if principal is not None else None
+    key = principal.api_key if principal is not None else None
+
+    def event(kind: str, data: dict[str, Any], *, actor: bool = False) -> dict[str, Any]:
+        return {
+            "organization_id": action.organization_id,
+            "action_id": action.pk,
+            "kind": kind,
+            "actor_user_id": user.pk if actor and user is not None else None,
+            "actor_api_key_id": key.pk if actor and key is not None else None,
+            "data": data,
+            "created_at": now,
+        }
+
+    events = [event("created", {"external_id": action.external_id, "action": action.action}, actor=True)]
     if action.status == ActionStatus.PENDING:
         assert action.ladder is not None and action.due_at is not None
         events.append(
-            ActionEvent(
-                organization_id=action.organization_id,
-                action=action,
-                kind="escalated",
-                data={**rule, "ladder": action.ladder.name, "ladder_version": action.ladder.version},
-                created_at=now,
-            )
+            event("escalated", {**rule, "ladder": action.ladder.name, "ladder_version": action.ladder.version})
         )
-        events.append(
-            ActionEvent(
-                organization_id=action.organization_id,
-                action=action,
-                kind="tier_entered",
-                data={"tier": 0, "due_at": action.due_at.isoformat()},
-                created_at=now,
-            )
-        )
+        events.append(event("tier_entered", {"tier": 0, "due_at": action.due_at.isoformat()}))
     else:
-        events.append(
-            ActionEvent(
-                organization_id=action.organization_id,
-                action=action,
-                kind="policy_decided",
-                data={**rule, "outcome": verdict.outcome, "status": action.status},
-                created_at=now,
-            )
-        )
-    ActionEvent.objects.bulk_create(events)
+        events.append(event("policy_decided", {**rule, "outcome": verdict.outcome, "status": action.status}))
+    # One multi-row statement, prepared; the trail's ids follow the order of the list (the
+    # events list orders by id), as bulk_create's did.
+    rawsql.insert(ActionEvent, events)
 
 
 __all__ = ["EVALUATION_FAILED", "NO_POLICY", "action_request"]
