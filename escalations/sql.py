@@ -19,8 +19,8 @@ from django.db import connection
 from django.db.models import BooleanField, Count, DecimalField, QuerySet
 from django.db.models.expressions import RawSQL
 
-from escalations.models import Action, LadderVersion, PolicyVersion
-from reviewapp.rawsql import Table
+from escalations.models import Action, ActionStatus, LadderVersion, PolicyVersion
+from reviewapp.rawsql import Table, literal
 
 A = Table(Action)
 PV = Table(PolicyVersion)
@@ -156,6 +156,38 @@ REQUEST_CONTEXT = (
     f"FROM (SELECT 1 AS one) x LEFT JOIN (SELECT {PV.version}, {PV.rules}, {PV.default_ladder} FROM {PV} "
     f"WHERE {PV.project} = %s ORDER BY {PV.version} DESC LIMIT 1) p ON x.one = 1"
 )
+
+
+def _velocity(by: str, match: str, of: str) -> str:
+    """One velocity window's statement (PostgreSQL): the count of the project's approved or
+    pending actions created in [since, now], of the same end user / agent version / any (`by`),
+    whose name equals or matches (`match`: "eq", "regex") %(action)s; or the sum of the numbers
+    at the args path %(path)s (segments, text[]; see arg_number_pg). Over the indexes
+    (project, end_user_id, created_at), (project, agent_version, created_at), (project,
+    created_at). The statuses are literals: a generic plan still knows them."""
+    head = (
+        "SELECT COUNT(*)"
+        if of == "count"
+        else f"SELECT SUM(CASE WHEN jsonb_typeof(a.{A.args} #> %(path)s::text[]) = 'number' "
+        f"THEN (a.{A.args} #>> %(path)s::text[])::numeric END)"
+    )
+    where = (
+        f"a.{A.project} = %(project)s AND a.{A.created_at} >= %(since)s AND a.{A.created_at} <= %(now)s "
+        f"AND a.{A.status} IN ({literal(ActionStatus.APPROVED)}, {literal(ActionStatus.PENDING)})"
+    )
+    if by != "project":
+        where += f" AND a.{getattr(A, by)} = %(by)s"
+    where += f" AND a.{A.action} {'~' if match == 'regex' else '='} %(action)s"
+    return f"{head} FROM {A} a WHERE {where}"
+
+
+# Every velocity statement, by "<by>/<match>/<of>": prepared once per connection, each.
+VELOCITY = {
+    f"{by}/{match}/{of}": _velocity(by, match, of)
+    for by in ("end_user_id", "agent_version", "project")
+    for match in ("eq", "regex")
+    for of in ("count", "sum")
+}
 
 
 def statements() -> list[tuple[str, Any]]:
