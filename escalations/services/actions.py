@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from escalations import action_input, lock_objects, policies, selectors
@@ -79,12 +78,23 @@ def _facts(sent: ActionInput) -> policies.ActionFacts:
     )
 
 
+class _EvaluationBroken(Exception):
+    """The evaluation failed in the database: the transaction is unusable, start over."""
+
+
 def _evaluate(
-    *, project: Project, context: selectors.RequestContext, facts: policies.ActionFacts, now: dt.datetime
+    *,
+    project: Project,
+    context: selectors.RequestContext,
+    facts: policies.ActionFacts,
+    now: dt.datetime,
+    broken: bool = False,
 ) -> _Decision:
     """The verdict of the policy in force (read with the request's context) on `facts`. Any
     failure (a stored policy that no longer loads, a velocity query that errs, a bug) is
-    logged and escalates to the default ladder."""
+    logged and escalates to the default ladder: at once, or, for a database error (which
+    leaves the transaction unusable), by raising _EvaluationBroken for the caller to roll back
+    and start over with `broken` (then the verdict is the escalation, without evaluating)."""
     version = context.policy_version
     default_ladder = (
         context.default_ladder or policy_services.DEFAULT_LADDER
@@ -101,16 +111,23 @@ def _evaluate(
         def velocity(window: policies.VelocityWindow, seen: policies.ActionFacts) -> float:
             return selectors.velocity_total(project_id=project.pk, window=window, facts=seen, now=now)
 
-        # A velocity query is the one part that talks to the database: in a savepoint, so that
-        # an error there leaves the request's transaction usable for the fail-safe escalation.
-        with transaction.atomic() if windows else nullcontext():
-            if windows:
-                lock_objects.velocity_keys_lock(project_id=project.pk, by_values=_window_keys(windows, facts))
-            verdict = policies.policy_evaluate(policy, facts, velocity)
+        if broken:
+            raise _EvaluationBroken("the first attempt's evaluation failed in the database")
+        # The velocity lock and queries are the one part that talks to the database. Not in a
+        # savepoint (two more round trips on every request): a database error there aborts the
+        # request's transaction, so it is raised as _EvaluationBroken, the request starts over
+        # and escalates without evaluating (`broken`).
+        if windows:
+            lock_objects.velocity_keys_lock(project_id=project.pk, by_values=_window_keys(windows, facts))
+        verdict = policies.policy_evaluate(policy, facts, velocity)
         if verdict.outcome not in (Outcome.APPROVE, Outcome.REJECT, Outcome.ESCALATE):
             raise ValueError(f"unknown outcome {verdict.outcome!r}")
-    except Exception:
+    except DatabaseError as exc:
         logger.exception("policy of project %s could not be evaluated; escalating", project.pk)
+        raise _EvaluationBroken(str(exc)) from exc
+    except Exception as exc:
+        if not isinstance(exc, _EvaluationBroken):
+            logger.exception("policy of project %s could not be evaluated; escalating", project.pk)
         verdict = policies.Verdict(
             outcome=Outcome.ESCALATE,
             ladder=default_ladder,
@@ -170,6 +187,7 @@ def action_request(
     policy_decided or escalated, tier_entered), and what follows (notify)."""
     sent = action_input.action_input_parse(data, allow_private_callbacks=settings.WEBHOOK_ALLOW_PRIVATE_HOSTS)
     now = now or timezone.now()
+    broken = False
     for attempt in range(_REQUEST_ATTEMPTS):
         try:
             with transaction.atomic():
@@ -178,13 +196,19 @@ def action_request(
                 # twin), so the whole action is read only for a repeat.
                 context = selectors.action_request_context(project_id=project.pk, external_id=sent.external_id)
                 if not context.external_id_taken:
-                    action = _action_create(principal=principal, project=project, context=context, sent=sent, now=now)
+                    action = _action_create(
+                        principal=principal, project=project, context=context, sent=sent, now=now, broken=broken
+                    )
                     if action is not None:
                         return action, True
                 existing = selectors.action_by_external_id(project=project, external_id=sent.external_id)
                 if existing is not None:
                     return _repeat(existing, sent), False
                 # The conflicting row is gone again (its project is being deleted): try again.
+        except _EvaluationBroken:
+            # Rolled back (the velocity lock with it); the next pass escalates without evaluating.
+            broken = True
+            continue
         except IntegrityError:
             # Not the external_id (ON CONFLICT skips that one): kept as before for any other
             # unique index a concurrent request could hit.
@@ -201,10 +225,11 @@ def _action_create(
     context: selectors.RequestContext,
     sent: ActionInput,
     now: dt.datetime,
+    broken: bool = False,
 ) -> Action | None:
     """Must run inside the caller's transaction. None: the project has an action with this
     external_id already (committed, or committed while this insert waited for it)."""
-    decision = _evaluate(project=project, context=context, facts=_facts(sent), now=now)
+    decision = _evaluate(project=project, context=context, facts=_facts(sent), now=now, broken=broken)
     verdict = decision.verdict
     action = Action(
         organization_id=project.organization_id,
