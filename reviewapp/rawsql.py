@@ -179,14 +179,27 @@ def execute(sql: str, params: Any) -> None:
 def _prep(model: type[Model], values: dict[str, Any]) -> tuple[list[str], list[Any]]:
     """Column names and database values for attname -> value pairs, prepared by each field as
     the ORM would (JSON adapted, datetimes made what the backend stores)."""
-    fields = {f.attname: f for f in model._meta.concrete_fields}
+    fields = _fields(model)
     qn = connection.ops.quote_name
     names = [qn(fields[name].column) for name in values]
+    return names, _prep_values(fields, values)
+
+
+def _prep_values(fields: dict[str, Any], values: dict[str, Any]) -> list[Any]:
     for name, value in values.items():
         if type(value) is int:
             _check_column_int(fields[name], value)
-    prepared = [fields[name].get_db_prep_save(value, connection) for name, value in values.items()]
-    return names, prepared
+    return [fields[name].get_db_prep_save(value, connection) for name, value in values.items()]
+
+
+_FIELDS: dict[type[Model], dict[str, Any]] = {}
+
+
+def _fields(model: type[Model]) -> dict[str, Any]:
+    """attname -> field of a model's concrete fields, worked out once per model."""
+    if model not in _FIELDS:
+        _FIELDS[model] = {f.attname: f for f in model._meta.concrete_fields}
+    return _FIELDS[model]
 
 
 def _check_column_int(field: Any, value: int) -> None:
@@ -212,10 +225,10 @@ def insert(model: type[Model], rows: Sequence[dict[str, Any]], *, unless_conflic
     transaction's end, then skip (committed) or insert (rolled back)."""
     if not rows:
         return []
-    names, _ = _prep(model, rows[0])
-    params: list[Any] = []
-    for row in rows:
-        params.extend(_prep(model, row)[1])
+    fields = _fields(model)
+    names, params = _prep(model, rows[0])
+    for row in rows[1:]:
+        params.extend(_prep_values(fields, row))
     one = "(" + ", ".join(["%s"] * len(names)) + ")"
     sql = (
         f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({', '.join(names)}) "  # noqa: S608
