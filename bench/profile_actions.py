@@ -7,8 +7,8 @@ Provisions the bench tenant afresh (as bench/actions.py does), then runs `--roun
 `POST /api/v1/actions` through Django's full stack (test client: URL routing, middleware,
 authentication, view, serializers; no socket, no gunicorn) with the project key, and prints
 per-request wall time, CPU time and statement count. `--cprofile` prints the top functions by
-cumulative time; SHOW_QUERIES=1 prints one request's statements. Deletes the tenant afterwards
-unless `--keep-data`.
+cumulative time (SORT=tottime: by their own time); SHOW_QUERIES=1 prints one request's
+statements. Deletes the tenant afterwards unless `--keep-data`.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def main() -> None:
             f" cpu p50={statistics.median(cpu):.2f}ms statements={timings[-1][2]}"
         )
         if profiler:
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(50)
+            pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(50)
         if os.environ.get("SHOW_QUERIES"):
             with CaptureQueriesContext(connection) as q:
                 one([])
