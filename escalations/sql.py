@@ -19,10 +19,11 @@ from django.db import connection
 from django.db.models import BooleanField, Count, DecimalField, QuerySet
 from django.db.models.expressions import RawSQL
 
-from escalations.models import Action, ActionStatus, LadderVersion, PolicyVersion
+from escalations.models import Action, ActionEvent, ActionStatus, LadderVersion, PolicyVersion
 from reviewapp.rawsql import Table, literal
 
 A = Table(Action)
+E = Table(ActionEvent)
 PV = Table(PolicyVersion)
 
 _RISK_TAGS = f'"{Action._meta.db_table}"."{Action._meta.get_field("risk_tags").column}"'
@@ -188,6 +189,39 @@ VELOCITY = {
     for match in ("eq", "regex")
     for of in ("count", "sum")
 }
+
+
+_ACTION_FIELDS = [f for f in Action._meta.concrete_fields if not f.primary_key]
+_EVENT_FIELDS = [f for f in ActionEvent._meta.concrete_fields if not f.primary_key and f.name != "action"]
+# The attnames, in statement order, of ACTION_WITH_EVENTS' action values and of each event's.
+ACTION_ATTNAMES = tuple(f.attname for f in _ACTION_FIELDS)
+EVENT_ATTNAMES = tuple(f.attname for f in _EVENT_FIELDS)
+
+
+def _action_with_events(events: int) -> str:
+    """A new action and its first `events` ActionEvents in one statement (PostgreSQL): the
+    action unless its (project, external_id) is taken (then nothing at all, and no row
+    answered), the events pointing at it, their ids in list order (ORDER BY the position).
+    The events' values are cast to their columns' types: in a VALUES list they have none."""
+    qn = connection.ops.quote_name
+    action_columns = ", ".join(qn(f.column) for f in _ACTION_FIELDS)
+    event_columns = ", ".join(qn(f.column) for f in _EVENT_FIELDS)
+    one = ", ".join(f"%s::{f.cast_db_type(connection)}" for f in _EVENT_FIELDS)
+    rows = ", ".join(f"({one}, {n})" for n in range(events))
+    names = ", ".join(f"c{i}" for i in range(len(_EVENT_FIELDS)))
+    picked = ", ".join(f"v.c{i}" for i in range(len(_EVENT_FIELDS)))
+    return (
+        f"WITH a AS (INSERT INTO {A} ({action_columns}) VALUES ({', '.join(['%s'] * len(_ACTION_FIELDS))}) "  # noqa: S608
+        f"ON CONFLICT ({A.project}, {A.external_id}) DO NOTHING RETURNING {A.id}), "
+        f"e AS (INSERT INTO {E} ({E.action}, {event_columns}) SELECT a.{A.id}, {picked} "
+        f"FROM a CROSS JOIN (VALUES {rows}) v({names}, n) ORDER BY v.n) "
+        f"SELECT {A.id} FROM a"
+    )
+
+
+# By the number of events: 2 when the policy decides (created, policy_decided), 3 when it
+# escalates (created, escalated, tier_entered).
+ACTION_WITH_EVENTS = {2: _action_with_events(2), 3: _action_with_events(3)}
 
 
 def statements() -> list[tuple[str, Any]]:

@@ -192,6 +192,13 @@ def _prep_values(fields: dict[str, Any], values: dict[str, Any]) -> list[Any]:
     return [fields[name].get_db_prep_save(value, connection) for name, value in values.items()]
 
 
+def values(model: type[Model], row: dict[str, Any], attnames: Sequence[str]) -> list[Any]:
+    """A row's values (attname -> value) in the order of `attnames`, prepared as `insert`
+    prepares them, for a hand-written INSERT in an app's sql.py."""
+    fields = _fields(model)
+    return _prep_values(fields, {name: row[name] for name in attnames})
+
+
 _FIELDS: dict[type[Model], dict[str, Any]] = {}
 
 

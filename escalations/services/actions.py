@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from escalations import action_input, lock_objects, policies, selectors
+from escalations import action_input, lock_objects, policies, selectors, sql
 from escalations.action_input import ActionInput
 from escalations.models import Action, ActionEvent, ActionStatus, DecidedBy, LadderVersion, Outcome
 from escalations.services import notify
@@ -271,24 +271,46 @@ def _action_create(
         if verdict.outcome == Outcome.APPROVE:
             action.final_args = sent.args
             action.args_digest = policies.args_digest(sent.action, sent.args)
-    # One statement, prepared: the row, or nothing when the external_id is taken. Every column
-    # is written (the instance holds each field's default), as save() would.
-    values = {f.attname: getattr(action, f.attname) for f in Action._meta.concrete_fields if not f.primary_key}
-    inserted = rawsql.insert(Action, [values], unless_conflict=("project", "external_id"))
-    if not inserted:
-        return None
-    action.pk = inserted[0]
+    # The row, or nothing when the external_id is taken. Every column is written (the
+    # instance holds each field's default), as save() would.
+    values = {name: getattr(action, name) for name in sql.ACTION_ATTNAMES}
+    events = _event_rows(action=action, principal=principal, decision=decision, now=now)
+    if connection.vendor == "postgresql":
+        # The action and its trail in one prepared statement: one round trip less.
+        params = rawsql.values(Action, values, sql.ACTION_ATTNAMES)
+        for event in events:
+            params += rawsql.values(ActionEvent, event, sql.EVENT_ATTNAMES)
+        row = rawsql.fetchone(sql.ACTION_WITH_EVENTS[len(events)], params)
+        if row is None:
+            return None
+        action.pk = row[0]
+    else:
+        inserted = rawsql.insert(Action, [values], unless_conflict=("project", "external_id"))
+        if not inserted:
+            return None
+        action.pk = inserted[0]
+        # One multi-row statement; the trail's ids follow the list's order (the events list
+        # orders by id).
+        rawsql.insert(ActionEvent, [{**event, "action_id": action.pk} for event in events])
     action._state.adding = False
     action._state.db = connection.alias
-    _events_record(action=action, principal=principal, decision=decision, now=now)
+    _follow_up(action=action)
+    return action
+
+
+def _follow_up(*, action: Action) -> None:
+    """What follows a new action (stored with its trail), in its transaction."""
     if action.status == ActionStatus.PENDING:
         notify.action_tier_entered(action=action)
     else:
         notify.action_decided(action=action)
-    return action
 
 
-def _events_record(*, action: Action, principal: Principal | None, decision: _Decision, now: dt.datetime) -> None:
+def _event_rows(
+    *, action: Action, principal: Principal | None, decision: _Decision, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """The new action's trail (sql.EVENT_ATTNAMES of each event; the action's id is added
+    when it is inserted): created, then policy_decided, or escalated and tier_entered."""
     verdict = decision.verdict
     rule = {
         "policy_version": decision.policy_version,
@@ -302,7 +324,6 @@ def _events_record(*, action: Action, principal: Principal | None, decision: _De
     def event(kind: str, data: dict[str, Any], *, actor: bool = False) -> dict[str, Any]:
         return {
             "organization_id": action.organization_id,
-            "action_id": action.pk,
             "kind": kind,
             "actor_user_id": user.pk if actor and user is not None else None,
             "actor_api_key_id": key.pk if actor and key is not None else None,
@@ -319,9 +340,7 @@ def _events_record(*, action: Action, principal: Principal | None, decision: _De
         events.append(event("tier_entered", {"tier": 0, "due_at": action.due_at.isoformat()}))
     else:
         events.append(event("policy_decided", {**rule, "outcome": verdict.outcome, "status": action.status}))
-    # One multi-row statement, prepared; the trail's ids follow the order of the list (the
-    # events list orders by id), as bulk_create's did.
-    rawsql.insert(ActionEvent, events)
+    return events
 
 
 __all__ = ["EVALUATION_FAILED", "NO_POLICY", "action_request"]
