@@ -4,6 +4,7 @@ another project) is simply not found."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -14,6 +15,7 @@ from django.db.models import OuterRef, QuerySet, Subquery, Sum
 
 from escalations import policies, sql
 from escalations.models import Action, ActionEvent, ActionStatus, LadderVersion, PolicyVersion
+from reviewapp import rawsql
 from reviewapp.errors import NotFound
 from reviewapp.models import Conversation, Organization, Project
 
@@ -102,6 +104,8 @@ def velocity_total(
     (jsonb path, numbers only); on SQLite the matching rows' args are read and summed here
     with the policy's own path lookup, because SQLite's JSON paths cannot tell a list index
     from an object key that is a number."""
+    if connection.vendor == "postgresql" and (window.of == "count" or sql.jsonb_path_exact(window.path or "")):
+        return _velocity_total_pg(project_id=project_id, window=window, facts=facts, now=now)
     qs = Action.objects.filter(
         project_id=project_id,
         created_at__gte=now - dt.timedelta(seconds=window.seconds),
@@ -137,6 +141,29 @@ def velocity_total(
     return _as_float(integers) + floats
 
 
+def _velocity_total_pg(
+    *, project_id: int, window: policies.VelocityWindow, facts: policies.ActionFacts, now: dt.datetime
+) -> float:
+    """velocity_total on PostgreSQL: one prepared statement (sql.VELOCITY), as the ORM query
+    below would ask it; it runs on every action request a velocity rule looks at."""
+    by = window.by if window.by in ("end_user_id", "agent_version") else "project"
+    pattern = sql.glob_regex(window.action) if window.action is not None else None
+    params: dict[str, object] = {
+        "project": project_id,
+        "since": now - dt.timedelta(seconds=window.seconds),
+        "now": now,
+        "action": pattern if pattern is not None else (window.action if window.action is not None else facts.action),
+    }
+    if by != "project":
+        params["by"] = facts.end_user_id if by == "end_user_id" else facts.agent_version
+    if window.of != "count":
+        params["path"] = (window.path or "").split(".")
+    key = f"{by}/{'regex' if pattern is not None else 'eq'}/{'count' if window.of == 'count' else 'sum'}"
+    row = rawsql.fetchone(sql.VELOCITY[key], params)
+    total = row[0] if row is not None else None
+    return float(total or 0) if window.of == "count" else _as_float(total or 0)
+
+
 def _as_float(value: int | Decimal) -> float:
     try:
         return float(value)
@@ -157,10 +184,24 @@ def policy_version_current(*, organization: Organization, project: Project) -> P
     )
 
 
-def policy_version_in_force(*, project: Project) -> PolicyVersion | None:
-    """policy_version_current for a project already resolved within its tenant (an action
-    request's): by project alone, without loading the organization."""
-    return PolicyVersion.objects.filter(project=project).order_by("-version").first()
+@dataclass(frozen=True)
+class RequestContext:
+    """What an action request reads before deciding (sql.REQUEST_CONTEXT): whether its
+    external_id is taken, and the policy in force as stored (version None: no policy yet)."""
+
+    external_id_taken: bool
+    policy_version: int | None
+    rules_json: str | None
+    default_ladder: str | None
+
+
+def action_request_context(*, project_id: int, external_id: str) -> RequestContext:
+    row = rawsql.fetchone(sql.REQUEST_CONTEXT, [project_id, external_id, project_id])
+    assert row is not None  # the statement always answers one row
+    taken, version, rules, default_ladder = row
+    if rules is not None and not isinstance(rules, str):  # a backend that decodes JSON itself
+        rules = json.dumps(rules)
+    return RequestContext(bool(taken), version, rules, default_ladder)
 
 
 def policy_version_list(*, organization: Organization, project: Project) -> QuerySet[PolicyVersion]:

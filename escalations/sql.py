@@ -19,7 +19,12 @@ from django.db import connection
 from django.db.models import BooleanField, Count, DecimalField, QuerySet
 from django.db.models.expressions import RawSQL
 
-from escalations.models import Action, LadderVersion
+from escalations.models import Action, ActionEvent, ActionStatus, LadderVersion, PolicyVersion
+from reviewapp.rawsql import Table, literal
+
+A = Table(Action)
+E = Table(ActionEvent)
+PV = Table(PolicyVersion)
 
 _RISK_TAGS = f'"{Action._meta.db_table}"."{Action._meta.get_field("risk_tags").column}"'
 
@@ -139,6 +144,84 @@ VELOCITY_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM u
 def velocity_lock_keys(*, project_id: int, by_values: dict[str, str]) -> list[str]:
     """The advisory lock keys, sorted, for the window dimensions a policy uses."""
     return sorted(f"escalations.velocity:{project_id}:{by}:{value}" for by, value in by_values.items())
+
+
+# What an action request reads before it decides, in one statement: whether its external_id is
+# taken (a repeat: read that action, decide nothing) and the project's policy in force (its
+# version, and the stored rules and default ladder as text, the key of the parsed policy's
+# in-process cache). No policy yet: NULLs. Parameters: project id, external_id, project id.
+# Over the unique indexes (project, external_id) and (project, version).
+REQUEST_CONTEXT = (
+    f"SELECT EXISTS (SELECT 1 FROM {A} a WHERE a.{A.project} = %s AND a.{A.external_id} = %s), "  # noqa: S608
+    f"p.{PV.version}, p.{PV.rules}, p.{PV.default_ladder} "
+    f"FROM (SELECT 1 AS one) x LEFT JOIN (SELECT {PV.version}, {PV.rules}, {PV.default_ladder} FROM {PV} "
+    f"WHERE {PV.project} = %s ORDER BY {PV.version} DESC LIMIT 1) p ON x.one = 1"
+)
+
+
+def _velocity(by: str, match: str, of: str) -> str:
+    """One velocity window's statement (PostgreSQL): the count of the project's approved or
+    pending actions created in [since, now], of the same end user / agent version / any (`by`),
+    whose name equals or matches (`match`: "eq", "regex") %(action)s; or the sum of the numbers
+    at the args path %(path)s (segments, text[]; see arg_number_pg). Over the indexes
+    (project, end_user_id, created_at), (project, agent_version, created_at), (project,
+    created_at). The statuses are literals: a generic plan still knows them."""
+    head = (
+        "SELECT COUNT(*)"
+        if of == "count"
+        else f"SELECT SUM(CASE WHEN jsonb_typeof(a.{A.args} #> %(path)s::text[]) = 'number' "
+        f"THEN (a.{A.args} #>> %(path)s::text[])::numeric END)"
+    )
+    where = (
+        f"a.{A.project} = %(project)s AND a.{A.created_at} >= %(since)s AND a.{A.created_at} <= %(now)s "
+        f"AND a.{A.status} IN ({literal(ActionStatus.APPROVED)}, {literal(ActionStatus.PENDING)})"
+    )
+    if by != "project":
+        where += f" AND a.{getattr(A, by)} = %(by)s"
+    where += f" AND a.{A.action} {'~' if match == 'regex' else '='} %(action)s"
+    return f"{head} FROM {A} a WHERE {where}"
+
+
+# Every velocity statement, by "<by>/<match>/<of>": prepared once per connection, each.
+VELOCITY = {
+    f"{by}/{match}/{of}": _velocity(by, match, of)
+    for by in ("end_user_id", "agent_version", "project")
+    for match in ("eq", "regex")
+    for of in ("count", "sum")
+}
+
+
+_ACTION_FIELDS = [f for f in Action._meta.concrete_fields if not f.primary_key]
+_EVENT_FIELDS = [f for f in ActionEvent._meta.concrete_fields if not f.primary_key and f.name != "action"]
+# The attnames, in statement order, of ACTION_WITH_EVENTS' action values and of each event's.
+ACTION_ATTNAMES = tuple(f.attname for f in _ACTION_FIELDS)
+EVENT_ATTNAMES = tuple(f.attname for f in _EVENT_FIELDS)
+
+
+def _action_with_events(events: int) -> str:
+    """A new action and its first `events` ActionEvents in one statement (PostgreSQL): the
+    action unless its (project, external_id) is taken (then nothing at all, and no row
+    answered), the events pointing at it, their ids in list order (ORDER BY the position).
+    The events' values are cast to their columns' types: in a VALUES list they have none."""
+    qn = connection.ops.quote_name
+    action_columns = ", ".join(qn(f.column) for f in _ACTION_FIELDS)
+    event_columns = ", ".join(qn(f.column) for f in _EVENT_FIELDS)
+    one = ", ".join(f"%s::{f.cast_db_type(connection)}" for f in _EVENT_FIELDS)
+    rows = ", ".join(f"({one}, {n})" for n in range(events))
+    names = ", ".join(f"c{i}" for i in range(len(_EVENT_FIELDS)))
+    picked = ", ".join(f"v.c{i}" for i in range(len(_EVENT_FIELDS)))
+    return (
+        f"WITH a AS (INSERT INTO {A} ({action_columns}) VALUES ({', '.join(['%s'] * len(_ACTION_FIELDS))}) "  # noqa: S608
+        f"ON CONFLICT ({A.project}, {A.external_id}) DO NOTHING RETURNING {A.id}), "
+        f"e AS (INSERT INTO {E} ({E.action}, {event_columns}) SELECT a.{A.id}, {picked} "
+        f"FROM a CROSS JOIN (VALUES {rows}) v({names}, n) ORDER BY v.n) "
+        f"SELECT {A.id} FROM a"
+    )
+
+
+# By the number of events: 2 when the policy decides (created, policy_decided), 3 when it
+# escalates (created, escalated, tier_entered).
+ACTION_WITH_EVENTS = {2: _action_with_events(2), 3: _action_with_events(3)}
 
 
 def statements() -> list[tuple[str, Any]]:

@@ -179,14 +179,34 @@ def execute(sql: str, params: Any) -> None:
 def _prep(model: type[Model], values: dict[str, Any]) -> tuple[list[str], list[Any]]:
     """Column names and database values for attname -> value pairs, prepared by each field as
     the ORM would (JSON adapted, datetimes made what the backend stores)."""
-    fields = {f.attname: f for f in model._meta.concrete_fields}
+    fields = _fields(model)
     qn = connection.ops.quote_name
     names = [qn(fields[name].column) for name in values]
+    return names, _prep_values(fields, values)
+
+
+def _prep_values(fields: dict[str, Any], values: dict[str, Any]) -> list[Any]:
     for name, value in values.items():
         if type(value) is int:
             _check_column_int(fields[name], value)
-    prepared = [fields[name].get_db_prep_save(value, connection) for name, value in values.items()]
-    return names, prepared
+    return [fields[name].get_db_prep_save(value, connection) for name, value in values.items()]
+
+
+def values(model: type[Model], row: dict[str, Any], attnames: Sequence[str]) -> list[Any]:
+    """A row's values (attname -> value) in the order of `attnames`, prepared as `insert`
+    prepares them, for a hand-written INSERT in an app's sql.py."""
+    fields = _fields(model)
+    return _prep_values(fields, {name: row[name] for name in attnames})
+
+
+_FIELDS: dict[type[Model], dict[str, Any]] = {}
+
+
+def _fields(model: type[Model]) -> dict[str, Any]:
+    """attname -> field of a model's concrete fields, worked out once per model."""
+    if model not in _FIELDS:
+        _FIELDS[model] = {f.attname: f for f in model._meta.concrete_fields}
+    return _FIELDS[model]
 
 
 def _check_column_int(field: Any, value: int) -> None:
@@ -201,22 +221,35 @@ def _check_column_int(field: Any, value: int) -> None:
         raise validation.InputError(f"Must be from {bounds[0]} to {bounds[1]}.", field.attname)
 
 
-def insert(model: type[Model], rows: Sequence[dict[str, Any]]) -> list[int]:
+def insert(model: type[Model], rows: Sequence[dict[str, Any]], *, unless_conflict: Sequence[str] = ()) -> list[int]:
     """INSERT rows (attname -> value; every row the same keys) in one statement; returns their
     primary keys in the order the database answers RETURNING (row order on PostgreSQL; SQLite
-    does not promise it). For the few hot writes; no signals, no defaults filled in."""
+    does not promise it). For the few hot writes; no signals, no defaults filled in.
+
+    `unless_conflict` names the fields of a unique constraint: a row that would break it is
+    skipped (ON CONFLICT ... DO NOTHING, on both backends) and has no key in the answer. On
+    PostgreSQL a conflicting row another transaction is still writing makes this wait for that
+    transaction's end, then skip (committed) or insert (rolled back)."""
     if not rows:
         return []
-    names, _ = _prep(model, rows[0])
-    params: list[Any] = []
-    for row in rows:
-        params.extend(_prep(model, row)[1])
+    fields = _fields(model)
+    names, params = _prep(model, rows[0])
+    for row in rows[1:]:
+        params.extend(_prep_values(fields, row))
     one = "(" + ", ".join(["%s"] * len(names)) + ")"
     sql = (
         f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({', '.join(names)}) "  # noqa: S608
-        f"VALUES {', '.join([one] * len(rows))} RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
+        f"VALUES {', '.join([one] * len(rows))}{_on_conflict(model, unless_conflict)} "
+        f"RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
     )
     return [pk for (pk,) in fetchall(sql, params)]
+
+
+def _on_conflict(model: type[Model], fields: Sequence[str]) -> str:
+    if not fields:
+        return ""
+    qn = connection.ops.quote_name
+    return f" ON CONFLICT ({', '.join(qn(model._meta.get_field(f).column) for f in fields)}) DO NOTHING"
 
 
 def update(model: type[Model], pk: int, values: dict[str, Any]) -> None:

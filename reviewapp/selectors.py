@@ -37,14 +37,14 @@ def principal_from_token(*, raw: str) -> Principal | None:
     effect on the next request: nothing here is cached."""
     digest = token_hash(raw)
     if raw.startswith(PROJECT_KEY_PREFIX):
-        key = (
-            ApiKey.objects.select_related("organization", "project")
-            .filter(token_hash=digest, revoked_at__isnull=True)
-            .first()
-        )
-        if key is None:
+        row = rawsql.fetchone(sql.PROJECT_KEY, [digest])
+        if row is None:
             return None
-        return Principal(organization=key.organization, role=AGENT, api_key=key, project=key.project)
+        key, organization, project = rawsql.instances(row, ApiKey, Organization, Project)
+        key.organization, key.project = organization, project
+        if project.organization_id == organization.pk:  # always, unless edited by hand
+            project.organization = organization
+        return Principal(organization=organization, role=AGENT, api_key=key, project=project)
     if raw.startswith(PERSONAL_TOKEN_PREFIX):
         row = rawsql.fetchone(sql.PERSONAL_TOKEN, [digest])
         if row is None:

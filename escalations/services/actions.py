@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from escalations import action_input, lock_objects, policies, selectors
+from escalations import action_input, lock_objects, policies, selectors, sql
 from escalations.action_input import ActionInput
 from escalations.models import Action, ActionEvent, ActionStatus, DecidedBy, LadderVersion, Outcome
 from escalations.services import notify
 from escalations.services import policy as policy_services
+from reviewapp import rawsql
 from reviewapp.errors import Conflict
 from reviewapp.models import Project
 from reviewapp.principal import Principal
@@ -78,28 +78,56 @@ def _facts(sent: ActionInput) -> policies.ActionFacts:
     )
 
 
-def _evaluate(*, project: Project, facts: policies.ActionFacts, now: dt.datetime) -> _Decision:
-    """The current policy's verdict on `facts`. Any failure (a stored policy that no longer
-    loads, a velocity query that errs, a bug) is logged and escalates to the default ladder."""
-    version = selectors.policy_version_in_force(project=project)
-    default_ladder = version.default_ladder if version is not None else policy_services.DEFAULT_LADDER
+class _EvaluationBroken(Exception):
+    """The evaluation failed in the database: the transaction is unusable, start over."""
+
+
+def _evaluate(
+    *,
+    project: Project,
+    context: selectors.RequestContext,
+    facts: policies.ActionFacts,
+    now: dt.datetime,
+    broken: bool = False,
+) -> _Decision:
+    """The verdict of the policy in force (read with the request's context) on `facts`. Any
+    failure (a stored policy that no longer loads, a velocity query that errs, a bug) is
+    logged and escalates to the default ladder: at once, or, for a database error (which
+    leaves the transaction unusable), by raising _EvaluationBroken for the caller to roll back
+    and start over with `broken` (then the verdict is the escalation, without evaluating)."""
+    version = context.policy_version
+    default_ladder = (
+        context.default_ladder or policy_services.DEFAULT_LADDER
+        if version is not None
+        else policy_services.DEFAULT_LADDER
+    )
     try:
-        policy = policy_services.policy_of(version)
+        if version is None or context.rules_json is None:
+            policy = policy_services.policy_of(None)
+        else:
+            policy = policy_services.policy_parsed(context.rules_json, context.default_ladder or "")
         windows = policies.velocity_windows(policy)
 
         def velocity(window: policies.VelocityWindow, seen: policies.ActionFacts) -> float:
             return selectors.velocity_total(project_id=project.pk, window=window, facts=seen, now=now)
 
-        # A velocity query is the one part that talks to the database: in a savepoint, so that
-        # an error there leaves the request's transaction usable for the fail-safe escalation.
-        with transaction.atomic() if windows else nullcontext():
-            if windows:
-                lock_objects.velocity_keys_lock(project_id=project.pk, by_values=_window_keys(windows, facts))
-            verdict = policies.policy_evaluate(policy, facts, velocity)
+        if broken:
+            raise _EvaluationBroken("the first attempt's evaluation failed in the database")
+        # The velocity lock and queries are the one part that talks to the database. Not in a
+        # savepoint (two more round trips on every request): a database error there aborts the
+        # request's transaction, so it is raised as _EvaluationBroken, the request starts over
+        # and escalates without evaluating (`broken`).
+        if windows:
+            lock_objects.velocity_keys_lock(project_id=project.pk, by_values=_window_keys(windows, facts))
+        verdict = policies.policy_evaluate(policy, facts, velocity)
         if verdict.outcome not in (Outcome.APPROVE, Outcome.REJECT, Outcome.ESCALATE):
             raise ValueError(f"unknown outcome {verdict.outcome!r}")
-    except Exception:
+    except DatabaseError as exc:
         logger.exception("policy of project %s could not be evaluated; escalating", project.pk)
+        raise _EvaluationBroken(str(exc)) from exc
+    except Exception as exc:
+        if not isinstance(exc, _EvaluationBroken):
+            logger.exception("policy of project %s could not be evaluated; escalating", project.pk)
         verdict = policies.Verdict(
             outcome=Outcome.ESCALATE,
             ladder=default_ladder,
@@ -117,7 +145,7 @@ def _evaluate(*, project: Project, facts: policies.ActionFacts, now: dt.datetime
             reason=NO_POLICY,
             explanation=(),
         )
-    return _Decision(verdict=verdict, policy_version=version.version if version is not None else None)
+    return _Decision(verdict=verdict, policy_version=version)
 
 
 def _window_keys(windows: tuple[policies.VelocityWindow, ...], facts: policies.ActionFacts) -> dict[str, str]:
@@ -159,25 +187,49 @@ def action_request(
     policy_decided or escalated, tier_entered), and what follows (notify)."""
     sent = action_input.action_input_parse(data, allow_private_callbacks=settings.WEBHOOK_ALLOW_PRIVATE_HOSTS)
     now = now or timezone.now()
+    broken = False
     for attempt in range(_REQUEST_ATTEMPTS):
         try:
             with transaction.atomic():
+                # One statement says whether the external_id is taken and which policy is in
+                # force; the insert skips a row whose external_id was taken since (a racing
+                # twin), so the whole action is read only for a repeat.
+                context = selectors.action_request_context(project_id=project.pk, external_id=sent.external_id)
+                if not context.external_id_taken:
+                    action = _action_create(
+                        principal=principal, project=project, context=context, sent=sent, now=now, broken=broken
+                    )
+                    if action is not None:
+                        return action, True
                 existing = selectors.action_by_external_id(project=project, external_id=sent.external_id)
                 if existing is not None:
                     return _repeat(existing, sent), False
-                return _action_create(principal=principal, project=project, sent=sent, now=now), True
+                # The conflicting row is gone again (its project is being deleted): try again.
+        except _EvaluationBroken:
+            # Rolled back (the velocity lock with it); the next pass escalates without evaluating.
+            broken = True
+            continue
         except IntegrityError:
-            # Two requests with one new external_id: the loser's insert waited for the winner's
-            # commit and hit the unique index; the next pass reads the winner's action.
+            # Not the external_id (ON CONFLICT skips that one): kept as before for any other
+            # unique index a concurrent request could hit.
             if attempt == _REQUEST_ATTEMPTS - 1:
                 raise
-            logger.info("action request race on %s/%s; reading the winner", project.pk, sent.external_id)
-    raise AssertionError("unreachable")
+            logger.info("action request race on %s/%s; trying again", project.pk, sent.external_id)
+    raise Conflict(f"external_id '{sent.external_id}' is being written by another request; send it again.")
 
 
-def _action_create(*, principal: Principal | None, project: Project, sent: ActionInput, now: dt.datetime) -> Action:
-    """Must run inside the caller's transaction."""
-    decision = _evaluate(project=project, facts=_facts(sent), now=now)
+def _action_create(
+    *,
+    principal: Principal | None,
+    project: Project,
+    context: selectors.RequestContext,
+    sent: ActionInput,
+    now: dt.datetime,
+    broken: bool = False,
+) -> Action | None:
+    """Must run inside the caller's transaction. None: the project has an action with this
+    external_id already (committed, or committed while this insert waited for it)."""
+    decision = _evaluate(project=project, context=context, facts=_facts(sent), now=now, broken=broken)
     verdict = decision.verdict
     action = Action(
         organization_id=project.organization_id,
@@ -219,16 +271,46 @@ def _action_create(*, principal: Principal | None, project: Project, sent: Actio
         if verdict.outcome == Outcome.APPROVE:
             action.final_args = sent.args
             action.args_digest = policies.args_digest(sent.action, sent.args)
-    action.save(force_insert=True)
-    _events_record(action=action, principal=principal, decision=decision, now=now)
+    # The row, or nothing when the external_id is taken. Every column is written (the
+    # instance holds each field's default), as save() would.
+    values = {name: getattr(action, name) for name in sql.ACTION_ATTNAMES}
+    events = _event_rows(action=action, principal=principal, decision=decision, now=now)
+    if connection.vendor == "postgresql":
+        # The action and its trail in one prepared statement: one round trip less.
+        params = rawsql.values(Action, values, sql.ACTION_ATTNAMES)
+        for event in events:
+            params += rawsql.values(ActionEvent, event, sql.EVENT_ATTNAMES)
+        row = rawsql.fetchone(sql.ACTION_WITH_EVENTS[len(events)], params)
+        if row is None:
+            return None
+        action.pk = row[0]
+    else:
+        inserted = rawsql.insert(Action, [values], unless_conflict=("project", "external_id"))
+        if not inserted:
+            return None
+        action.pk = inserted[0]
+        # One multi-row statement; the trail's ids follow the list's order (the events list
+        # orders by id).
+        rawsql.insert(ActionEvent, [{**event, "action_id": action.pk} for event in events])
+    action._state.adding = False
+    action._state.db = connection.alias
+    _follow_up(action=action)
+    return action
+
+
+def _follow_up(*, action: Action) -> None:
+    """What follows a new action (stored with its trail), in its transaction."""
     if action.status == ActionStatus.PENDING:
         notify.action_tier_entered(action=action)
     else:
         notify.action_decided(action=action)
-    return action
 
 
-def _events_record(*, action: Action, principal: Principal | None, decision: _Decision, now: dt.datetime) -> None:
+def _event_rows(
+    *, action: Action, principal: Principal | None, decision: _Decision, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """The new action's trail (sql.EVENT_ATTNAMES of each event; the action's id is added
+    when it is inserted): created, then policy_decided, or escalated and tier_entered."""
     verdict = decision.verdict
     rule = {
         "policy_version": decision.policy_version,
@@ -236,48 +318,29 @@ def _events_record(*, action: Action, principal: Principal | None, decision: _De
         "rule_index": verdict.rule_index,
         "reason": verdict.reason,
     }
-    events = [
-        ActionEvent(
-            organization_id=action.organization_id,
-            action=action,
-            kind="created",
-            actor_user=principal.user if principal is not None else None,
-            actor_api_key=principal.api_key if principal is not None else None,
-            data={"external_id": action.external_id, "action": action.action},
-            created_at=now,
-        )
-    ]
+    user = principal.user if principal is not None else None
+    key = principal.api_key if principal is not None else None
+
+    def event(kind: str, data: dict[str, Any], *, actor: bool = False) -> dict[str, Any]:
+        return {
+            "organization_id": action.organization_id,
+            "kind": kind,
+            "actor_user_id": user.pk if actor and user is not None else None,
+            "actor_api_key_id": key.pk if actor and key is not None else None,
+            "data": data,
+            "created_at": now,
+        }
+
+    events = [event("created", {"external_id": action.external_id, "action": action.action}, actor=True)]
     if action.status == ActionStatus.PENDING:
         assert action.ladder is not None and action.due_at is not None
         events.append(
-            ActionEvent(
-                organization_id=action.organization_id,
-                action=action,
-                kind="escalated",
-                data={**rule, "ladder": action.ladder.name, "ladder_version": action.ladder.version},
-                created_at=now,
-            )
+            event("escalated", {**rule, "ladder": action.ladder.name, "ladder_version": action.ladder.version})
         )
-        events.append(
-            ActionEvent(
-                organization_id=action.organization_id,
-                action=action,
-                kind="tier_entered",
-                data={"tier": 0, "due_at": action.due_at.isoformat()},
-                created_at=now,
-            )
-        )
+        events.append(event("tier_entered", {"tier": 0, "due_at": action.due_at.isoformat()}))
     else:
-        events.append(
-            ActionEvent(
-                organization_id=action.organization_id,
-                action=action,
-                kind="policy_decided",
-                data={**rule, "outcome": verdict.outcome, "status": action.status},
-                created_at=now,
-            )
-        )
-    ActionEvent.objects.bulk_create(events)
+        events.append(event("policy_decided", {**rule, "outcome": verdict.outcome, "status": action.status}))
+    return events
 
 
 __all__ = ["EVALUATION_FAILED", "NO_POLICY", "action_request"]

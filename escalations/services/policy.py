@@ -7,6 +7,8 @@ the first to commit, fails on the index, and is retried with the next number."""
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from typing import Any
 
@@ -193,6 +195,15 @@ def policy_version_create(*, principal: Principal | None, project: Project, data
     return _with_version_retry(create)
 
 
+@functools.lru_cache(maxsize=256)
+def policy_parsed(rules_json: str, default_ladder: str) -> policies.Policy:
+    """A stored policy (its rules as the stored JSON text) as the pure module's Policy, parsed
+    once per process: keyed by the stored content itself, so a new version (or another
+    project's) is another key and nothing can be stale. Policy is immutable (frozen, tuples),
+    so sharing one between requests is safe."""
+    return policies.policy_from_json({"rules": json.loads(rules_json), "default_ladder": default_ladder})
+
+
 def policy_of(version: PolicyVersion | None) -> policies.Policy:
     """The stored policy as the pure module's Policy; no version yet: no rules, so everything
     escalates to the default ladder."""
@@ -207,5 +218,6 @@ __all__ = [
     "ladder_version_create",
     "ladder_version_for",
     "policy_of",
+    "policy_parsed",
     "policy_version_create",
 ]

@@ -19,9 +19,10 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def _race(monkeypatch, first, second, *, wait_event: str) -> dict:
-    """`first` runs until its trail is written (its action inserted, its locks held), and is
-    held there; `second` starts and must be seen waiting on a lock of kind `wait_event`."""
-    hold = hold_call(monkeypatch, action_services, "_events_record", thread="first")
+    """`first` runs until its action and trail are inserted (its locks held), and is held
+    there (in `_follow_up`, right after the insert); `second` starts and must be seen waiting
+    on a lock of kind `wait_event`."""
+    hold = hold_call(monkeypatch, action_services, "_follow_up", thread="first")
     results: dict = {}
     one = start_thread("first", first, results)
     try:
@@ -92,7 +93,7 @@ def test_two_refunds_to_one_customer_at_once_are_counted_in_each_others_window(m
 def test_another_customers_refund_does_not_wait_for_the_velocity_lock(monkeypatch):
     project = ProjectFactory()
     refund_policy(project)
-    hold = hold_call(monkeypatch, action_services, "_events_record", thread="first")
+    hold = hold_call(monkeypatch, action_services, "_follow_up", thread="first")
     results: dict = {}
     one = start_thread("first", _ask(project, request_body("r-1", end_user_id="a")), results)
     try:
