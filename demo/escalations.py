@@ -63,7 +63,7 @@ def escalations_demo_seed(*, project: Project, seed: int, reference: dt.datetime
     already. `reference` is the seeding's "now": the story ends there, and the actions still
     pending are due after it (their first tier lasts 15 minutes, so seed with the real time)."""
     started = time.monotonic()
-    if escalation_selectors.policy_version_in_force(project=project) is not None:
+    if escalation_selectors.policy_version_current(organization=project.organization, project=project) is not None:
         return EscalationsSeedResult(skipped=True)
     with transaction.atomic():
         result = _seed(project=project, seed=seed, reference=reference)

@@ -15,6 +15,7 @@ from django.db import connections
 from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Cast, Concat, Lower, TruncWeek
 
+from evaluation import sql as sql_texts
 from evaluation import stats
 from evaluation.models import CalibrationBar, CalibrationPair, CalibrationSnapshot, PairKind
 from labeling import budget_controller, rubric
@@ -129,10 +130,8 @@ def _sorted_after_grouping(qs: QuerySet[Any], *, columns: int) -> list[Any]:
     collation like any order_by; Django's converters still turn each column into its value."""
     compiler = qs.query.get_compiler(using=qs.db)
     sql, params = compiler.as_sql()
-    order = ", ".join(str(i) for i in range(1, columns + 1))
     with connections[qs.db].cursor() as cursor:
-        # sql is the compiled queryset (values bound as params) and order is digits only.
-        cursor.execute(f"WITH grouped AS MATERIALIZED ({sql}) SELECT * FROM grouped ORDER BY {order}", params)  # noqa: S608
+        cursor.execute(sql_texts.grouped_then_sorted(sql, columns=columns), params)
         rows = cursor.fetchall()
     return list(compiler.results_iter(results=[rows]))
 

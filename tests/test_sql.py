@@ -71,7 +71,7 @@ def test_the_placeholders_are_numbered_as_psycopg_binds_them():
 def test_every_app_with_hand_written_sql_has_its_statements_found():
     names = {name for name, _ in statements()}
 
-    assert {m.split(".")[0] for m in _sql_modules()} == {"reviewapp", "labeling", "escalations"}
+    assert {m.split(".")[0] for m in _sql_modules()} == {"reviewapp", "labeling", "escalations", "evaluation"}
     assert {
         "labeling.sql.LEASE_NEXT",
         "labeling.sql.LEASE_NEXT_RELAXED",

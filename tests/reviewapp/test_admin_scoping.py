@@ -23,6 +23,7 @@ from django.urls import reverse
 
 from escalations import services as escalation_services
 from escalations.models import Action, LadderVersion, PolicyVersion
+from evaluation.models import CalibrationBar, CalibrationPair, CalibrationStatus
 from labeling import services as labeling_services
 from labeling.models import (
     Assignment,
@@ -109,6 +110,25 @@ def _tenant(organization: Organization, prefix: str) -> dict[type[models.Model],
             "conversation_external_id": conversation.external_id,
         },
     )
+    pair = CalibrationPair.objects.create(
+        organization=organization,
+        project=project,
+        conversation=conversation,
+        queue_item=item,
+        judge=f"{prefix}-judge",
+        criterion=f"{prefix}-criterion",
+        judge_pass=True,
+        human_pass=True,
+        labeled_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    )
+    bar = CalibrationBar.objects.create(organization=organization, project=project)
+    status = CalibrationStatus.objects.create(
+        organization=organization,
+        project=project,
+        judge=f"{prefix}-judge",
+        criterion=f"{prefix}-criterion",
+        status="ok",
+    )
     return {
         Organization: organization,
         Project: project,
@@ -131,6 +151,9 @@ def _tenant(organization: Organization, prefix: str) -> dict[type[models.Model],
         Action: action,
         PolicyVersion: PolicyVersion.objects.get(project=project),
         LadderVersion: LadderVersion.objects.get(project=project, name=f"{prefix}-ladder"),
+        CalibrationPair: pair,
+        CalibrationBar: bar,
+        CalibrationStatus: status,
     }
 
 
@@ -213,6 +236,9 @@ def test_organization_paths_are_derived_from_foreign_keys():
         "escalations.Action": "organization",
         "escalations.PolicyVersion": "organization",
         "escalations.LadderVersion": "organization",
+        "evaluation.CalibrationPair": "organization",
+        "evaluation.CalibrationBar": "organization",
+        "evaluation.CalibrationStatus": "organization",
     }
 
 
