@@ -290,7 +290,7 @@ def test_a_real_worker_moves_due_actions_on(real_celery, project):
     climbing = make_pending_action(project, ladder, now=past)
     expiring = make_pending_action(project, ladder, tier_index=1, now=past)
 
-    assert tasks.actions_timeout_sweep.delay().get(timeout=60) == 2
+    assert tasks.actions_timeout_sweep.delay().get(timeout=60, disable_sync_subtasks=False) == 2
 
     climbing.refresh_from_db()
     expiring.refresh_from_db()

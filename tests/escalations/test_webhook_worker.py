@@ -61,7 +61,7 @@ def test_a_decision_reaches_its_receiver_through_the_worker_and_is_retried(webho
 
         # Its retry time comes (moved forward here instead of waiting 10 s); beat's sweep sends it.
         WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
-        assert tasks_webhooks.deliveries_due_sweep.apply().get() == 1
+        assert tasks_webhooks.deliveries_due_sweep.apply().get(disable_sync_subtasks=False) == 1
         assert wait_for(lambda: WebhookDelivery.objects.get(pk=delivery.pk).status == "delivered", timeout=60)
 
     assert len(r.requests) == 2

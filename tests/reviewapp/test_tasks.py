@@ -38,7 +38,7 @@ def test_personal_tokens_expire_runs_on_a_real_celery_worker(real_celery, org):
 
     result = personal_tokens_expire.delay()
 
-    assert result.get(timeout=60) == 1
+    assert result.get(timeout=60, disable_sync_subtasks=False) == 1
     expired.refresh_from_db()
     assert expired.revoked_at is not None
     fresh.refresh_from_db()
