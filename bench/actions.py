@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ import time
 from pathlib import Path
 
 import httpx
+from harness import free_port, percentile, setup_django
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -73,30 +73,6 @@ POLICY = {
     ],
     "default_ladder": "default",
 }
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def setup_django() -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings_actions"
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
-    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
 
 
 def load() -> str:
@@ -263,7 +239,7 @@ def main() -> None:
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         raise SystemExit("bench/actions.py measures PostgreSQL: set DATABASE_URL=postgresql://...")
-    setup_django()
+    setup_django("bench.settings_actions")
     key = load()
     port = free_port()
     proc = start_gunicorn(port, args.workers, args.server)
