@@ -182,3 +182,209 @@ class CalibrationStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.judge}@{self.judge_version} {self.criterion}: {self.status}"
+
+
+# --- Golden datasets -------------------------------------------------------------------------
+#
+# A Dataset holds a mutable working set of items (DatasetItem). Freezing copies them into an
+# immutable, numbered DatasetVersion (DatasetVersionItem rows, never updated afterwards); release
+# candidates are scored against a version (DatasetRun, DatasetRunResult). Items are addressed by
+# a stable `key`, the same in every version, which runs and exports call `item_id`.
+
+
+class GateMode(models.TextChoices):
+    # Observed rates against the thresholds: what teams do today.
+    OBSERVED = "observed", "Observed rates"
+    # The Wilson lower bound must clear the target, and there must be enough critical items for
+    # a zero-failure bound to reach the critical threshold.
+    CONFIDENT = "confident", "Confident (lower bound)"
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", "train"
+    DEV = "dev", "dev"
+    TEST = "test", "test"
+
+
+class Dataset(models.Model):
+    organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey("reviewapp.Project", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    gate_pass_rate = models.FloatField(default=0.95)
+    gate_critical_pass_rate = models.FloatField(default=1.0)
+    gate_mode = models.CharField(max_length=16, choices=GateMode.choices, default=GateMode.OBSERVED)
+    # Two-sided level of the intervals the confident gate uses.
+    gate_confidence = models.FloatField(default=0.95)
+    # Also require the candidate to be "not worse than the version tagged prod" by the interval of
+    # a human pairwise comparison of the two agent versions on this dataset.
+    gate_require_not_worse = models.BooleanField(default=False)
+    # Rules that promote final labels into the working set by themselves (validated data).
+    promotion_rules = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="dataset_project_name_unique"),
+            models.CheckConstraint(
+                condition=Q(gate_pass_rate__gte=0)
+                & Q(gate_pass_rate__lte=1)
+                & Q(gate_critical_pass_rate__gte=0)
+                & Q(gate_critical_pass_rate__lte=1)
+                & Q(gate_confidence__gt=0)
+                & Q(gate_confidence__lt=1),
+                name="dataset_gate_bounds",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DatasetItemFields(models.Model):
+    """What an item is, shared by the working set and the frozen copies."""
+
+    key = models.CharField(max_length=64)
+    conversation = models.ForeignKey(
+        "reviewapp.Conversation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    queue_item = models.ForeignKey(
+        "labeling.QueueItem", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The conversation up to the turn under test (a list of {"role", "content"} messages).
+    input_messages = models.JSONField(default=list)
+    # The reference answer: the accepted assistant turn, or one written by a person.
+    reference_output = models.JSONField(null=True, blank=True)
+    # The final answers of the labels that made the item (question key -> answer).
+    expected_labels = models.JSONField(default=dict, blank=True)
+    critical = models.BooleanField(default=False)
+    tags = models.JSONField(default=list, blank=True)
+    split = models.CharField(max_length=8, choices=Split.choices, default=Split.TRAIN)
+    # Where it came from: label ids, annotators, reviewer, final_source, human or judge, schema
+    # (rubric) name/version, queue, conversation external id.
+    lineage = models.JSONField(default=dict, blank=True)
+    # SHA-256 of the canonical JSON of the fields above that define the item (not ids or times),
+    # so versions compare item by item and the version hash is over content.
+    content_hash = models.CharField(max_length=64, default="")
+
+    class Meta:
+        abstract = True
+
+
+class DatasetItem(DatasetItemFields):
+    """The working set: edited freely; a frozen version never changes with it."""
+
+    organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="items")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "key"], name="dataset_item_key_unique"),
+            # NULLs are distinct: only items promoted from a queue item are bound by it.
+            models.UniqueConstraint(fields=["dataset", "queue_item"], name="dataset_item_queue_item_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id}/{self.key}"
+
+
+class DatasetVersion(models.Model):
+    """An immutable, numbered snapshot of a dataset's items with a hash over their content."""
+
+    organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    content_hash = models.CharField(max_length=64)
+    item_count = models.PositiveIntegerField(default=0)
+    critical_count = models.PositiveIntegerField(default=0)
+    # Labels such as "prod"; a tag names at most one version of a dataset (moved by the service).
+    tags = models.JSONField(default=list, blank=True)
+    note = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["dataset", "number"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "number"], name="dataset_version_number_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id} v{self.number}"
+
+
+class DatasetVersionItem(DatasetItemFields):
+    """A frozen copy of an item in one version. Written once, when the version is made."""
+
+    version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="items")
+
+    class Meta:
+        ordering = ["version", "id"]
+        constraints = [models.UniqueConstraint(fields=["version", "key"], name="dataset_version_item_key_unique")]
+
+    def __str__(self) -> str:
+        return f"v{self.version_id}/{self.key}"
+
+
+class GateVerdict(models.TextChoices):
+    PASS = "pass", "pass"
+    FAIL = "fail", "fail"
+
+
+class DatasetRun(models.Model):
+    """An agent version's results on one dataset version, and the gate's verdict on them.
+
+    The gate settings and the version hash are copied in, so a kept run still says what it was
+    judged against after the dataset's thresholds change."""
+
+    organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="runs")
+    version_hash = models.CharField(max_length=64)
+    agent_version = models.CharField(max_length=100)
+    item_count = models.PositiveIntegerField(default=0)
+    passed_count = models.PositiveIntegerField(default=0)
+    critical_count = models.PositiveIntegerField(default=0)
+    critical_passed_count = models.PositiveIntegerField(default=0)
+    # pass_rate, critical_pass_rate, wilson_lower, needed_items, segments, missing items…
+    metrics = models.JSONField(default=dict, blank=True)
+    gate = models.CharField(max_length=8, choices=GateVerdict.choices)
+    reasons = models.JSONField(default=list, blank=True)
+    gate_settings = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["dataset", "agent_version", "created_at"], name="dataset_run_agent")]
+
+    def __str__(self) -> str:
+        return f"run {self.id} of {self.agent_version}: {self.gate}"
+
+
+class DatasetRunResult(models.Model):
+    run = models.ForeignKey(DatasetRun, on_delete=models.CASCADE, related_name="results")
+    item = models.ForeignKey(DatasetVersionItem, on_delete=models.CASCADE, related_name="+")
+    passed = models.BooleanField()
+    score = models.FloatField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "item"], name="dataset_run_result_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.item_id}: {self.passed}"
