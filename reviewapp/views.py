@@ -9,6 +9,7 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from reviewapp import selectors, services, validation
@@ -205,3 +206,9 @@ def personal_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
             raise Http404(str(exc)) from exc
     services.personal_token_revoke(token=token, actor=request.user)
     return redirect("personal-token-list")
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    # Resolved per request: the hashed static name exists only once collectstatic has run.
+    return redirect(static("reviewapp/favicon.svg"), permanent=False)
