@@ -135,7 +135,7 @@ class LinkableConversation:
     end_user_id: str
     agent_version: str
     booking_ref: str
-    refund_amount: float | None = None
+    refund_amount: int | float | None = None
     refund_reason: str = ""  # airline_cancelled, schedule_change or voluntary
     fare_class: str = ""
     passengers: int = 1
@@ -178,7 +178,8 @@ def refund_facts(messages: Any) -> dict[str, Any] | None:
         return None
     segments = booking.get("segments") or [{}]
     return {
-        "refund_amount": float(amount),
+        # As the conversation gave it: a whole amount stays 180, not 180.0, in args and on pages.
+        "refund_amount": amount,
         "refund_reason": refund["reason"],
         "booking_ref": str(refund.get("booking_ref") or ""),
         "fare_class": str(booking.get("fare_class") or ""),
