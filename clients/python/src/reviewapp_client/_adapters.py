@@ -77,12 +77,18 @@ async def request_action(client: AnyClient, action: str, args: Mapping[str, Any]
     return await asyncio.to_thread(client.request_action, action, args, **fields)
 
 
-async def wait(client: AnyClient, result: ActionResult, timeout: float = DEFAULT_WAIT) -> ActionResult:
-    if not result.pending:
+async def wait(client: AnyClient, result: ActionResult | int, timeout: float = DEFAULT_WAIT) -> ActionResult:
+    if isinstance(result, ActionResult) and not result.pending:
         return result
     if isinstance(client, AsyncClient):
         return await client.wait(result, timeout=timeout)
     return await asyncio.to_thread(client.wait, result, timeout)
+
+
+async def get_action(client: AnyClient, result: ActionResult | int) -> ActionResult:
+    if isinstance(client, AsyncClient):
+        return await client.get_action(result)
+    return await asyncio.to_thread(client.get_action, result)
 
 
 def check_approved(result: ActionResult, action: str) -> dict[str, Any]:
