@@ -15,7 +15,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, RetryPolicy
 from sdk_fakes import decide_action
 
-from reviewapp_client import ActionRejected, ApprovalTimeout
+from reviewapp_client import ActionRejected, ApprovalTimeout, Conflict
 from reviewapp_client.langgraph import aask_approval, ask_approval, resume_command, reviewapp_interrupts
 
 
@@ -189,4 +189,20 @@ def test_async_node_with_the_async_client(make_async_client, server):
 
     assert asyncio.run(go())["reply"] == "ok"
     assert ran == [{"order": "A-1", "amount": 400}]
+    assert len(server.actions) == 1
+
+
+def test_a_node_that_asks_with_other_args_on_resume_is_refused(client, server):
+    server.decide = lambda body: {"status": "pending"}
+    amounts = iter([400, 390])
+
+    def node(state: State) -> State:
+        # Not deterministic: the run after the resume asks for something else.
+        decision = ask_approval(client, "refund", {"order": "A-1", "amount": next(amounts)}, mode="interrupt")
+        return {"reply": str(decision.approved)}
+
+    graph = build(node)
+    graph.invoke({"order": "A-1", "amount": 0}, config())
+    with pytest.raises(Conflict):
+        graph.invoke(Command(resume="go"), config())
     assert len(server.actions) == 1

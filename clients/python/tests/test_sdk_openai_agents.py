@@ -260,3 +260,45 @@ def test_guarding_refuses_what_it_cannot_guard(make_async_client):
                 ReviewGuard(client, on_reject="ignore")
 
     run(go())
+
+
+def test_a_blocking_client_works_too(client, server):
+    ran: list = []
+    server.decide = lambda body: {"status": "pending"}
+    server.on_wait = lambda action, wait: decide_action(action, {"order_id": "A-1", "amount": 400}, status="approved")
+    model = ScriptedModel(refund_turns())
+    tool = ReviewGuard(client)(make_refund(ran))
+    run(Runner.run(agent_with(tool, model), "go", run_config=RUN_CONFIG))
+    assert ran == [("A-1", 400)]
+    assert len(server.actions) == 1
+
+
+def test_args_that_are_not_a_json_object_run_nothing_and_ask_nothing(make_async_client, server):
+    ran: list = []
+    bad = tool_call("refund", {}, "call_1").model_copy(update={"arguments": "[1, 2]"})
+    model = ScriptedModel([[bad], [text("done")]])
+
+    async def go():
+        async with make_async_client() as client:
+            tool = ReviewGuard(client)(make_refund(ran))
+            return await Runner.run(agent_with(tool, model), "go", run_config=RUN_CONFIG)
+
+    run(go())
+    assert ran == []
+    assert server.action_bodies() == []
+    assert model.tool_outputs() == {"call_1": "Not done: the arguments for refund are not a JSON object."}
+
+
+def test_a_long_call_id_is_hashed_to_fit_the_column(make_async_client, server):
+    ran: list = []
+    model = ScriptedModel(refund_turns(call_id="c" * 300))
+
+    async def go():
+        async with make_async_client() as client:
+            tool = ReviewGuard(client)(make_refund(ran))
+            return await Runner.run(agent_with(tool, model), "go", run_config=RUN_CONFIG)
+
+    run(go())
+    [body] = server.action_bodies()
+    assert body["external_id"].startswith("openai-agents:sha256:") and len(body["external_id"]) <= 255
+    assert ran == [("A-1", 400)]
