@@ -80,14 +80,12 @@ class _Guarded:
     def __init__(
         self,
         guard: ReviewGuard,
-        tool: FunctionTool,
         action: str,
         fields: RequestFields,
         on_reject: OnReject,
         timeout: float,
     ) -> None:
         self.guard = guard
-        self.tool = tool
         self.action = action
         self.fields = fields
         self.on_reject = on_reject
@@ -193,7 +191,6 @@ class ReviewGuard:
         guarded_tool = copy.copy(tool)  # FunctionTool.__copy__ keeps guardrails and failure policy
         spec = _Guarded(
             self,
-            guarded_tool,
             action or tool.name,
             fields,
             on_reject or self.on_reject,
