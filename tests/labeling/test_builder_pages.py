@@ -211,11 +211,19 @@ def test_rubric_preview_renders_the_labeling_form_with_markdown_instructions(pro
     assert 'name="a-correct"' in page and 'name="a-tone"' in page
 
 
-def test_hostile_rubric_names_are_escaped(project, browser_for):
-    make_schema(project, name=XSS)
+def test_hostile_rubric_and_queue_names_are_escaped(project, browser_for):
+    schema = make_schema(project, name=XSS, questions=[{"key": "q", "type": "text", "label": XSS, "help": XSS}])
+    queue = make_queue(project, schema=schema, name=XSS, description=XSS)
     client = browser_for("engineer")
-    page = client.get("/labeling/build/").content.decode()
-    assert XSS not in page and "&lt;script&gt;" in page
+    for url in (
+        "/labeling/build/",
+        f"/labeling/rubrics/{schema.pk}/",
+        f"/labeling/rubrics/{schema.pk}/edit",
+        f"/labeling/queues/{queue.pk}/settings",
+        "/labeling/queues/new",
+    ):
+        page = client.get(url).content.decode()
+        assert XSS not in page and "&lt;script&gt;" in page, url
 
 
 # --- queues ----------------------------------------------------------------------------------------
