@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -74,6 +75,25 @@ def membership_is_last_admin(*, membership: Membership) -> bool:
 
 def membership_list(*, organization: Organization) -> QuerySet[Membership]:
     return Membership.objects.filter(organization=organization).select_related("user").order_by("user__username")
+
+
+def membership_get_by_id(*, organization: Organization, membership_id: int) -> Membership:
+    membership = membership_list(organization=organization).filter(pk=membership_id).first()
+    if membership is None:
+        raise NotFound("Membership not found.")
+    return membership
+
+
+def user_find(*, identifier: str) -> AbstractBaseUser | None:
+    """The person an admin means by a username, or by an email address (case-insensitive) that
+    exactly one account has. Across organizations: adding someone who already has an account
+    is what an admin does; what the account holds elsewhere is not shown."""
+    user_model = get_user_model()
+    user = user_model.objects.filter(username=identifier).first()
+    if user is not None or "@" not in identifier:
+        return user
+    matches = list(user_model.objects.filter(email__iexact=identifier)[:2])
+    return matches[0] if len(matches) == 1 else None
 
 
 def project_list(*, organization: Organization) -> QuerySet[Project]:
