@@ -103,7 +103,10 @@ def project_config_apply(
 ) -> ApplyResult:
     """Apply a configuration document (provisioning/document.py) to `project`. A 400 names the
     place in the document; nothing is written then, nor in a dry run."""
-    doc = document.document_parse(data)
+    return _apply_parsed(principal=principal, project=project, doc=document.document_parse(data), dry_run=dry_run)
+
+
+def _apply_parsed(*, principal: Principal | None, project: Project, doc: Document, dry_run: bool) -> ApplyResult:
     principal = principal or Principal(organization=project.organization, role="admin")
     try:
         with transaction.atomic():
@@ -129,7 +132,7 @@ def project_create_from_config(
     no project is left behind. A dry run answers the diff against an empty project."""
     if Project.objects.filter(organization=organization, slug=slug).exists():
         raise ValidationFailed("Project exists.", errors={"slug": [f"A project '{slug}' exists already."]})
-    document.document_parse(data)  # refuse a bad document before making anything
+    doc = document.document_parse(data)  # refuse a bad document before making anything
     try:
         validate_slug(slug)
     except DjangoValidationError as exc:
@@ -138,7 +141,7 @@ def project_create_from_config(
         raise ValidationFailed("Too long.", errors={"slug" if len(slug) > 64 else "name": ["Too long, or holds NUL."]})
     with transaction.atomic():
         project = core_services.project_create(organization=organization, slug=slug, name=name or slug)
-        result = project_config_apply(principal=principal, project=project, data=data, dry_run=dry_run)
+        result = _apply_parsed(principal=principal, project=project, doc=doc, dry_run=dry_run)
         if dry_run:
             transaction.set_rollback(True)
             return None, result
