@@ -22,6 +22,7 @@ from labeling.models import LabelSchema, LabelSchemaVersion, ProjectBudget, Queu
 from provisioning import selectors, services
 from reviewapp import services as core_services
 from reviewapp.models import AuditEvent, Project
+from reviewapp.principal import Principal
 from tests.factories import ProjectFactory, conversation_payload
 from tests.labeling.factories import make_queue, make_schema
 
@@ -34,6 +35,7 @@ RULES = [
     },
     {"name": "big refunds", "if": {"action": "refund"}, "then": "escalate", "ladder": "finance"},
 ]
+CONTROLLER = {"enabled": True, "judge": "gpt-judge", "criterion": "correctness", "base_rate": 0.5}
 SAMPLING = ({"rate": 1.0, "if": {"feedback_rating": "down"}, "name": "thumbs down"}, {"rate": 0.0})
 
 
@@ -56,8 +58,9 @@ def source(project):
     escalation_services.ladder_version_create(principal=None, project=project, data=FINANCE)
     escalation_services.policy_version_create(principal=None, project=project, data={"rules": RULES[1:]})
     escalation_services.policy_version_create(principal=None, project=project, data={"rules": RULES})
-    admin = type("P", (), {"user": None, "api_key": None})()
+    admin = Principal(organization=project.organization, role="admin")
     labeling_services.project_budget_set(principal=admin, project=project, daily_items=500, shares={str(queue.pk): 0.5})
+    labeling_services.queue_budget_controller_set(principal=admin, queue=queue, data=CONTROLLER)
     evaluation_services.bar_set(project=project, values={"kappa": 0.7, "webhook_url": "https://hooks.example.com/x"})
     core_services.project_timezone_set(project=project, time_zone="Europe/Paris")
     core_services.project_frustration_terms_set(project=project, terms=["Useless bot"])
@@ -91,6 +94,7 @@ def test_get_answers_the_whole_configuration_keyed_by_names(source, api_client_f
     queue = next(q for q in doc["queues"] if q["name"] == "Support QA")
     assert queue["rubric"] == "Support quality" and queue["priority"] == 3 and queue["gold_rate"] == 0.1
     assert queue["sampling"][0] == {"name": "thumbs down", "rate": 1.0, "if": {"feedback_rating": "down"}}
+    assert {k: queue["budget_controller"][k] for k in CONTROLLER} == CONTROLLER
     assert [ladder["name"] for ladder in doc["ladders"]] == ["default", "finance"]
     assert [r["name"] for r in doc["policy"]["rules"]] == ["small refunds", "big refunds"]
     assert doc["budget"] == {"daily_items": 500, "shares": {"Support QA": 0.5}}
