@@ -42,6 +42,7 @@ api_v1 = [
     path("", include("escalations.urls_api_webhooks")),
     path("", include("escalations.urls_api_insight")),
     path("", include("evaluation.urls_api")),
+    path("", include("provisioning.urls_api")),
 ]
 
 urlpatterns = [
@@ -86,6 +87,7 @@ urlpatterns = [
     path("labeling/", include("labeling.urls")),
     path("escalations/", include("escalations.urls")),
     path("evaluation/", include("evaluation.urls")),
+    path("projects/", include("provisioning.urls")),
     # The settings pages live together under /settings/; escalations' own is in its app.
     path(
         "settings/webhooks/",
