@@ -71,17 +71,12 @@ CONVERSATION_JUDGE_SCORES = (
 )
 
 # Full-text search over conversations (reviewapp.textsearch reads queries; the index is built by
-# migration 0007). PostgreSQL: the indexed expression, spelled exactly as the index is, or the
-# planner will not use the index; tests/reviewapp/test_search.py checks that it does. Each
-# clause is a bound `phraseto_tsquery`, which accepts any text. SQLite: the FTS5 table's rowids
+# migration 0007). PostgreSQL: the GIN-indexed generated column; tests/reviewapp/test_search.py
+# checks the index answers. Each clause is a bound `phraseto_tsquery`, which accepts any text. SQLite: the FTS5 table's rowids
 # (conversation ids) matching one bound MATCH expression built by textsearch.fts5_match.
 C = Table(Conversation)
-_SEARCH_DOCUMENT_POSTGRESQL = f"""jsonb_to_tsvector('simple'::regconfig,
-    jsonb_path_query_array({C}.{C.messages},
-        '$[*] ? (@.role != "system" && @.role != "developer").content ? (@.type() == "string")')
-    || jsonb_path_query_array({C}.{C.messages},
-        '$[*] ? (@.role != "system" && @.role != "developer").content[*].text'),
-    '["string"]')"""
+# Not a model field: a generated column the migration adds on PostgreSQL only.
+_SEARCH_DOCUMENT_POSTGRESQL = f"{C}.search_document"
 _SEARCH_MATCH_SQLITE = "SELECT rowid FROM reviewapp_conversation_fts WHERE reviewapp_conversation_fts MATCH %s"
 
 
