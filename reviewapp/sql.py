@@ -71,9 +71,10 @@ CONVERSATION_JUDGE_SCORES = (
 )
 
 # Full-text search over conversations (reviewapp.textsearch reads queries; the index is built by
-# migration 0007). PostgreSQL: the GIN-indexed generated column; tests/reviewapp/test_search.py
-# checks the index answers. Each clause is a bound `phraseto_tsquery`, which accepts any text. SQLite: the FTS5 table's rowids
-# (conversation ids) matching one bound MATCH expression built by textsearch.fts5_match.
+# migration 0007). PostgreSQL: the GIN-indexed generated column (tests/reviewapp/test_search.py
+# checks the index answers); each clause is a bound `phraseto_tsquery`, which accepts any text.
+# SQLite: the FTS5 table's rowids (conversation ids) matching one bound MATCH expression built
+# by textsearch.fts5_match.
 C = Table(Conversation)
 # Not a model field: a generated column the migration adds on PostgreSQL only.
 _SEARCH_DOCUMENT_POSTGRESQL = f"{C}.search_document"
