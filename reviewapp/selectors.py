@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db import connection
+from django.db.models import BooleanField, Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from reviewapp import rawsql, sql
-from reviewapp.errors import NotFound
+from reviewapp import hooks, rawsql, sql, textsearch
+from reviewapp.errors import NotFound, ValidationFailed
 from reviewapp.models import (
     ApiKey,
     AuditEvent,
@@ -25,6 +27,7 @@ from reviewapp.models import (
     PersonalToken,
     Project,
     Role,
+    SignalKind,
 )
 from reviewapp.principal import AGENT, Principal
 from reviewapp.tokens import PERSONAL_TOKEN_PREFIX, PROJECT_KEY_PREFIX, token_hash
@@ -170,6 +173,37 @@ class ConversationFilters:
     score_max: float | None = None
     signal: str | None = None
     signal_source: str | None = None
+    # Full text (reviewapp.textsearch): words and "quoted phrases", all of which must appear.
+    q: str | None = None
+    asked_for_human: bool | None = None
+    labeled: bool | None = None
+    queued: bool | None = None
+
+
+def _conversation_text_search(qs: QuerySet[Conversation], q: str) -> QuerySet[Conversation]:
+    clauses = textsearch.parse(q)
+    if not clauses:
+        # Nothing to look for (only punctuation): no conversation says it.
+        return qs.none()
+    condition = sql.conversation_search_condition(connection.vendor, len(clauses))
+    if condition is None:
+        raise ValidationFailed("Search needs PostgreSQL or SQLite.", errors={"q": ["Not available on this database."]})
+    # The SQL is reviewapp.sql's own text; the user's words are bound parameters.
+    if connection.vendor == "sqlite":
+        return qs.filter(pk__in=RawSQL(condition, [textsearch.fts5_match(clauses)]))  # noqa: S611
+    return qs.filter(RawSQL(condition, clauses, output_field=BooleanField()))  # noqa: S611
+
+
+def _conversation_condition(qs: QuerySet[Conversation], name: str, wanted: bool) -> QuerySet[Conversation]:
+    """Keep conversations for which another app's `name` condition holds (or does not):
+    labeled, in a queue. With no app providing it, nothing holds."""
+    conditions = [Exists(related) for related in hooks.conversation_conditions(name)]
+    if not conditions:
+        return qs if not wanted else qs.none()
+    combined = conditions[0]
+    for condition in conditions[1:]:
+        combined = combined | condition
+    return qs.filter(combined if wanted else ~combined)
 
 
 def conversation_list(
@@ -201,6 +235,17 @@ def conversation_list(
         if f.signal_source:
             signals = signals.filter(source=f.signal_source)
         qs = qs.filter(Exists(signals))
+    if f.asked_for_human is not None:
+        # Sent by the agent (feedback's escalated_by_user is stored as an agent signal) or
+        # derived from the transcript.
+        asked = Exists(ConversationSignal.objects.filter(conversation=OuterRef("pk"), kind=SignalKind.ASKED_FOR_HUMAN))
+        qs = qs.filter(asked if f.asked_for_human else ~asked)
+    if f.labeled is not None:
+        qs = _conversation_condition(qs, "labeled", f.labeled)
+    if f.queued is not None:
+        qs = _conversation_condition(qs, "queued", f.queued)
+    if f.q:
+        qs = _conversation_text_search(qs, f.q)
     if f.judge or f.criterion or f.score_min is not None or f.score_max is not None:
         scores = JudgeScore.objects.filter(conversation=OuterRef("pk"))
         if f.judge:

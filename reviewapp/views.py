@@ -16,12 +16,12 @@ from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from reviewapp import selectors, services, validation
+from reviewapp import hooks, selectors, services, textsearch, validation
 from reviewapp.context_processors import SYSTEM_PROMPT_OPEN
 from reviewapp.decorators import member_required
 from reviewapp.errors import NotFound, ValidationFailed
 from reviewapp.middleware import SESSION_KEY
-from reviewapp.models import Role
+from reviewapp.models import Role, SignalKind
 from reviewapp.principal import CAPABILITIES
 from reviewapp.transcript import first_user_text, transcript_turns
 
@@ -63,7 +63,17 @@ def system_prompt_preference(request: HttpRequest) -> HttpResponse:
     return HttpResponse(status=204)
 
 
+_ANY_YES_NO = [("", "any"), ("yes", "yes"), ("no", "no")]
+
+
 class ConversationFilterForm(forms.Form):
+    # Django's CharField refuses NUL characters; the length bound matches the API's.
+    q = forms.CharField(required=False, max_length=textsearch.MAX_QUERY_CHARS, label="search")
+    external_id = forms.CharField(required=False, max_length=255, label="external id")
+    asked_for_human = forms.ChoiceField(required=False, choices=_ANY_YES_NO, label="asked for a human")
+    signal = forms.ChoiceField(required=False, choices=[("", "any signal"), *SignalKind.choices])
+    labeled = forms.ChoiceField(required=False, choices=_ANY_YES_NO)
+    queued = forms.ChoiceField(required=False, choices=_ANY_YES_NO, label="in a queue")
     project = forms.CharField(required=False)
     agent_version = forms.CharField(required=False)
     tag = forms.CharField(required=False)
@@ -83,12 +93,20 @@ class ConversationFilterForm(forms.Form):
 PAGE_SIZE = 50
 
 
+def _yes_no(value: str | None) -> bool | None:
+    return {"yes": True, "no": False}.get(value or "")
+
+
 @member_required("conversations.read")
 @require_GET
 def conversation_list(request: HttpRequest) -> HttpResponse:
     organization = request.membership.organization  # type: ignore[attr-defined]
     form = ConversationFilterForm(request.GET or None)
-    values = form.cleaned_data if form.is_valid() else {}
+    # An invalid field (a search over the length limit) is shown beside the form and the list
+    # stays empty, rather than silently listing everything.
+    valid = form.is_valid() if form.is_bound else True
+    values = form.cleaned_data if form.is_bound and valid else {}
+    clauses = textsearch.parse(values.get("q") or "")
     project = None
     if values.get("project"):
         project = selectors.project_get_by_slug(organization=organization, slug=values["project"])
@@ -103,11 +121,17 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
         criterion=values.get("criterion") or None,
         score_max=values.get("score_max"),
         occurred_after=dt.datetime.combine(after, dt.time.min, tzinfo=dt.UTC) if after else None,
+        q=values.get("q") or None,
+        external_id=values.get("external_id") or None,
+        signal=values.get("signal") or None,
+        asked_for_human=_yes_no(values.get("asked_for_human")),
+        labeled=_yes_no(values.get("labeled")),
+        queued=_yes_no(values.get("queued")),
     )
     qs = selectors.conversation_list(organization=organization, filters=filters)
     if values.get("before_id"):
         qs = qs.filter(pk__lt=values["before_id"])
-    rows = list(qs[: PAGE_SIZE + 1])
+    rows = list(qs[: PAGE_SIZE + 1]) if valid else []
     has_more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     next_query = None
@@ -117,7 +141,11 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
         next_query = params.urlencode()
     context = {
         "form": form,
-        "rows": [(c, first_user_text(c.messages)) for c in rows],
+        "searching": bool(clauses),
+        # A search shows where each result matched (a textsearch.Snippet), else the opening.
+        "rows": [
+            (c, (clauses and textsearch.snippet(c.messages, clauses)) or first_user_text(c.messages)) for c in rows
+        ],
         "next_query": next_query,
         "projects": selectors.project_list(organization=organization),
     }
@@ -133,10 +161,12 @@ def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpRespo
         conversation = selectors.conversation_get(organization=organization, conversation_id=conversation_id)
     except NotFound as exc:
         raise Http404(str(exc)) from exc
+    membership = request.membership  # type: ignore[attr-defined]
+    panels = hooks.conversation_panels(organization=organization, conversation=conversation, role=membership.role)
     return render(
         request,
         "reviewapp/conversation_detail.html",
-        {"conversation": conversation, "turns": transcript_turns(conversation.messages)},
+        {"conversation": conversation, "turns": transcript_turns(conversation.messages), "panels": panels},
     )
 
 
