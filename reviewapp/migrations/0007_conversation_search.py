@@ -15,12 +15,21 @@ from django.db import migrations
 
 # System and developer prompts are left out: they repeat in every conversation of a project,
 # so every conversation would match their words, and they would multiply the index's size.
-_DOCUMENT = """jsonb_to_tsvector('simple'::regconfig,
-    jsonb_path_query_array(messages,
-        '$[*] ? (@.role != "system" && @.role != "developer").content ? (@.type() == "string")')
-    || jsonb_path_query_array(messages,
-        '$[*] ? (@.role != "system" && @.role != "developer").content[*].text'),
-    '["string"]')"""
+_TEXTS = (
+    "jsonb_path_query_array(messages, "
+    '\'$[*] ? (@.role != "system" && @.role != "developer").content ? (@.type() == "string")\')'
+    " || jsonb_path_query_array(messages, "
+    '\'$[*] ? (@.role != "system" && @.role != "developer").content[*].text\')'
+)
+# A tsvector holds at most 1 MB, and many short distinct words can take three times their text
+# in it: over that the insert itself fails, and the conversation would be refused for being
+# searchable. So a conversation whose JSON is over 256 KB is indexed by its first 128 KB of text
+# (JSON escapes turned to spaces so they do not glue words together); it is stored whole.
+_DOCUMENT = f"""CASE WHEN octet_length(messages::text) <= 262144
+    THEN jsonb_to_tsvector('simple'::regconfig, {_TEXTS}, '["string"]')
+    ELSE to_tsvector('simple'::regconfig,
+        regexp_replace(left(({_TEXTS})::text, 131072), '\\\\(u[0-9a-fA-F]{{4}}|.)', ' ', 'g'))
+    END"""
 POSTGRESQL_FORWARD = [
     # Stored, not only indexed: a search sorted newest first often walks recent conversations
     # and checks each one (when its words are common), and recomputing the document there

@@ -112,7 +112,9 @@ def test_the_organization_switcher_submits_without_an_inline_handler(page, live_
     assert _violations(page, console) == []
 
 
-@pytest.mark.parametrize(("path", "rendered"), [("/api/docs/", ".swagger-ui .opblock-tag"), ("/api/redoc/", ".api-content")])
+@pytest.mark.parametrize(
+    ("path", "rendered"), [("/api/docs/", ".swagger-ui .opblock-tag"), ("/api/redoc/", ".api-content")]
+)
 def test_the_api_docs_render_under_their_policy(page, live_server, path, rendered):
     console = _watch(page)
 

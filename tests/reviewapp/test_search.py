@@ -105,6 +105,18 @@ def test_edited_and_deleted_conversations_leave_the_index(corpus, project, api_c
     assert _ids(_search(client, q="stroller")) == []
 
 
+def test_a_huge_conversation_is_stored_and_searchable_by_its_beginning(project, api_client_for):
+    """Many short distinct words make a text index bigger than the text: over PostgreSQL's 1 MB
+    tsvector limit the insert itself would fail. A 2 MB conversation is stored whole and found by
+    a word near its start (and, across a JSON escape, by the word after a newline)."""
+    words = " ".join(f"w{i}" for i in range(400_000))  # ~2.7 MB, 400k distinct lexemes
+    conversation_id = _ingest(project, "huge-1", "first line\nzeppelin " + words, "ok")
+    assert len(Conversation.objects.get(pk=conversation_id).messages[0]["content"]) > 2_000_000
+    client = api_client_for("engineer")
+    assert _ids(_search(client, q="zeppelin")) == ["huge-1"]
+    assert _ids(_search(client, q="w12")) == ["huge-1"]
+
+
 def test_search_pages_with_the_cursor(project, api_client_for):
     for n in range(5):
         _ingest(project, f"c{n}", f"refund number {n}")
