@@ -1,9 +1,23 @@
 from django.urls import path
 
-from evaluation import apis
+from evaluation import apis, apis_runs
 
 urlpatterns = [
     path("calibration", apis.CalibrationApi.as_view(), name="calibration"),
     path("calibration/bar", apis.CalibrationBarApi.as_view(), name="calibration-bar"),
     path("calibration/agent", apis.AgentCalibrationApi.as_view(), name="calibration-agent"),
+    path(
+        "datasets/<id:dataset_id>/versions/<id:number>/runs",
+        apis_runs.DatasetVersionRunsApi.as_view(),
+        name="dataset-version-runs",
+    ),
+    path("datasets/<id:dataset_id>/runs", apis_runs.DatasetRunsApi.as_view(), name="dataset-runs"),
+    path(
+        "datasets/<id:dataset_id>/runs/<id:run_id>", apis_runs.DatasetRunDetailApi.as_view(), name="dataset-run-detail"
+    ),
+    path(
+        "datasets/<id:dataset_id>/runs/<id:run_id>/compare/<id:other_run_id>",
+        apis_runs.DatasetRunCompareApi.as_view(),
+        name="dataset-run-compare",
+    ),
 ]

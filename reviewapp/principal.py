@@ -22,6 +22,8 @@ AGENT = "agent"
 # queue's budget controller (pins its rate); engineers read them with `labeling.manage`.
 # Evaluation: `evaluation.read` sees calibration, `evaluation.manage` sets a project's bar.
 # `members.manage` adds people to the organization, changes their roles and removes them.
+# Golden datasets: `datasets.read` sees datasets, versions and runs (a CI job's project key too),
+# `datasets.run` posts an agent version's results for the release gate (CI holds a project key).
 _PEOPLE = {"organization.read"}
 _LABELERS = _PEOPLE | {"labeling.work"}
 _APPROVERS = _PEOPLE | {"actions.read", "actions.decide"}
@@ -33,9 +35,20 @@ _ENGINEERS = _LABELERS | {
     "actions.read",
     "escalations.manage",
     "evaluation.read",
+    "datasets.read",
+    "datasets.run",
 }
 CAPABILITIES: dict[str, frozenset[str]] = {
-    AGENT: frozenset({"conversations.ingest", "conversations.read", "actions.request", "actions.read"}),
+    AGENT: frozenset(
+        {
+            "conversations.ingest",
+            "conversations.read",
+            "actions.request",
+            "actions.read",
+            "datasets.read",
+            "datasets.run",
+        }
+    ),
     "annotator": frozenset(_LABELERS),
     "approver": frozenset(_APPROVERS),
     "engineer": frozenset(_ENGINEERS),

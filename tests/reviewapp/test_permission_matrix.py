@@ -24,6 +24,7 @@ from reviewapp import services
 from reviewapp.permissions import ANY_MEMBER, IsOrganizationMember
 from reviewapp.principal import AGENT, CAPABILITIES
 from tests.escalations.factories_decisions import make_ladder, make_pending_action
+from tests.evaluation.factories_runs import make_run, make_version
 from tests.factories import ConversationFactory, MembershipFactory, OrganizationFactory, ProjectFactory
 from tests.labeling.factories import make_queue
 
@@ -102,6 +103,8 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
     # Pending at a tier approvers (and admins) may decide: their claims and decisions get through.
     ladder = make_ladder(project, name=f"{slug}-ladder")
     action = make_pending_action(project, ladder)
+    dataset, version = make_version(project)
+    runs = [make_run(dataset, version, {"a": True}, agent_version=v) for v in ("v1", "v2")]
     ids = {
         "project_id": project.pk,
         "project_slug": project.slug,
@@ -113,6 +116,10 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
         "item_id": queue.items.get().pk,
         "action_id": action.pk,
         "ladder_name": ladder.name,
+        "dataset_id": dataset.pk,
+        "number": version.number,
+        "run_id": runs[0].pk,
+        "other_run_id": runs[1].pk,
     }
     clients = {AGENT: Client(HTTP_AUTHORIZATION=f"Bearer {key.raw}"), ANONYMOUS: Client()}
     if with_people:

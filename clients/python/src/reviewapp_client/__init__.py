@@ -32,6 +32,7 @@ from reviewapp_client.errors import (
     ReviewappError,
     ServerError,
 )
+from reviewapp_client.gate import GateResult
 from reviewapp_client.models import ActionResult, ConversationResult, JudgeScoreResult, args_digest
 from reviewapp_client.webhooks import SIGNATURE_HEADER, sign_webhook, verify_webhook
 
@@ -50,6 +51,7 @@ __all__ = [
     "Conflict",
     "ConversationResult",
     "DigestMismatch",
+    "GateResult",
     "InvalidSignature",
     "JudgeScoreResult",
     "NetworkError",

@@ -6,14 +6,16 @@ import asyncio
 import functools
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
 
 from reviewapp_client import _core
+from reviewapp_client import gate as _gate
 from reviewapp_client._core import ApprovalSpec, ArgsFrom, PreparedCall, Valued
 from reviewapp_client.errors import ApprovalTimeout, NetworkError
+from reviewapp_client.gate import GateResult
 from reviewapp_client.models import ActionResult, ConversationResult, JudgeScoreResult
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -148,6 +150,19 @@ class Client(_Base):
             body = self._request("POST", "judge-scores", json=self._with_project({"judge_scores": list(chunk)}))
             out += [JudgeScoreResult(**r) for r in body["results"]]
         return out
+
+    def gate(
+        self, dataset_id: int, version: int, agent_version: str, results: Iterable[Mapping[str, Any]]
+    ) -> GateResult:
+        """Post an agent version's results on a golden dataset version (`{"item_id", "passed",
+        "score"?, "output"?}` each) and get the release gate's verdict: `result.passed`,
+        `result.reasons`. A failing gate is an answer, not an exception. Retried like every
+        call, so a lost answer may leave a second, identical run on the server."""
+        body = _gate.run_body(agent_version, results)
+        timeout = max(self.timeout, _gate.GATE_TIMEOUT)
+        return GateResult.from_api(
+            self._request("POST", _gate.run_path(dataset_id, version), json=body, timeout=timeout)
+        )
 
     # --- actions -------------------------------------------------------------------------
 
@@ -348,6 +363,16 @@ class AsyncClient(_Base):
             body = await self._request("POST", "judge-scores", json=self._with_project({"judge_scores": list(chunk)}))
             out += [JudgeScoreResult(**r) for r in body["results"]]
         return out
+
+    async def gate(
+        self, dataset_id: int, version: int, agent_version: str, results: Iterable[Mapping[str, Any]]
+    ) -> GateResult:
+        """See `Client.gate`."""
+        body = _gate.run_body(agent_version, results)
+        timeout = max(self.timeout, _gate.GATE_TIMEOUT)
+        return GateResult.from_api(
+            await self._request("POST", _gate.run_path(dataset_id, version), json=body, timeout=timeout)
+        )
 
     async def request_action(
         self,
