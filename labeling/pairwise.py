@@ -87,7 +87,7 @@ def output_messages(output: Any) -> list[dict[str, Any]]:
         return [{"role": "assistant", "content": output}]
     if _is_message(output):
         return [output]
-    if isinstance(output, list) and output and all(_is_message(m) for m in output):
+    if isinstance(output, list) and all(_is_message(m) for m in output):
         return list(output)
     if output is None:
         return []
