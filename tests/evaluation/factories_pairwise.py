@@ -4,19 +4,23 @@ which other branches own), for the pairwise comparison tests."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 from typing import Any
 
 from evaluation.models import Dataset, DatasetRun, DatasetRunResult, DatasetVersion, DatasetVersionItem
 from tests.factories import ConversationFactory
 
+_names = itertools.count(1)
+
 
 def make_pairwise_version(
-    project, *, keys: list[str] | None = None, tags: dict[str, list[str]] | None = None, name: str = "golden", **gate
+    project, *, keys: list[str] | None = None, tags: dict[str, list[str]] | None = None, name: str = "", **gate
 ) -> tuple[Dataset, DatasetVersion, dict[str, DatasetVersionItem]]:
     """A dataset of `project` whose version 1 holds one item per key, each on a conversation of
     its own, tagged from `tags`."""
     keys = keys if keys is not None else ["a", "b", "c"]
     tags = tags or {}
+    name = name or f"golden {next(_names)}"
     dataset = Dataset.objects.create(organization=project.organization, project=project, name=name, **gate)
     version = DatasetVersion.objects.create(
         organization=project.organization,
