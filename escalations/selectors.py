@@ -272,3 +272,18 @@ def actions_decision_facts(action_ids: list[int]) -> list[dict[str, Any]]:
     ]
     rows = Action.objects.filter(pk__in=action_ids).exclude(decided_at=None).values_list(*fields)
     return [dict(zip(fields, row, strict=True)) for row in rows]
+
+
+# Actions one conversation page lists: an agent asks a handful per conversation; a runaway one
+# must not make the page slow.
+CONVERSATION_ACTIONS_SHOWN = 50
+
+
+def conversation_actions(*, organization: Organization, conversation_id: int) -> list[Action]:
+    """The actions an agent asked for in a conversation of `organization`, newest first (the
+    conversation page's panel, escalations.receivers)."""
+    return list(
+        Action.objects.filter(organization=organization, conversation_id=conversation_id)
+        .select_related("decided_by_user")
+        .order_by("-id")[:CONVERSATION_ACTIONS_SHOWN]
+    )

@@ -14,7 +14,7 @@ import numpy.typing as npt
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import Count, F, Func, Max, Min, Q, QuerySet, TextField, Value, Window
+from django.db.models import Count, F, Func, Max, Min, OuterRef, Q, QuerySet, TextField, Value, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -625,6 +625,65 @@ def queue_last_rate_changes(*, queues: Sequence[Queue]) -> dict[int, RateChange]
     for change in RateChange.objects.filter(queue__in=[q.pk for q in queues]).order_by("queue_id", "-at", "-id"):
         latest.setdefault(change.queue_id, change)
     return latest
+
+
+# --- what the core's conversation list and page ask of labeling (registered in receivers.py) ---
+
+
+def conversation_labeled_rows() -> QuerySet[Label]:
+    """Labels of the outer conversation (`OuterRef("pk")` over Conversation), in any queue."""
+    return Label.objects.filter(item__conversation=OuterRef("pk"))
+
+
+def conversation_queued_rows() -> QuerySet[QueueItem]:
+    """The outer conversation's items still in a queue (a dropped item has left it)."""
+    return QueueItem.objects.filter(conversation=OuterRef("pk")).exclude(status=ItemStatus.DROPPED)
+
+
+def _answer_pairs(answers: Any) -> list[tuple[str, str]]:
+    """(question, answer) as text, for a template that must not look keys up in the dict (a
+    question named "items" would shadow dict.items there)."""
+    if not isinstance(answers, dict):
+        return []
+    return [
+        (str(key), ", ".join(str(v) for v in value) if isinstance(value, list) else str(value))
+        for key, value in answers.items()
+    ]
+
+
+@dataclass(frozen=True)
+class ConversationLabeling:
+    """One queue item of a conversation, its labels oldest first (each with its answers as
+    pairs), and its final answers as pairs."""
+
+    item: QueueItem
+    labels: list[tuple[Label, list[tuple[str, str]]]]
+    final: list[tuple[str, str]]
+
+
+def conversation_labeling(*, organization: Organization, conversation_id: int) -> list[ConversationLabeling]:
+    """Every queue a conversation of `organization` is in, with who labeled it and the final
+    answers; two queries however many queues and labels."""
+    items = list(
+        QueueItem.objects.filter(organization=organization, conversation_id=conversation_id)
+        .select_related("queue", "reviewed_by")
+        .order_by("queue__name", "id")
+    )
+    labels: dict[int, list[Label]] = {}
+    for label in (
+        Label.objects.filter(organization=organization, item_id__in=[i.pk for i in items])
+        .select_related("user")
+        .order_by("created_at", "id")
+    ):
+        labels.setdefault(label.item_id, []).append(label)
+    return [
+        ConversationLabeling(
+            item=item,
+            labels=[(label, _answer_pairs(label.answers)) for label in labels.get(item.pk, [])],
+            final=_answer_pairs(item.final_answers),
+        )
+        for item in items
+    ]
 
 
 def pairwise_item_for(*, item: QueueItem) -> PairwiseItem | None:

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reviewapp import derived_signals, login_throttle, selectors, services, validation
+from reviewapp import derived_signals, login_throttle, selectors, services, textsearch, validation
 from reviewapp.errors import ApplicationError, PayloadTooLarge, ValidationFailed
 from reviewapp.ingest_schemas import (
     ConversationBatchIn,
@@ -410,6 +410,16 @@ class ConversationPageSerializer(serializers.Serializer):
 
 
 class ConversationFilterSerializer(serializers.Serializer):
+    q = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=textsearch.MAX_QUERY_CHARS,
+        help_text=(
+            "Full-text search over what the user, the agent and tools said (not system prompts): "
+            'words and "quoted phrases", all of which must appear, case-insensitive, whole words. '
+            "No other character is an operator."
+        ),
+    )
     project = serializers.SlugField(required=False)
     agent_version = serializers.CharField(required=False)
     tag = serializers.CharField(required=False)
@@ -426,6 +436,23 @@ class ConversationFilterSerializer(serializers.Serializer):
         choices=SignalKind.choices, required=False, help_text="Conversations with this signal (agent-sent or derived)."
     )
     signal_source = serializers.ChoiceField(choices=SignalSource.choices, required=False)
+    asked_for_human = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The end user asked for a human (said so in feedback, or found in the transcript).",
+    )
+    labeled = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text="At least one person labeled it, in any queue."
+    )
+    queued = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text="It is in a labeling queue (not dropped from it)."
+    )
+
+    def validate_q(self, value: str) -> str:
+        if len(textsearch.parse(value, limit=None)) > textsearch.MAX_CLAUSES:
+            raise serializers.ValidationError(f"At most {textsearch.MAX_CLAUSES} words or phrases.")
+        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "score_min" in attrs and "score_max" in attrs and attrs["score_min"] > attrs["score_max"]:

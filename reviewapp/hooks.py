@@ -8,12 +8,14 @@ and behaviour never depends on import order at request time).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
     from django.http import HttpRequest, HttpResponse
 
-    from reviewapp.models import Project
+    from reviewapp.models import Conversation, Organization, Project
 
 ConversationsCreated = Callable[..., None]
 BannerLines = Callable[[], list[str]]
@@ -125,3 +127,56 @@ def on_action_facts(provider: ActionFacts) -> ActionFacts:
 
 def action_facts(action_ids: list[int]) -> list[dict[str, Any]]:
     return [row for provider in _action_facts for row in provider(action_ids)]
+
+
+# --- conversation search filters and conversation page panels ----------------------------------
+
+ConversationCondition = Callable[[], "QuerySet[Any]"]
+_conversation_conditions: dict[str, list[ConversationCondition]] = {}
+
+
+def on_conversation_condition(name: str, provider: ConversationCondition) -> None:
+    """`provider()` returns a queryset of rows related to a conversation through
+    `OuterRef("pk")` (the outer query is over Conversation): the conversation list's filter
+    `name` (`labeled`, `queued`) keeps conversations for which such a row exists. Apps the core
+    may not import own the tables behind those filters."""
+    providers = _conversation_conditions.setdefault(name, [])
+    if provider not in providers:
+        providers.append(provider)
+
+
+def conversation_conditions(name: str) -> list[QuerySet[Any]]:
+    return [provider() for provider in _conversation_conditions.get(name, [])]
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A section another app adds to the conversation page: `template` (that app's own) is
+    rendered with `context` under the name `panel`. Lower `order` comes first."""
+
+    title: str
+    template: str
+    context: dict[str, Any] = field(default_factory=dict)
+    order: int = 100
+
+
+ConversationPanels = Callable[..., list[Panel]]
+_conversation_panels: list[ConversationPanels] = []
+
+
+def on_conversation_panels(provider: ConversationPanels) -> ConversationPanels:
+    """`provider(organization=..., conversation=..., role=...)` returns the panels it adds to
+    the conversation page (none for a role that may not see them). Providers read through their
+    own app's selectors, a bounded number of queries each."""
+    if provider not in _conversation_panels:
+        _conversation_panels.append(provider)
+    return provider
+
+
+def conversation_panels(*, organization: Organization, conversation: Conversation, role: str) -> list[Panel]:
+    panels = [
+        panel
+        for provider in _conversation_panels
+        for panel in provider(organization=organization, conversation=conversation, role=role)
+    ]
+    return sorted(panels, key=lambda panel: panel.order)

@@ -21,6 +21,7 @@ AGENT = "agent"
 # frustration terms). Labeling: `budgets.manage` sets a project's daily labeling budget and a
 # queue's budget controller (pins its rate); engineers read them with `labeling.manage`.
 # Evaluation: `evaluation.read` sees calibration, `evaluation.manage` sets a project's bar.
+# `members.manage` adds people to the organization, changes their roles and removes them.
 _PEOPLE = {"organization.read"}
 _LABELERS = _PEOPLE | {"labeling.work"}
 _APPROVERS = _PEOPLE | {"actions.read", "actions.decide"}
@@ -43,6 +44,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
         | _APPROVERS
         | {
             "api_keys.manage",
+            "members.manage",
             "tokens.manage",
             "webhooks.manage",
             "projects.manage",

@@ -6,11 +6,14 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
+from django.db.models import BooleanField, Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from reviewapp import rawsql, sql
-from reviewapp.errors import NotFound
+from reviewapp import hooks, rawsql, sql, textsearch
+from reviewapp.errors import NotFound, ValidationFailed
 from reviewapp.models import (
     ApiKey,
     AuditEvent,
@@ -24,6 +27,7 @@ from reviewapp.models import (
     PersonalToken,
     Project,
     Role,
+    SignalKind,
 )
 from reviewapp.principal import AGENT, Principal
 from reviewapp.tokens import PERSONAL_TOKEN_PREFIX, PROJECT_KEY_PREFIX, token_hash
@@ -74,6 +78,25 @@ def membership_is_last_admin(*, membership: Membership) -> bool:
 
 def membership_list(*, organization: Organization) -> QuerySet[Membership]:
     return Membership.objects.filter(organization=organization).select_related("user").order_by("user__username")
+
+
+def membership_get_by_id(*, organization: Organization, membership_id: int) -> Membership:
+    membership = membership_list(organization=organization).filter(pk=membership_id).first()
+    if membership is None:
+        raise NotFound("Membership not found.")
+    return membership
+
+
+def user_find(*, identifier: str) -> AbstractBaseUser | None:
+    """The person an admin means by a username, or by an email address (case-insensitive) that
+    exactly one account has. Across organizations: adding someone who already has an account
+    is what an admin does; what the account holds elsewhere is not shown."""
+    user_model = get_user_model()
+    user = user_model.objects.filter(username=identifier).first()
+    if user is not None or "@" not in identifier:
+        return user
+    matches = list(user_model.objects.filter(email__iexact=identifier)[:2])
+    return matches[0] if len(matches) == 1 else None
 
 
 def project_list(*, organization: Organization) -> QuerySet[Project]:
@@ -150,6 +173,37 @@ class ConversationFilters:
     score_max: float | None = None
     signal: str | None = None
     signal_source: str | None = None
+    # Full text (reviewapp.textsearch): words and "quoted phrases", all of which must appear.
+    q: str | None = None
+    asked_for_human: bool | None = None
+    labeled: bool | None = None
+    queued: bool | None = None
+
+
+def _conversation_text_search(qs: QuerySet[Conversation], q: str) -> QuerySet[Conversation]:
+    clauses = textsearch.parse(q)
+    if not clauses:
+        # Nothing to look for (only punctuation): no conversation says it.
+        return qs.none()
+    condition = sql.conversation_search_condition(connection.vendor, len(clauses))
+    if condition is None:
+        raise ValidationFailed("Search needs PostgreSQL or SQLite.", errors={"q": ["Not available on this database."]})
+    # The SQL is reviewapp.sql's own text; the user's words are bound parameters.
+    if connection.vendor == "sqlite":
+        return qs.filter(pk__in=RawSQL(condition, [textsearch.fts5_match(clauses)]))  # noqa: S611
+    return qs.filter(RawSQL(condition, clauses, output_field=BooleanField()))  # noqa: S611
+
+
+def _conversation_condition(qs: QuerySet[Conversation], name: str, wanted: bool) -> QuerySet[Conversation]:
+    """Keep conversations for which another app's `name` condition holds (or does not):
+    labeled, in a queue. With no app providing it, nothing holds."""
+    conditions = [Exists(related) for related in hooks.conversation_conditions(name)]
+    if not conditions:
+        return qs if not wanted else qs.none()
+    combined = conditions[0]
+    for condition in conditions[1:]:
+        combined = combined | condition
+    return qs.filter(combined if wanted else ~combined)
 
 
 def conversation_list(
@@ -181,6 +235,17 @@ def conversation_list(
         if f.signal_source:
             signals = signals.filter(source=f.signal_source)
         qs = qs.filter(Exists(signals))
+    if f.asked_for_human is not None:
+        # Sent by the agent (feedback's escalated_by_user is stored as an agent signal) or
+        # derived from the transcript.
+        asked = Exists(ConversationSignal.objects.filter(conversation=OuterRef("pk"), kind=SignalKind.ASKED_FOR_HUMAN))
+        qs = qs.filter(asked if f.asked_for_human else ~asked)
+    if f.labeled is not None:
+        qs = _conversation_condition(qs, "labeled", f.labeled)
+    if f.queued is not None:
+        qs = _conversation_condition(qs, "queued", f.queued)
+    if f.q:
+        qs = _conversation_text_search(qs, f.q)
     if f.judge or f.criterion or f.score_min is not None or f.score_max is not None:
         scores = JudgeScore.objects.filter(conversation=OuterRef("pk"))
         if f.judge:

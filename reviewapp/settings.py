@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "labeling.apps.LabelingConfig",
     "escalations.apps.EscalationsConfig",
     "evaluation.apps.EvaluationConfig",
+    "provisioning.apps.ProvisioningConfig",
     "demo.apps.DemoConfig",
 ]
 

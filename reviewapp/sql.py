@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 
 from reviewapp.models import (
     ApiKey,
+    Conversation,
     Feedback,
     JudgeScore,
     Membership,
@@ -68,3 +69,24 @@ CONVERSATION_FEEDBACK = f"SELECT {columns(Feedback, 'f')} FROM {F} f WHERE f.{F.
 CONVERSATION_JUDGE_SCORES = (
     f"SELECT {columns(JudgeScore, 's')} FROM {J} s WHERE s.{J.conversation} = %s ORDER BY s.{J.id}"
 )
+
+# Full-text search over conversations (reviewapp.textsearch reads queries; the index is built by
+# migration 0007). PostgreSQL: the GIN-indexed generated column (tests/reviewapp/test_search.py
+# checks the index answers); each clause is a bound `phraseto_tsquery`, which accepts any text.
+# SQLite: the FTS5 table's rowids (conversation ids) matching one bound MATCH expression built
+# by textsearch.fts5_match.
+C = Table(Conversation)
+# Not a model field: a generated column the migration adds on PostgreSQL only.
+_SEARCH_DOCUMENT_POSTGRESQL = f"{C}.search_document"
+_SEARCH_MATCH_SQLITE = "SELECT rowid FROM reviewapp_conversation_fts WHERE reviewapp_conversation_fts MATCH %s"
+
+
+def conversation_search_condition(vendor: str, clauses: int) -> str | None:
+    """A WHERE fragment true for conversations matching `clauses` bound phrases (PostgreSQL),
+    or a subquery of matching ids taking one bound MATCH expression (SQLite); None elsewhere."""
+    if vendor == "postgresql":
+        query = " && ".join(["phraseto_tsquery('simple'::regconfig, %s)"] * clauses)
+        return f"{_SEARCH_DOCUMENT_POSTGRESQL} @@ ({query})"
+    if vendor == "sqlite":
+        return _SEARCH_MATCH_SQLITE
+    return None

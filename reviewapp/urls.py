@@ -42,6 +42,7 @@ api_v1 = [
     path("", include("escalations.urls_api_webhooks")),
     path("", include("escalations.urls_api_insight")),
     path("", include("evaluation.urls_api")),
+    path("", include("provisioning.urls_api")),
 ]
 
 urlpatterns = [
@@ -78,11 +79,15 @@ urlpatterns = [
     path("conversations/<id:conversation_id>/", views.conversation_detail, name="conversation-detail"),
     path("settings/api-keys/", views.api_key_list, name="api-key-list"),
     path("settings/api-keys/<id:key_id>/revoke", views.api_key_revoke, name="api-key-revoke"),
+    path("settings/members/", views.members, name="members"),
+    path("settings/members/<id:membership_id>/role", views.member_role, name="member-role"),
+    path("settings/members/<id:membership_id>/remove", views.member_remove, name="member-remove"),
     path("settings/tokens/", views.personal_token_list, name="personal-token-list"),
     path("settings/tokens/<id:token_id>/revoke", views.personal_token_revoke, name="personal-token-revoke"),
     path("labeling/", include("labeling.urls")),
     path("escalations/", include("escalations.urls")),
     path("evaluation/", include("evaluation.urls")),
+    path("projects/", include("provisioning.urls")),
     # The settings pages live together under /settings/; escalations' own is in its app.
     path(
         "settings/webhooks/",

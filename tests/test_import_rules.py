@@ -24,6 +24,7 @@ ALLOWED_APPS: dict[str, frozenset[str]] = {
     "labeling": frozenset({"reviewapp"}),
     "escalations": frozenset({"labeling", "reviewapp"}),
     "evaluation": frozenset({"labeling", "reviewapp"}),
+    "provisioning": frozenset({"reviewapp", "labeling", "escalations", "evaluation"}),
     "demo": frozenset({"reviewapp", "labeling", "escalations", "evaluation"}),
 }
 # Top-level packages that are not apps and are not checked.

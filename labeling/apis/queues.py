@@ -12,15 +12,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import sampling, selectors, services
-from labeling.models import LabelSchema, Queue, SkipPolicy
+from labeling.models import LabelSchema, Queue
 from labeling.sampling import MAX_PER_DAY
+from labeling.serializers import QueueSettingsSerializer
 from reviewapp import selectors as core_selectors
 from reviewapp import services as core_services
-from reviewapp import validation
 from reviewapp.errors import ValidationFailed
-from reviewapp.fields import BoundedDictField, ColumnIntegerField, IdField
+from reviewapp.fields import BoundedDictField, IdField
 from reviewapp.ingest_schemas import errors_from_pydantic
-from reviewapp.models import Role
 from reviewapp.permissions import principal_of
 from reviewapp.serializers import ERROR_RESPONSE
 
@@ -127,28 +126,10 @@ def _sampling_from(data: Any, field: str = "sampling") -> list[dict[str, Any]]:
 class QueueListCreateApi(APIView):
     required_capability = {"GET": "labeling.work", "POST": "labeling.manage"}
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(QueueSettingsSerializer):
         project = serializers.SlugField(required=False)
-        name = serializers.CharField(max_length=200)
-        description = serializers.CharField(required=False, default="", allow_blank=True)
         schema = IdField(help_text="Label schema id.")
-        annotations_per_item = serializers.IntegerField(min_value=1, max_value=10, default=1)
-        max_extra_annotations = serializers.IntegerField(min_value=0, max_value=5, default=0)
-        priority = ColumnIntegerField(validation.INTEGER, default=0)
-        lease_seconds = serializers.IntegerField(min_value=30, max_value=86_400, default=600)
-        # Approvers do not label (they decide agent actions), so they are no queue audience.
-        assignee_role = serializers.ChoiceField(
-            choices=[Role.ANNOTATOR, Role.ENGINEER, Role.ADMIN], default=Role.ANNOTATOR
-        )
         assignees = serializers.ListField(child=serializers.CharField(), required=False, default=list)
-        show_judge_scores = serializers.BooleanField(default=False)
-        skip_policy = serializers.ChoiceField(choices=SkipPolicy.values, default=SkipPolicy.OTHERS)
-        sampling = serializers.ListField(child=BoundedDictField(), required=False, default=list, max_length=100)
-        max_per_day = serializers.IntegerField(
-            min_value=1, max_value=MAX_PER_DAY, required=False, allow_null=True, default=None
-        )
-        backfill_days = serializers.IntegerField(min_value=0, max_value=365, default=30)
-        gold_rate = serializers.FloatField(min_value=0, max_value=1, default=0)
 
     @extend_schema(responses={200: QueueOutputSerializer(many=True)}, tags=["labeling"])
     def get(self, request: Request) -> Response:

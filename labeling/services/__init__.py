@@ -63,10 +63,13 @@ from labeling.services.queues import (
 from labeling.services.review import item_comment_add, item_review
 from labeling.services.rubrics import label_schema_create, label_schema_version_create, schema_version_resolve
 from labeling.services.sampling import (
+    PREVIEW_CONVERSATIONS,
+    SamplingPreview,
     conversations_sample,
     error_text,
     queue_sampling_failed,
     queue_sampling_given_up,
+    sampling_preview,
     sampling_queues,
 )
 from labeling.services.sampling_outbox import (
@@ -97,6 +100,7 @@ __all__ = [
     "GOLD_LABELS_NEEDED",
     "MAX_PAIRS",
     "MAX_TIME_SPENT_MS",
+    "PREVIEW_CONVERSATIONS",
     "QUEUE_SETTINGS",
     "RESOLVE_FIELDS",
     "SAMPLING_BACKOFF_MAX_SECONDS",
@@ -117,6 +121,7 @@ __all__ = [
     "PairwiseQueueSpec",
     "ProjectLimit",
     "QueueSpec",
+    "SamplingPreview",
     "agreement_snapshot_compute",
     "agreement_snapshot_current",
     "agreement_snapshot_request",
@@ -157,6 +162,7 @@ __all__ = [
     "rules_in_force",
     "sampling_batch_process",
     "sampling_batches_due",
+    "sampling_preview",
     "sampling_queues",
     "sampling_retry_delay",
     "sampling_work_record",

@@ -13,11 +13,11 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Avg, F
 from django.utils import timezone
 
-from labeling import lock_objects, sampling, sql
+from labeling import builder, lock_objects, sampling, sql
 from labeling.models import ProjectBudgetCounter, Queue, QueueItem, SamplingCounter
 from labeling.services import budgets
 from reviewapp import bulk, rawsql
-from reviewapp.models import Conversation, ConversationSignal, JudgeScore
+from reviewapp.models import Conversation, ConversationSignal, JudgeScore, Project
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,10 @@ def _with_signals(facts: list[sampling.ConversationFacts], queues: list[Queue]) 
     the whole batch (ids as one array on PostgreSQL), none when no rule asks."""
     if not facts or not any(_queue_uses_signals(q) for q in queues):
         return facts
+    return _signals_attach(facts)
+
+
+def _signals_attach(facts: list[sampling.ConversationFacts]) -> list[sampling.ConversationFacts]:
     ids = [f.id for f in facts]
     if connection.vendor == "postgresql":
         rows = rawsql.fetchall(sql.SIGNAL_FACTS, [ids])
@@ -116,6 +120,71 @@ def conversations_sample(
         except Exception as exc:
             queue_sampling_failed(queue_id=queue.pk, error=exc)
     return added
+
+
+# The preview reads this many of the project's newest conversations: enough for a rate of 1%
+# to show a hundred, few enough to decide in well under a second.
+PREVIEW_CONVERSATIONS = 10_000
+PREVIEW_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class SamplingPreview:
+    considered: int
+    sampled: int
+    days: int  # calendar days (project time) from the oldest conversation considered to the newest
+    examples: tuple[tuple[int, str], ...]  # (id, external id) of a few sampled, newest first
+
+    @property
+    def share(self) -> float:
+        return self.sampled / self.considered if self.considered else 0.0
+
+    @property
+    def percent(self) -> float:
+        return round(100 * self.share, 1)
+
+    @property
+    def per_day(self) -> float:
+        return self.sampled / self.days if self.days else 0.0
+
+
+def sampling_preview(
+    *,
+    project: Project,
+    rules: list[sampling.SamplingRule],
+    max_per_day: int | None,
+    queue_id: int | None = None,
+    limit: int = PREVIEW_CONVERSATIONS,
+) -> SamplingPreview:
+    """What these rules would have sampled of the project's newest `limit` conversations, by
+    the sampler's own decision (`sampling.candidate_for`: the same hash, conditions and rates)
+    and daily budgets (`builder.admitted_within_budgets`, without the pacing within a day). A
+    read, kept beside the sampler whose facts loading it shares. A queue not yet created has no
+    id for the hash: 0 stands in, so which conversations are shown differs from what the new
+    queue will draw, not how many. Rules use their own rates (the budget controller's is not
+    applied) and an uncertainty rule without `mean_uncertainty` the default."""
+    rows = list(
+        Conversation.objects.filter(project_id=project.pk).order_by("-id").values_list("pk", "occurred_at")[:limit]
+    )
+    if not rows:
+        return SamplingPreview(0, 0, 0, ())
+    facts = _facts_for([pk for pk, _ in rows])
+    if sampling.rules_use_signals(rules):
+        facts = _signals_attach(facts)
+    day_of = {pk: sampling.budget_time(at, project.timezone).date() for pk, at in rows}
+    candidates = [
+        (day_of[f.id], c) for f in facts if (c := sampling.candidate_for(queue_id or 0, rules, f)) is not None
+    ]
+    admitted = builder.admitted_within_budgets(candidates, max_per_day=max_per_day)
+    days = (max(day_of.values()) - min(day_of.values())).days + 1
+    external = {f.id: f.external_id for f in facts}
+    newest = sorted((c.conversation_id for c in admitted), reverse=True)[:PREVIEW_EXAMPLES]
+    return SamplingPreview(
+        considered=len(rows),
+        sampled=len(admitted),
+        days=days,
+        examples=tuple((cid, external[cid]) for cid in newest),
+    )
 
 
 def sampling_queues(*, project_id: int, queue_ids: list[int] | None = None) -> list[Queue]:

@@ -105,6 +105,7 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
     action = make_pending_action(project, ladder)
     ids = {
         "project_id": project.pk,
+        "project_slug": project.slug,
         "key_id": spare.record.pk,
         "token_id": bystander_token.record.pk,
         "conversation_id": conversation.pk,
