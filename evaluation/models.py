@@ -388,3 +388,45 @@ class DatasetRunResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}/{self.item_id}: {self.passed}"
+
+
+class PairwiseComparison(models.Model):
+    """A human side-by-side comparison of a candidate agent version against a baseline: the
+    pairwise labeling queue that asks it, and where its pairs came from (two runs on one dataset
+    version, or pairs of conversations). The per-item sides are on labeling.PairwiseItem; the
+    result is computed from the queue's final answers when read (evaluation/pairwise.py)."""
+
+    organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey("reviewapp.Project", on_delete=models.CASCADE, related_name="+")
+    queue = models.OneToOneField("labeling.Queue", on_delete=models.CASCADE, related_name="pairwise_comparison")
+    # Set when built from two runs; NULL for pairs of conversations.
+    dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.CASCADE, related_name="pairwise_comparisons"
+    )
+    version = models.ForeignKey(DatasetVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    baseline_run = models.ForeignKey(DatasetRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    candidate_run = models.ForeignKey(DatasetRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    baseline_agent_version = models.CharField(max_length=100)
+    candidate_agent_version = models.CharField(max_length=100)
+    # Draws which side each item's candidate is shown on (labeling.pairwise.candidate_side).
+    seed = models.BigIntegerField()
+    item_count = models.PositiveIntegerField(default=0)
+    # Items left out when the queue was built, by reason (missing_baseline, missing_candidate,
+    # no_conversation, duplicate_conversation, ...).
+    skipped = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["dataset", "candidate_agent_version", "baseline_agent_version", "-created_at"],
+                name="pairwise_comparison_gate",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.candidate_agent_version} vs {self.baseline_agent_version}"

@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from evaluation import views, views_runs
+from evaluation import views, views_pairwise, views_runs
+from reviewapp import converters  # noqa: F401 - registers the <id:> path converter
 
 app_name = "evaluation"
 
@@ -19,4 +20,5 @@ urlpatterns = [
         views_runs.run_compare_previous,
         name="dataset-run-compare-previous",
     ),
+    path("pairwise/<id:queue_id>/", views_pairwise.pairwise_result, name="pairwise-result"),
 ]

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from evaluation import apis, apis_runs
+from evaluation import apis, apis_pairwise, apis_runs
+from reviewapp import converters  # noqa: F401 - registers the <id:> path converter
 
 urlpatterns = [
     path("calibration", apis.CalibrationApi.as_view(), name="calibration"),
@@ -20,4 +21,7 @@ urlpatterns = [
         apis_runs.DatasetRunCompareApi.as_view(),
         name="dataset-run-compare",
     ),
+    path("datasets/<id:dataset_id>/pairwise", apis_pairwise.DatasetPairwiseApi.as_view(), name="dataset-pairwise"),
+    path("pairwise", apis_pairwise.PairwiseApi.as_view(), name="pairwise"),
+    path("pairwise/<id:queue_id>/result", apis_pairwise.PairwiseResultApi.as_view(), name="pairwise-result"),
 ]

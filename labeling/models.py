@@ -50,12 +50,19 @@ class SkipPolicy(models.TextChoices):
     DROP = "drop", "Dropped from the queue"
 
 
+class QueueKind(models.TextChoices):
+    LABEL = "label", "Label conversations"
+    # Two outputs side by side (labeling/pairwise.py); each item has a PairwiseItem.
+    PAIRWISE = "pairwise", "Compare two outputs"
+
+
 class Queue(models.Model):
     organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
     project = models.ForeignKey("reviewapp.Project", on_delete=models.CASCADE, related_name="queues")
     schema = models.ForeignKey(LabelSchema, on_delete=models.PROTECT, related_name="queues")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
+    kind = models.CharField(max_length=16, choices=QueueKind.choices, default=QueueKind.LABEL)
     annotations_per_item = models.PositiveSmallIntegerField(default=1)
     # Disagreeing labels may pull in up to this many extra annotators before going to review.
     max_extra_annotations = models.PositiveSmallIntegerField(default=0)
@@ -182,6 +189,34 @@ class AssignmentStatus(models.TextChoices):
     SUBMITTED = "submitted", "Labeled"
     SKIPPED = "skipped", "Skipped"
     EXPIRED = "expired", "Lease expired"
+
+
+class PairwiseItem(models.Model):
+    """The two outputs a pairwise queue's item shows side by side (labeling/pairwise.py).
+
+    The sides are shuffled per item with a seeded RNG and the draw is kept in `candidate_side`,
+    so an answer about "A" or "B" (left or right as displayed) is mapped back to baseline or
+    candidate when the results are counted. Written once, with the item."""
+
+    organization = models.ForeignKey("reviewapp.Organization", on_delete=models.CASCADE, related_name="+")
+    item = models.OneToOneField(QueueItem, on_delete=models.CASCADE, related_name="pairwise")
+    # The shared input (a list of {"role", "content"} messages); empty: the item's conversation.
+    input_messages = models.JSONField(default=list, blank=True)
+    # Each side as messages for the transcript renderer (pairwise.output_messages).
+    left_output = models.JSONField(default=list)
+    right_output = models.JSONField(default=list)
+    candidate_side = models.CharField(max_length=5, choices=[("left", "left"), ("right", "right")])
+    baseline_version = models.CharField(max_length=100)
+    candidate_version = models.CharField(max_length=100)
+    # The dataset item's key (or the pair's own key) and its tags, the result's segments.
+    key = models.CharField(max_length=64, blank=True, default="")
+    tags = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["item_id"]
+
+    def __str__(self) -> str:
+        return f"pair {self.key or self.item_id}: candidate on the {self.candidate_side}"
 
 
 class Assignment(models.Model):

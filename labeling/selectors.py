@@ -27,10 +27,12 @@ from labeling.models import (
     Label,
     LabelSchema,
     LabelSchemaVersion,
+    PairwiseItem,
     ProjectBudget,
     ProjectBudgetCounter,
     Queue,
     QueueItem,
+    QueueKind,
     RateChange,
     SamplingCounter,
 )
@@ -681,4 +683,43 @@ def conversation_labeling(*, organization: Organization, conversation_id: int) -
             final=_answer_pairs(item.final_answers),
         )
         for item in items
+    ]
+
+
+def pairwise_item_for(*, item: QueueItem) -> PairwiseItem | None:
+    """The two sides of an item of a pairwise queue (None for any other queue's item)."""
+    if item.queue.kind != QueueKind.PAIRWISE:
+        return None
+    return PairwiseItem.objects.filter(item=item).first()
+
+
+@dataclass(frozen=True)
+class PairwiseRow:
+    """One item of a pairwise queue as the results read it: the side the candidate drew, its
+    segments, and the item's final answers (None until agreement or review made them final)."""
+
+    item_id: int
+    key: str
+    tags: tuple[str, ...]
+    candidate_side: str
+    status: str
+    final_answers: dict[str, Any] | None
+
+
+def pairwise_rows(*, queue: Queue) -> list[PairwiseRow]:
+    rows = (
+        PairwiseItem.objects.filter(organization_id=queue.organization_id, item__queue=queue)
+        .order_by("item_id")
+        .values_list("item_id", "key", "tags", "candidate_side", "item__status", "item__final_answers")
+    )
+    return [
+        PairwiseRow(
+            item_id=item_id,
+            key=key,
+            tags=tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else (),
+            candidate_side=side,
+            status=status,
+            final_answers=final if isinstance(final, dict) else None,
+        )
+        for item_id, key, tags, side, status, final in rows
     ]

@@ -451,3 +451,76 @@ __all__ = [
     "reliability_diagram",
     "stacked_bar_chart",
 ]
+
+
+def interval_bars(
+    *,
+    title: str,
+    rows: Sequence[tuple[str, float | None, Sequence[tuple[str, float, float]]]],
+    reference: tuple[str, float] | None = None,
+    width: int = WIDTH,
+    row_height: int = 34,
+    value_format: Formatter = percent,
+    summary: str = "",
+) -> str:
+    """One row per label on a 0-1 axis: its intervals as horizontal bars (one per (name, low,
+    high), stacked in the row, coloured by position) and its value as a dot; `reference` draws a
+    labelled vertical line (one half: "even"). A row with no value and no interval says so."""
+    if not rows:
+        return _empty(title, width, 120)
+    left, right = 150, width - _PAD_RIGHT - 8
+    top = _PAD_TOP + 6
+    height = top + row_height * len(rows) + 34
+
+    def x_of(value: float) -> float:
+        return left + (right - left) * min(max(value, 0.0), 1.0)
+
+    parts = [_open(title, width, height, summary)]
+    parts.append(f'<text x="{_PAD_LEFT}" y="16" font-size="13" font-weight="600">{_e(title)}</text>')
+    axis_y = top + row_height * len(rows)
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        x = _num(x_of(tick))
+        parts.append(f'<line x1="{x}" x2="{x}" y1="{top}" y2="{axis_y}" stroke="#e5e5e5" stroke-width="1"/>')
+        parts.append(
+            f'<text x="{x}" y="{axis_y + 14}" text-anchor="middle" font-size="11" fill="#555">'
+            f"{_e(value_format(tick))}</text>"
+        )
+    if reference is not None:
+        name, value = reference
+        x = _num(x_of(value))
+        parts.append(
+            f'<line x1="{x}" x2="{x}" y1="{top - 4}" y2="{axis_y}" stroke="#D55E00" stroke-width="1" '
+            f'stroke-dasharray="5 3"><title>{_e(name)}: {_e(value_format(value))}</title></line>'
+        )
+    names: list[str] = []
+    for i, (label, value, intervals) in enumerate(rows):
+        y0 = top + row_height * i
+        parts.append(
+            f'<text x="{left - 8}" y="{_num(y0 + row_height / 2 + 4)}" text-anchor="end" font-size="12" '
+            f'fill="#333">{_e(label[:24])}</text>'
+        )
+        usable = [(n, lo, hi) for n, lo, hi in intervals if math.isfinite(lo) and math.isfinite(hi)]
+        if value is None and not usable:
+            parts.append(
+                f'<text x="{left + 4}" y="{_num(y0 + row_height / 2 + 4)}" font-size="11" fill="#555">'
+                "no answers yet</text>"
+            )
+            continue
+        for j, (name, low, high) in enumerate(usable):
+            if name not in names:
+                names.append(name)
+            colour = PALETTE[names.index(name) % len(PALETTE)]
+            y = y0 + 8 + j * 8
+            parts.append(
+                f'<rect x="{_num(x_of(low))}" y="{_num(y)}" width="{_num(max(x_of(high) - x_of(low), 1.5))}" '
+                f'height="6" fill="{colour}" opacity="0.75"><title>{_e(label)}, {_e(name)}: '
+                f"{_e(value_format(low))} to {_e(value_format(high))}</title></rect>"
+            )
+        if value is not None and math.isfinite(value):
+            parts.append(
+                f'<circle cx="{_num(x_of(value))}" cy="{_num(y0 + row_height / 2)}" r="4" fill="#000">'
+                f"<title>{_e(label)}: {_e(value_format(value))}</title></circle>"
+            )
+    parts += _legend(names, width, height)
+    parts.append("</svg>")
+    return "".join(parts)

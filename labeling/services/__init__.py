@@ -1,6 +1,6 @@
 """Writes for labeling, one module per capability: rubrics, queues, sampling (and its outbox),
 budgets (the project's daily budget and the budget controller),
-backfill, claims, gold checks, labels (with drafts and skips), review, statistics snapshots.
+backfill, claims, pairwise queues, gold checks, labels (with drafts and skips), review, statistics snapshots.
 
 Each public function is keyword-only and owns its transaction. Claims and label submissions
 are one short transaction each.
@@ -43,6 +43,13 @@ from labeling.services.labels import (
     draft_save,
     item_skip,
     label_submit,
+)
+from labeling.services.pairwise import (
+    MAX_PAIRS,
+    PairIn,
+    PairwiseQueueSpec,
+    pairwise_questions_parse,
+    pairwise_queue_create,
 )
 from labeling.services.queues import (
     QUEUE_SETTINGS,
@@ -91,6 +98,7 @@ __all__ = [
     "BACKFILL_STALE_SECONDS",
     "EXPIRE_ON_CLAIM",
     "GOLD_LABELS_NEEDED",
+    "MAX_PAIRS",
     "MAX_TIME_SPENT_MS",
     "PREVIEW_CONVERSATIONS",
     "QUEUE_SETTINGS",
@@ -109,6 +117,8 @@ __all__ = [
     "GoldItemIn",
     "ItemAddResult",
     "LabelOutcome",
+    "PairIn",
+    "PairwiseQueueSpec",
     "ProjectLimit",
     "QueueSpec",
     "SamplingPreview",
@@ -134,6 +144,8 @@ __all__ = [
     "label_submit",
     "lease_restart",
     "leases_expire",
+    "pairwise_questions_parse",
+    "pairwise_queue_create",
     "project_budget_set",
     "project_limit_for",
     "queue_backfill_step",

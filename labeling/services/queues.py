@@ -12,7 +12,7 @@ from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
 from labeling import sampling
-from labeling.models import ItemEvent, LabelSchema, Queue, QueueItem, SkipPolicy
+from labeling.models import ItemEvent, LabelSchema, Queue, QueueItem, QueueKind, SkipPolicy
 from labeling.services._common import _user
 from labeling.services.backfill import _enqueue_backfill
 from reviewapp import validation
@@ -39,6 +39,7 @@ class QueueSpec:
     backfill_days: int = 30
     gold_rate: float = 0.0
     is_active: bool = True
+    kind: str = QueueKind.LABEL
 
 
 def _assignees_check(*, organization_id: int, assignee_ids: tuple[int, ...] | list[int]) -> None:
@@ -102,6 +103,7 @@ def queue_create(*, project: Project, spec: QueueSpec, user: AbstractBaseUser | 
             schema=spec.schema,
             name=spec.name,
             description=spec.description,
+            kind=spec.kind,
             annotations_per_item=spec.annotations_per_item,
             max_extra_annotations=spec.max_extra_annotations,
             priority=spec.priority,

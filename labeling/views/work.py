@@ -58,7 +58,8 @@ def _panel_context(
     queue = item.queue
     version = version or queue.schema.latest_version
     questions = rubric.questions_from_json(version.questions if version else [])
-    turns = transcript_turns(item.conversation.messages)
+    pair = selectors.pairwise_item_for(item=item)
+    turns = transcript_turns(pair.input_messages if pair and pair.input_messages else item.conversation.messages)
     general = [m for key, messages in (errors or {}).items() if not key.startswith("answers.") for m in messages]
     return {
         "item": item,
@@ -70,6 +71,11 @@ def _panel_context(
         "questions": question_views(questions, turns, answers, errors),
         "turns": turns,
         "turn_prefix": f"i{item.pk}-",
+        # A pairwise item: the two outputs as A (left) and B (right), each through the same
+        # renderer as the transcript; which one is the candidate is never shown.
+        "pairwise": {"a": transcript_turns(pair.left_output), "b": transcript_turns(pair.right_output)}
+        if pair is not None
+        else None,
         # What the transcript already shows, pointed at: the annotator reads the turn either way.
         "signals": core_selectors.signals_for_conversations(
             project=item.conversation.project, conversation_ids=[item.conversation_id]
