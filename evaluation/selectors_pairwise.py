@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from evaluation import pairwise, stats
+from evaluation import gates, pairwise, stats
 from evaluation.models import Dataset, DatasetRun, DatasetVersion, GateVerdict, PairwiseComparison
 from labeling import pairwise as labeling_pairwise
 from labeling import rubric
@@ -122,20 +122,6 @@ def result_payload(result: PairwiseResult) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class GateComparison:
-    """The human comparison the release gate reads, field for field evaluation/gates.py's
-    PairwiseSummary: the candidate's win rate (ties as half), the interval the gate uses
-    (pairwise.gate_interval: Wilson on decisive pairs), the pairs with a final answer, and the
-    baseline agent version."""
-
-    candidate_win_rate: float
-    low: float
-    high: float
-    n_pairs: int
-    baseline_agent_version: str
-
-
 def prod_agent_version(*, dataset: Dataset, candidate: str) -> str | None:
     """The agent version of the version tagged `prod`: of the runs on that dataset version by
     another agent version than the candidate, the newest that passed its gate, else the newest.
@@ -152,7 +138,7 @@ def prod_agent_version(*, dataset: Dataset, candidate: str) -> str | None:
     return run.agent_version if run is not None else None
 
 
-def gate_comparison(*, dataset: Dataset, agent_version: str) -> GateComparison | None:
+def gate_comparison(*, dataset: Dataset, agent_version: str) -> gates.PairwiseSummary | None:
     """The newest pairwise comparison of `agent_version` (candidate) against the prod agent
     version on this dataset, summarised for the gate; None when there is none."""
     baseline = prod_agent_version(dataset=dataset, candidate=agent_version)
@@ -176,7 +162,7 @@ def gate_comparison(*, dataset: Dataset, agent_version: str) -> GateComparison |
         return None
     f = primary.figures
     interval = pairwise.gate_interval(f)
-    return GateComparison(
+    return gates.PairwiseSummary(
         candidate_win_rate=f.win_rate if f.win_rate is not None else 0.5,
         low=interval.low,
         high=interval.high,

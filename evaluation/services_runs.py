@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from evaluation import gates, selectors_runs, stats
+from evaluation import gates, selectors_pairwise, selectors_runs, stats
 from evaluation.models import Dataset, DatasetRun, DatasetRunResult, DatasetVersion
 from reviewapp import bulk, validation
 from reviewapp.errors import ValidationFailed
@@ -122,6 +122,10 @@ def dataset_run_create(
     pairwise comparison of this agent version against the prod one (see gates.PairwiseSummary);
     a dataset that requires it fails the gate without it."""
     agent_version = _agent_version(agent_version)
+    if comparison is None and dataset.gate_require_not_worse:
+        # The newest human comparison of this agent version against the prod one, if people
+        # have made one; without it a dataset that requires it fails the gate, with that reason.
+        comparison = selectors_pairwise.gate_comparison(dataset=dataset, agent_version=agent_version)
     if version.dataset_id != dataset.pk:
         raise ValidationFailed("That version belongs to another dataset.", errors={"version": ["Not this dataset's."]})
     items = selectors_runs.version_items(version=version)

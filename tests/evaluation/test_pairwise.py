@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from evaluation import selectors_pairwise, services_pairwise
+from evaluation import selectors_pairwise, services_pairwise, services_runs
 from evaluation.models import DatasetVersion, PairwiseComparison
 from labeling import pairwise as sides
 from labeling import services as labeling_services
@@ -311,3 +311,45 @@ def test_pairs_of_conversations_through_the_api(project, api_client_for):
     assert response.status_code == 201, response.json()
     assert response.json()["skipped"] == {"unknown_conversation": 1}
     assert client.post("/api/v1/pairwise", {**body, "pairs": []}, format="json").json()["errors"].keys() == {"pairs"}
+
+
+def test_a_run_on_a_dataset_requiring_not_worse_fails_when_people_judged_the_candidate_worse(project, member):
+    """The run API's service looks the comparison up itself: without one the gate fails saying
+    so; once people preferred the prod version on every item (Wilson high < 1/2), it fails for
+    being worse, even with every item passed."""
+    keys = [f"k{i}" for i in range(8)]
+    dataset, version, items = make_pairwise_version(project, keys=keys)
+    DatasetVersion.objects.filter(pk=version.pk).update(tags=["prod"])
+    dataset.gate_require_not_worse = True
+    dataset.save(update_fields=["gate_require_not_worse"])
+    prod_run = make_pairwise_run(dataset, version, {k: "old" for k in items}, agent_version="v1")
+    all_passed = [services_runs.RunResultIn(item_id=k, passed=True) for k in keys]
+
+    run, result = services_runs.dataset_run_create(
+        dataset=dataset, version=version, agent_version="v2", results=all_passed
+    )
+    assert run.gate == "fail"
+    assert any("No human comparison against prod" in r for r in run.reasons)
+
+    candidate_run = make_pairwise_run(dataset, version, {k: "new" for k in items}, agent_version="v2")
+    comparison = services_pairwise.pairwise_from_runs(
+        dataset=dataset, baseline_run=prod_run, candidate_run=candidate_run, settings=_settings()
+    )
+    user = member("annotator")
+    for pair in PairwiseItem.objects.filter(item__queue=comparison.queue).select_related("item__queue"):
+        _answer(pair.item, user, sides.B_BETTER if pair.candidate_side == sides.LEFT else sides.A_BETTER)
+
+    run, result = services_runs.dataset_run_create(
+        dataset=dataset, version=version, agent_version="v2", results=all_passed
+    )
+    assert result.pass_rate == 1.0
+    assert run.gate == "fail"
+    assert result.comparison is not None and result.comparison.high < 0.5
+    assert not any("No human comparison" in r for r in run.reasons)
+
+    # The same comparison, with people preferring the candidate everywhere: the gate passes.
+    for pair in PairwiseItem.objects.filter(item__queue=comparison.queue).select_related("item"):
+        pair.item.final_answers = {"overall": sides.A_BETTER if pair.candidate_side == sides.LEFT else sides.B_BETTER}
+        pair.item.save(update_fields=["final_answers"])
+    run, _ = services_runs.dataset_run_create(dataset=dataset, version=version, agent_version="v2", results=all_passed)
+    assert run.gate == "pass", run.reasons
