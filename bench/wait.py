@@ -104,6 +104,7 @@ def server_env(workers: int) -> dict[str, str]:
         DATABASE_URL=urlunsplit(url._replace(query=urlencode(query))),
         DEBUG="0",
         LOG_LEVEL="WARNING",
+        DJANGO_SETTINGS_MODULE="bench.settings_wait",
     )
 
 
@@ -114,7 +115,7 @@ def start_server(port: int, workers: int) -> subprocess.Popen:
     proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env(workers), start_new_session=True)
     import http.client
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a loaded machine takes its time to import Django twice
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
@@ -317,9 +318,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="fresh actions each round (memory across rounds)")
     parser.add_argument("--workers", type=int, default=2, help="ASGI worker processes")
     parser.add_argument("--settle", type=float, default=3, help="seconds between the last wait sent and decisions")
+    parser.add_argument(
+        "--tracemalloc",
+        metavar="DIR",
+        help="the server traces allocations and dumps a snapshot into DIR after each round (bench/memtrace.py)",
+    )
     args = parser.parse_args()
-    if not 1 <= args.waiters <= 5000 or not 0 < args.rate <= 1000 or not 1 <= args.rounds <= 5:
-        raise SystemExit("bounded: --waiters 1..5000, --rate up to 1000/s, --rounds 1..5")
+    if not 1 <= args.waiters <= 5000 or not 0 < args.rate <= 1000 or not 1 <= args.rounds <= 12:
+        raise SystemExit("bounded: --waiters 1..5000, --rate up to 1000/s, --rounds 1..12")
+    if args.tracemalloc:
+        Path(args.tracemalloc).mkdir(parents=True, exist_ok=True)
+        os.environ["BENCH_TRACEMALLOC"] = str(Path(args.tracemalloc).resolve())
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         raise SystemExit("bench/wait.py measures PostgreSQL: set DATABASE_URL=postgresql://...")
     if not os.environ.get("REDIS_URL"):
@@ -337,9 +346,15 @@ def main() -> None:
     try:
         time.sleep(1)
         rss_idle = rss_mb(worker_pids(proc.pid))
+        if args.tracemalloc:
+            (Path(args.tracemalloc) / "request").write_text("start")
+            time.sleep(2)
         watcher.start()
         for n, ids in enumerate(rounds):
             results.append(run_round(port, key, ids, args.rate, args.settle, n, proc.pid))
+            if args.tracemalloc:
+                (Path(args.tracemalloc) / "request").write_text(str(n + 1))
+                time.sleep(5)  # each worker collects and dumps its snapshot
     finally:
         stop.set()
         if watcher.is_alive():

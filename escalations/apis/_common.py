@@ -36,7 +36,11 @@ class NewestFirstCursorPagination(CursorPagination):
 
 
 def body_of(request: Request) -> dict[str, Any]:
-    data = request.data
+    return object_of(request.data)
+
+
+def object_of(data: Any) -> dict[str, Any]:
+    """A parsed body that must be a JSON object."""
     if not isinstance(data, dict):
         raise ValidationFailed("Send a JSON object.", errors={"body": ["Expected an object."]})
     return data

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import io
+from collections.abc import Callable
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from escalations import action_input, selectors, services
-from escalations.apis._common import NewestFirstCursorPagination, body_of, project_for
+from escalations.apis._common import NewestFirstCursorPagination, body_of, object_of, project_for
 from escalations.apis.waiting import WAIT_MAX_SECONDS
 from escalations.models import ActionStatus
 from escalations.serializers import (
@@ -23,6 +28,8 @@ from escalations.serializers import (
 )
 from reviewapp import selectors as core_selectors
 from reviewapp.errors import ValidationFailed
+from reviewapp.exceptions import api_exception_handler
+from reviewapp.parsers import BoundedJSONParser
 from reviewapp.permissions import principal_of
 from reviewapp.principal import Principal
 from reviewapp.serializers import ERROR_RESPONSE
@@ -99,9 +106,29 @@ class ActionPageSerializer(serializers.Serializer):
 
 
 class ActionsApi(APIView):
-    """`POST` asks before acting; `GET` lists actions, newest first."""
+    """`POST` asks before acting; `GET` lists actions, newest first.
+
+    `as_view()` puts a lean path for `POST` in front of DRF's dispatch (`_post_lean`): the
+    hottest request of the API, sent by agents before each action, through the same
+    authenticators, permission classes, parser, service and exception handler, without DRF's
+    per-request machinery. Anything unusual goes to this view, which answers it as before."""
 
     required_capability = {"GET": "actions.read", "POST": "actions.request"}
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Callable[..., HttpResponse]:
+        view = super().as_view(**initkwargs)
+
+        def actions(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method == "POST":
+                response = _post_lean(request)
+                if response is not None:
+                    return response
+            return view(request, *args, **kwargs)
+
+        # The view's attributes (cls, initkwargs, csrf_exempt) stay readable: the OpenAPI
+        # generator and the permission tests find ActionsApi behind the route, as before.
+        return functools.update_wrapper(actions, view)
 
     @extend_schema(
         operation_id="v1_actions_list",
@@ -139,6 +166,74 @@ class ActionsApi(APIView):
         project = project_for(principal, data.get("project"))
         action, created = services.action_request(principal=principal, project=project, data=data)
         return Response(action_payload(action), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+_RENDERER = JSONRenderer()
+# What DRF's dispatch adds to every answer of ActionsApi (finalize_response): Allow, from the
+# methods the view has (HEAD follows GET).
+_ALLOW = ", ".join(
+    m.upper()
+    for m in ActionsApi.http_method_names
+    if hasattr(ActionsApi, m) or (m == "head" and hasattr(ActionsApi, "get"))
+)
+
+
+def _answer(data: Any, status_code: int) -> HttpResponse:
+    response = HttpResponse(_RENDERER.render(data), status=status_code, content_type=_RENDERER.media_type)
+    response["Allow"] = _ALLOW
+    return response
+
+
+def _lean_applies(request: HttpRequest) -> bool:
+    """The request every agent sends: a JSON body with a length, a bearer token, JSON or
+    anything accepted, no query string (DRF's `?format=`). Anything else takes DRF's path, for
+    its negotiation and parsing of the unusual (406, 415, an empty body, a charset)."""
+    meta = request.META
+    return (
+        meta.get("CONTENT_TYPE") == "application/json"
+        and meta.get("HTTP_ACCEPT", "*/*") in ("*/*", "application/json")
+        and not meta.get("QUERY_STRING")
+        and (meta.get("CONTENT_LENGTH") or "0") != "0"
+        and meta.get("HTTP_AUTHORIZATION", "").startswith(("Bearer ", "bearer "))
+    )
+
+
+def _post_lean(request: HttpRequest) -> HttpResponse | None:
+    """`POST /api/v1/actions` as ActionsApi answers it, or None to let ActionsApi answer: when
+    the request is unusual (`_lean_applies`), or the caller is not authenticated or not allowed
+    (the view authenticates again and answers the 401 or 403, with its headers; failures are
+    rare and cost one more key lookup)."""
+    if not _lean_applies(request):
+        return None
+    try:
+        for authenticator in ActionsApi.authentication_classes:
+            found = authenticator().authenticate(request)  # reads only request.META
+            if found is not None:
+                break
+        else:
+            return None
+    except exceptions.APIException:
+        return None
+    # What DRF's Request leaves on Django's request (middleware may look).
+    request.user, request.auth = found  # type: ignore[attr-defined]
+    if not all(permission().has_permission(request, ActionsApi) for permission in ActionsApi.permission_classes):
+        return None
+    try:
+        data = object_of(BoundedJSONParser().parse(io.BytesIO(request.body)))
+        principal = principal_of(request)  # type: ignore[arg-type]
+        project = project_for(principal, data.get("project"))
+        action, created = services.action_request(principal=principal, project=project, data=data)
+    except Exception as exc:
+        # As DRF's handle_exception: the API's handler answers what it knows, the rest is raised.
+        handled = api_exception_handler(exc, {"request": request, "view": None})
+        if handled is None:
+            raise
+        response = _answer(handled.data, handled.status_code)
+        for header, value in handled.items():
+            if header != "Content-Type":
+                response[header] = value
+        return response
+    return _answer(action_payload(action), status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class ActionWaitQuerySerializer(serializers.Serializer):

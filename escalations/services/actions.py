@@ -303,7 +303,7 @@ def _follow_up(*, action: Action) -> None:
     if action.status == ActionStatus.PENDING:
         notify.action_tier_entered(action=action)
     else:
-        notify.action_decided(action=action)
+        notify.action_decided_on_arrival(action=action)
 
 
 def _event_rows(

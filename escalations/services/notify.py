@@ -24,6 +24,15 @@ def action_decided(*, action: Action) -> None:
     hooks.action_decided(action_id=action.pk)
 
 
+def action_decided_on_arrival(*, action: Action) -> None:
+    """`action` was just created and decided by the policy, in this transaction: only its
+    decision webhook is owed. Nobody can be waiting on it (its id is known once the creating
+    request answers, after commit) and a policy's decision is not the escalated-and-decided
+    event that hooks.action_decided announces (calibration makes no pair of it). Skipping
+    both saves a Redis publish and a Celery enqueue on the hottest path (POST /api/v1/actions)."""
+    webhooks.decision_delivery_record(action=action)
+
+
 def action_tier_entered(*, action: Action) -> None:
     """`action` entered `action.tier` of its ladder (first escalation or a timeout climb), in
     this transaction: tell that tier's approvers (inbox, e-mail, the ladder's webhook)."""

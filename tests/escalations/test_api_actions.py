@@ -630,6 +630,21 @@ def test_queries_to_create_an_action_decided_by_a_policy(agent_client, project, 
     assert (response.json()["status"], response.json()["conversation_id"] is not None) == ("approved", True)
 
 
+def test_an_action_decided_on_arrival_schedules_only_its_webhook(
+    agent_client, project, django_capture_on_commit_callbacks
+):
+    """Nobody can wait on an id not yet answered, and a policy's decision makes no calibration
+    pair: the hot path publishes nothing to Redis and enqueues no task, only the webhook."""
+    policy_create(project, [{"if": {"action": "refund"}, "then": "approve"}])
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert _post(agent_client, request_body("quiet", callback_url="")).json()["status"] == "approved"
+    assert callbacks == []
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert _post(agent_client, request_body("told")).json()["status"] == "approved"
+    assert [cb.__qualname__.split(".")[0] for cb in callbacks] == ["_delivery_insert"]
+
+
 def test_queries_to_create_an_action_with_a_velocity_rule_that_escalates(
     agent_client, project, django_assert_num_queries
 ):

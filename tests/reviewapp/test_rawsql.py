@@ -189,3 +189,43 @@ def test_an_execute_wrapper_can_refuse_a_hand_written_statement(project):
 
     with connection.execute_wrapper(refuse), pytest.raises(RuntimeError, match="blocked by the wrapper"):
         rawsql.fetchone(_SQL, [1])
+
+
+@pytest.mark.parametrize(
+    ("field", "values"),
+    [
+        (rawsql.models.CharField(max_length=10), ["", "ü 🚀", None]),
+        (rawsql.models.TextField(null=True), ["x" * 100, None]),
+        (rawsql.models.IntegerField(), [0, -(2**31), 2**31 - 1, None]),
+        (rawsql.models.BigIntegerField(), [2**63 - 1, None]),
+        (rawsql.models.PositiveSmallIntegerField(), [0, 32767]),
+        (rawsql.models.FloatField(), [0.0, -1.5, 1e300, None]),
+        (rawsql.models.BooleanField(), [True, False, None]),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, rawsql.models.Field) else "",
+)
+def test_values_passed_through_unprepared_are_what_the_field_would_prepare(field, values):
+    """The insert's shortcut for plain values (reviewapp/rawsql.py _PLAIN) answers exactly what
+    the field's own preparation does, for the types it takes as they are."""
+    field.set_attributes_from_name("f")
+    for value in values:
+        assert rawsql._prep_values({"f": field}, {"f": value}) == [field.get_db_prep_save(value, connection)]
+
+
+def test_values_of_other_types_are_prepared_by_the_field(project):
+    """A value of another type than the field stores (an int for a text column, a datetime, a
+    JSON value, a foreign key given a model's id) still goes through the field."""
+    fields = {f.attname: f for f in Conversation._meta.concrete_fields}
+    when = dt.datetime(2026, 5, 1, 12, 30, tzinfo=dt.UTC)
+    row = {
+        "external_id": 5,
+        "occurred_at": when,
+        "metadata": {"a": [1]},
+        "project_id": project.pk,
+        "agent_version": None,
+    }
+    expected = [fields[name].get_db_prep_save(value, connection) for name, value in row.items()]
+    prepared = rawsql._prep_values(fields, row)
+    assert [type(v) for v in prepared] == [type(v) for v in expected]
+    assert prepared[:2] == expected[:2] and prepared[3:] == expected[3:]
+    assert prepared[0] == "5"
