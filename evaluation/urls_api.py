@@ -1,9 +1,34 @@
 from django.urls import path
 
-from evaluation import apis
+from evaluation import apis, apis_datasets
 
 urlpatterns = [
     path("calibration", apis.CalibrationApi.as_view(), name="calibration"),
     path("calibration/bar", apis.CalibrationBarApi.as_view(), name="calibration-bar"),
     path("calibration/agent", apis.AgentCalibrationApi.as_view(), name="calibration-agent"),
+    path("datasets", apis_datasets.DatasetsApi.as_view(), name="datasets"),
+    path("datasets/<id:dataset_id>", apis_datasets.DatasetDetailApi.as_view(), name="dataset-detail"),
+    path("datasets/<id:dataset_id>/promote", apis_datasets.DatasetPromoteApi.as_view(), name="dataset-promote"),
+    path("datasets/<id:dataset_id>/items", apis_datasets.DatasetItemsApi.as_view(), name="dataset-items"),
+    path(
+        "datasets/<id:dataset_id>/items/<id:dataset_item_id>",
+        apis_datasets.DatasetItemDetailApi.as_view(),
+        name="dataset-item-detail",
+    ),
+    path("datasets/<id:dataset_id>/versions", apis_datasets.DatasetVersionsApi.as_view(), name="dataset-versions"),
+    path(
+        "datasets/<id:dataset_id>/versions/<id:number>",
+        apis_datasets.DatasetVersionDetailApi.as_view(),
+        name="dataset-version-detail",
+    ),
+    path(
+        "datasets/<id:dataset_id>/versions/<id:number>/tags",
+        apis_datasets.DatasetVersionTagsApi.as_view(),
+        name="dataset-version-tags",
+    ),
+    path(
+        "datasets/<id:dataset_id>/versions/<id:number>/compare/<id:other>",
+        apis_datasets.DatasetVersionCompareApi.as_view(),
+        name="dataset-version-compare",
+    ),
 ]

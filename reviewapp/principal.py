@@ -21,6 +21,8 @@ AGENT = "agent"
 # frustration terms). Labeling: `budgets.manage` sets a project's daily labeling budget and a
 # queue's budget controller (pins its rate); engineers read them with `labeling.manage`.
 # Evaluation: `evaluation.read` sees calibration, `evaluation.manage` sets a project's bar.
+# Golden datasets: `datasets.read` sees datasets, items and versions (a CI job's project key
+# too), `datasets.write` creates and edits them, promotes items and freezes versions.
 _PEOPLE = {"organization.read"}
 _LABELERS = _PEOPLE | {"labeling.work"}
 _APPROVERS = _PEOPLE | {"actions.read", "actions.decide"}
@@ -32,9 +34,13 @@ _ENGINEERS = _LABELERS | {
     "actions.read",
     "escalations.manage",
     "evaluation.read",
+    "datasets.read",
+    "datasets.write",
 }
 CAPABILITIES: dict[str, frozenset[str]] = {
-    AGENT: frozenset({"conversations.ingest", "conversations.read", "actions.request", "actions.read"}),
+    AGENT: frozenset(
+        {"conversations.ingest", "conversations.read", "actions.request", "actions.read", "datasets.read"}
+    ),
     "annotator": frozenset(_LABELERS),
     "approver": frozenset(_APPROVERS),
     "engineer": frozenset(_ENGINEERS),
