@@ -247,7 +247,8 @@ def _insert(dataset: Dataset, wanted: list[tuple[QueueItem, ItemEntry]], actor: 
     for row in rows:
         there = present.get(row["key"]) or by_queue_item.get(row["queue_item_id"])
         if there is not None:
-            if there not in existing:
+            # Named twice in one request: added once, and not "already there" either.
+            if there.pk is not None and all(there is not e for e in existing):
                 existing.append(there)
             continue
         item = DatasetItem(
