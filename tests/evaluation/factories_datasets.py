@@ -37,3 +37,26 @@ def dataset_with_items(
 
 def freeze(dataset: Dataset, note: str = "") -> DatasetVersion:
     return services_datasets.dataset_version_freeze(dataset=dataset, note=note)
+
+
+def make_frozen_dataset(project: Any, conversation: Any, name: str = "Golden") -> Dataset:
+    """A dataset holding one item, from a made-final item of a new queue, frozen as version 1
+    (for tests that only need the rows, not the labeling path)."""
+    from django.utils import timezone
+
+    from labeling import services as labeling_services
+    from labeling.models import ItemStatus
+
+    queue = make_queue(project, name=f"{name} source")
+    labeling_services.queue_items_add(queue=queue, conversation_ids=[conversation.pk], user=None)
+    item = QueueItem.objects.get(queue=queue)
+    QueueItem.objects.filter(pk=item.pk).update(
+        status=ItemStatus.COMPLETED,
+        final_answers={"quality": "good"},
+        final_source="review",
+        completed_at=timezone.now(),
+    )
+    dataset = services_datasets.dataset_create(project=project, values={"name": name})
+    services_datasets.dataset_items_add(dataset=dataset, entries=[services_datasets.ItemEntry(queue_item=item.pk)])
+    freeze(dataset)
+    return dataset

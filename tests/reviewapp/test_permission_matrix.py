@@ -24,6 +24,7 @@ from reviewapp import services
 from reviewapp.permissions import ANY_MEMBER, IsOrganizationMember
 from reviewapp.principal import AGENT, CAPABILITIES
 from tests.escalations.factories_decisions import make_ladder, make_pending_action
+from tests.evaluation.factories_datasets import make_frozen_dataset
 from tests.factories import ConversationFactory, MembershipFactory, OrganizationFactory, ProjectFactory
 from tests.labeling.factories import make_queue
 
@@ -102,6 +103,7 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
     # Pending at a tier approvers (and admins) may decide: their claims and decisions get through.
     ladder = make_ladder(project, name=f"{slug}-ladder")
     action = make_pending_action(project, ladder)
+    dataset = make_frozen_dataset(project, conversation)
     ids = {
         "project_id": project.pk,
         "key_id": spare.record.pk,
@@ -112,6 +114,10 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
         "item_id": queue.items.get().pk,
         "action_id": action.pk,
         "ladder_name": ladder.name,
+        "dataset_id": dataset.pk,
+        "dataset_item_id": dataset.items.get().pk,
+        "number": 1,
+        "other": 1,
     }
     clients = {AGENT: Client(HTTP_AUTHORIZATION=f"Bearer {key.raw}"), ANONYMOUS: Client()}
     if with_people:
