@@ -3,7 +3,7 @@ Each only schedules work after commit: no query on the caller's path."""
 
 from __future__ import annotations
 
-from evaluation import services
+from evaluation import services, services_datasets
 from reviewapp import hooks
 from reviewapp.models import Project
 
@@ -11,6 +11,7 @@ from reviewapp.models import Project
 @hooks.on_items_finalized
 def items_finalized(*, item_ids: list[int]) -> None:
     services.pairs_items_enqueue(item_ids=item_ids)
+    services_datasets.dataset_rules_enqueue(item_ids=item_ids)
 
 
 @hooks.on_conversations_changed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from evaluation import services
+from evaluation import services, services_datasets
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -34,3 +34,9 @@ def calibration_alert_send(status_id: int) -> bool:
     # retried by the daily job's sweep (calibration_alerts_sweep), not here.
     result = services.calibration_alert_send(status_id=status_id)
     return bool(result and result.ok)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def dataset_rules_apply(item_ids: list[int]) -> int:
+    # Idempotent: an item already in a dataset is left as it is, so a redelivery adds nothing.
+    return services_datasets.dataset_rules_apply(item_ids=item_ids)

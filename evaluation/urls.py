@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from evaluation import views, views_pairwise, views_runs
+from evaluation import views, views_datasets, views_pairwise, views_runs
 from reviewapp import converters  # noqa: F401 - registers the <id:> path converter
 
 app_name = "evaluation"
@@ -21,4 +21,24 @@ urlpatterns = [
         name="dataset-run-compare-previous",
     ),
     path("pairwise/<id:queue_id>/", views_pairwise.pairwise_result, name="pairwise-result"),
+    path("datasets/", views_datasets.dataset_list, name="datasets"),
+    path("datasets/add", views_datasets.dataset_add_item, name="dataset-add-item"),
+    path("datasets/<id:dataset_id>/", views_datasets.dataset_detail, name="dataset"),
+    path("datasets/<id:dataset_id>/settings", views_datasets.dataset_settings, name="dataset-settings"),
+    path("datasets/<id:dataset_id>/promote", views_datasets.dataset_promote, name="dataset-promote"),
+    path("datasets/<id:dataset_id>/freeze", views_datasets.dataset_freeze, name="dataset-freeze"),
+    path("datasets/<id:dataset_id>/compare", views_datasets.dataset_compare, name="dataset-compare"),
+    path(
+        "datasets/<id:dataset_id>/items/<id:item_id>/edit", views_datasets.dataset_item_edit, name="dataset-item-edit"
+    ),
+    path(
+        "datasets/<id:dataset_id>/items/<id:item_id>/remove",
+        views_datasets.dataset_item_remove,
+        name="dataset-item-remove",
+    ),
+    path(
+        "datasets/<id:dataset_id>/versions/<id:number>/tags",
+        views_datasets.dataset_version_tags,
+        name="dataset-version-tags",
+    ),
 ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from evaluation import apis, apis_pairwise, apis_runs
+from evaluation import apis, apis_datasets, apis_pairwise, apis_runs
 from reviewapp import converters  # noqa: F401 - registers the <id:> path converter
 
 urlpatterns = [
@@ -24,4 +24,29 @@ urlpatterns = [
     path("datasets/<id:dataset_id>/pairwise", apis_pairwise.DatasetPairwiseApi.as_view(), name="dataset-pairwise"),
     path("pairwise", apis_pairwise.PairwiseApi.as_view(), name="pairwise"),
     path("pairwise/<id:queue_id>/result", apis_pairwise.PairwiseResultApi.as_view(), name="pairwise-result"),
+    path("datasets", apis_datasets.DatasetsApi.as_view(), name="datasets"),
+    path("datasets/<id:dataset_id>", apis_datasets.DatasetDetailApi.as_view(), name="dataset-detail"),
+    path("datasets/<id:dataset_id>/promote", apis_datasets.DatasetPromoteApi.as_view(), name="dataset-promote"),
+    path("datasets/<id:dataset_id>/items", apis_datasets.DatasetItemsApi.as_view(), name="dataset-items"),
+    path(
+        "datasets/<id:dataset_id>/items/<id:dataset_item_id>",
+        apis_datasets.DatasetItemDetailApi.as_view(),
+        name="dataset-item-detail",
+    ),
+    path("datasets/<id:dataset_id>/versions", apis_datasets.DatasetVersionsApi.as_view(), name="dataset-versions"),
+    path(
+        "datasets/<id:dataset_id>/versions/<id:number>",
+        apis_datasets.DatasetVersionDetailApi.as_view(),
+        name="dataset-version-detail",
+    ),
+    path(
+        "datasets/<id:dataset_id>/versions/<id:number>/tags",
+        apis_datasets.DatasetVersionTagsApi.as_view(),
+        name="dataset-version-tags",
+    ),
+    path(
+        "datasets/<id:dataset_id>/versions/<id:number>/compare/<id:other>",
+        apis_datasets.DatasetVersionCompareApi.as_view(),
+        name="dataset-version-compare",
+    ),
 ]

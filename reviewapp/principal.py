@@ -22,8 +22,9 @@ AGENT = "agent"
 # queue's budget controller (pins its rate); engineers read them with `labeling.manage`.
 # Evaluation: `evaluation.read` sees calibration, `evaluation.manage` sets a project's bar.
 # `members.manage` adds people to the organization, changes their roles and removes them.
-# Golden datasets: `datasets.read` sees datasets, versions and runs (a CI job's project key too),
-# `datasets.run` posts an agent version's results for the release gate (CI holds a project key).
+# Golden datasets: `datasets.read` sees datasets, items, versions and runs (a CI job's project key
+# too), `datasets.write` creates and edits them, promotes items and freezes versions, `datasets.run`
+# posts an agent version's results for the release gate (CI holds a project key).
 _PEOPLE = {"organization.read"}
 _LABELERS = _PEOPLE | {"labeling.work"}
 _APPROVERS = _PEOPLE | {"actions.read", "actions.decide"}
@@ -37,6 +38,7 @@ _ENGINEERS = _LABELERS | {
     "evaluation.read",
     "datasets.read",
     "datasets.run",
+    "datasets.write",
 }
 CAPABILITIES: dict[str, frozenset[str]] = {
     AGENT: frozenset(

@@ -23,7 +23,15 @@ from django.urls import reverse
 
 from escalations import services as escalation_services
 from escalations.models import Action, LadderVersion, PolicyVersion
-from evaluation.models import CalibrationBar, CalibrationPair, CalibrationStatus
+from evaluation.models import (
+    CalibrationBar,
+    CalibrationPair,
+    CalibrationStatus,
+    Dataset,
+    DatasetItem,
+    DatasetVersion,
+    DatasetVersionItem,
+)
 from labeling import services as labeling_services
 from labeling.models import (
     Assignment,
@@ -54,6 +62,7 @@ from reviewapp.models import (
     PersonalToken,
     Project,
 )
+from tests.evaluation.factories_datasets import make_frozen_dataset
 from tests.factories import ConversationFactory, JudgeScoreFactory, MembershipFactory, UserFactory
 from tests.labeling.factories import make_queue, make_schema
 
@@ -129,6 +138,8 @@ def _tenant(organization: Organization, prefix: str) -> dict[type[models.Model],
         criterion=f"{prefix}-criterion",
         status="ok",
     )
+    dataset = make_frozen_dataset(project, ConversationFactory(project=project), name=f"{prefix} golden")
+    version = dataset.versions.get()
     return {
         Organization: organization,
         Project: project,
@@ -154,6 +165,10 @@ def _tenant(organization: Organization, prefix: str) -> dict[type[models.Model],
         CalibrationPair: pair,
         CalibrationBar: bar,
         CalibrationStatus: status,
+        Dataset: dataset,
+        DatasetItem: dataset.items.get(),
+        DatasetVersion: version,
+        DatasetVersionItem: version.items.get(),
     }
 
 
@@ -239,6 +254,10 @@ def test_organization_paths_are_derived_from_foreign_keys():
         "evaluation.CalibrationPair": "organization",
         "evaluation.CalibrationBar": "organization",
         "evaluation.CalibrationStatus": "organization",
+        "evaluation.Dataset": "organization",
+        "evaluation.DatasetItem": "organization",
+        "evaluation.DatasetVersion": "organization",
+        "evaluation.DatasetVersionItem": "version__organization",
     }
 
 

@@ -24,8 +24,9 @@ from reviewapp import services
 from reviewapp.permissions import ANY_MEMBER, IsOrganizationMember
 from reviewapp.principal import AGENT, CAPABILITIES
 from tests.escalations.factories_decisions import make_ladder, make_pending_action
+from tests.evaluation.factories_datasets import make_frozen_dataset
 from tests.evaluation.factories_pairwise import make_pairwise_version
-from tests.evaluation.factories_runs import make_run, make_version
+from tests.evaluation.factories_runs import make_run
 from tests.factories import ConversationFactory, MembershipFactory, OrganizationFactory, ProjectFactory
 from tests.labeling.factories import make_queue
 
@@ -104,8 +105,10 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
     # Pending at a tier approvers (and admins) may decide: their claims and decisions get through.
     ladder = make_ladder(project, name=f"{slug}-ladder")
     action = make_pending_action(project, ladder)
-    dataset, version = make_version(project)
-    runs = [make_run(dataset, version, {"a": True}, agent_version=v) for v in ("v1", "v2")]
+    dataset = make_frozen_dataset(project, conversation)
+    version = dataset.versions.get(number=1)
+    item_key = version.items.get().key
+    runs = [make_run(dataset, version, {item_key: True}, agent_version=v) for v in ("v1", "v2")]
     ids = {
         "project_id": project.pk,
         "project_slug": project.slug,
@@ -118,7 +121,9 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
         "action_id": action.pk,
         "ladder_name": ladder.name,
         "dataset_id": dataset.pk,
+        "dataset_item_id": dataset.items.get().pk,
         "number": version.number,
+        "other": version.number,
         "run_id": runs[0].pk,
         "other_run_id": runs[1].pk,
     }
