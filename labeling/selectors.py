@@ -297,6 +297,34 @@ def review_items(*, queue: Queue, limit: int = 50) -> QuerySet[QueueItem]:
     return QueueItem.objects.filter(queue=queue, status=ItemStatus.NEEDS_REVIEW).select_related("conversation")[:limit]
 
 
+def review_item_next(*, queue: Queue, after: QueueItem) -> QueueItem | None:
+    """The item to review after `after`: the next one waiting in id order, else the first one
+    waiting (items sent to review behind the reviewer are not skipped)."""
+    waiting = QueueItem.objects.filter(queue=queue, status=ItemStatus.NEEDS_REVIEW).exclude(pk=after.pk).order_by("id")
+    return waiting.filter(pk__gt=after.pk).first() or waiting.first()
+
+
+def item_answers_many(*, item_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Every label's answers of each item, in label order: one query for a page of items."""
+    answers: dict[int, list[dict[str, Any]]] = {pk: [] for pk in item_ids}
+    for item_id, given in Label.objects.filter(item_id__in=item_ids).order_by("id").values_list("item_id", "answers"):
+        answers[item_id].append(given if isinstance(given, dict) else {})
+    return answers
+
+
+def review_overlap_counts(*, queue: Queue) -> dict[str, int]:
+    """Why nothing may be waiting for review: how many items have two or more labels, and of
+    those how many were agreed on, ruled on by a reviewer, or wait for one more annotator."""
+    overlap = Q(labels_done__gte=2, is_gold=False)
+    row = QueueItem.objects.filter(queue=queue).aggregate(
+        overlap=Count("pk", filter=overlap),
+        agreed=Count("pk", filter=overlap & Q(final_source="agreement")),
+        reviewed=Count("pk", filter=overlap & Q(final_source="review")),
+        waiting=Count("pk", filter=overlap & Q(status=ItemStatus.OPEN)),
+    )
+    return {k: int(v or 0) for k, v in row.items()}
+
+
 def queue_questions(*, queue: Queue) -> list[rubric.Question]:
     version = queue.schema.latest_version
     return rubric.questions_from_json(version.questions if version else [])
