@@ -288,7 +288,8 @@ def annotator_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             agreement=pct(row.get("agreement_with_others")),
             gold=pct(row.get("gold_accuracy")),
             median=num(row.get("median_seconds"), 1),
-            per_hour=num(row.get("labels_per_hour"), 1),
+            # A rate from a few hours of work: a decimal would claim precision it does not have.
+            per_hour=num(row.get("labels_per_hour"), 0),
         )
         for row in rows
     ]
