@@ -51,6 +51,11 @@ def throughput_chart(queue: Queue, today: dt.date) -> str:
     )
 
 
+def _whole_percent(value: float) -> str:
+    # A week's share of a few dozen items: a decimal would be false precision.
+    return f"{value * 100:.0f}%"
+
+
 def agreement_trend_chart(queue: Queue, today: dt.date) -> str:
     """The share of items with two or more labels that their labels agreed on, per week of
     completion (items a reviewer ruled on count as disagreements), over AGREEMENT_WEEKS weeks."""
@@ -65,7 +70,7 @@ def agreement_trend_chart(queue: Queue, today: dt.date) -> str:
             title=title,
             x_labels=[w.strftime("%m-%d") for w in weeks] if decided else [],
             series=[("agreed", shares)] if decided else [],
-            y_format=charts.percent,
+            y_format=_whole_percent,
             y_max=1.0,
             summary=f"{sum(a for a, _ in per_week.values())} of {decided} items with two or more labels agreed",
         )

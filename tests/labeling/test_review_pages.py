@@ -262,3 +262,92 @@ def test_when_some_were_ruled_on_the_list_counts_agreed_and_reviewed(project, me
     html = response.content.decode()
     assert "1 was agreed on and 1 was ruled on by a reviewer" in html
     assert "every item with two or more labels was agreed on" not in html
+
+
+# --- the charts ----------------------------------------------------------------------------------
+
+
+def test_the_queue_list_draws_each_queues_progress(project, member, engineer):
+    queue, _ = _disputed(project, member, 1, [{"quality": "good"}, {"quality": "bad"}])
+    add_items(queue, 2)
+    empty = make_queue(project, name="Nothing yet")
+
+    response = engineer.get("/labeling/")
+
+    html = response.content.decode()
+    meters = {row["queue"].pk: row["meter"] for row in response.context["rows"]}
+    assert "<title>in review: 1</title>" in meters[queue.pk]
+    assert "<title>open: 2</title>" in meters[queue.pk]
+    assert "<title>" not in meters[empty.pk].split("</title>", 1)[1]  # only the bar's own title: no segment
+    assert "No items yet" in html and f'href="/labeling/queues/{empty.pk}/settings"' in html
+    assert "<progress" not in html
+
+
+def test_the_agreement_page_charts_throughput_and_agreement_over_time(project, member, engineer):
+    queue, _ = _disputed(project, member, 2, [{"quality": "good"}, {"quality": "good"}])
+    [disputed] = add_items(queue, 1)[-1:]
+    for answer in ("good", "bad"):
+        _label(queue, disputed, member, {"quality": answer})
+    services.item_review(item=disputed, user=engineer.user, answers={"quality": "bad"})
+
+    response = engineer.get(f"/labeling/queues/{queue.pk}/agreement")
+
+    throughput, trend = response.context["throughput_chart"], response.context["agreement_chart"]
+    assert "6 labels, at most 6 a day" in throughput
+    assert "labels, " in throughput and ": 6</title></rect>" in throughput
+    assert "2 of 3 items with two or more labels agreed" in trend
+    assert ": 67%</title></circle>" in trend
+    assert "No data" not in throughput + trend
+
+
+def test_the_agreement_page_with_no_labels_says_so_and_its_charts_have_no_data(project, engineer):
+    queue = make_queue(project, annotations_per_item=2)
+    add_items(queue, 2)
+
+    response = engineer.get(f"/labeling/queues/{queue.pk}/agreement")
+
+    html = response.content.decode()
+    assert 'data-empty="no-labels"' in html and "No labels yet" in html
+    assert f'href="/labeling/queues/{queue.pk}/work"' in html
+    assert "No data" in response.context["throughput_chart"] and "No data" in response.context["agreement_chart"]
+    assert "This rubric has no question that can be compared" not in html
+
+
+def test_the_agreement_page_with_labels_but_no_overlap_says_no_item_has_two_labels(project, member, engineer):
+    queue = make_queue(project, annotations_per_item=2)
+    [item, _] = add_items(queue, 2)
+    _label(queue, item, member, {"quality": "good"})
+
+    html = engineer.get(f"/labeling/queues/{queue.pk}/agreement").content.decode()
+
+    assert 'data-empty="no-overlap"' in html and "no item has two labels yet" in html
+
+
+def test_the_annotators_page_with_nobody_links_to_settings_and_labeling(project, engineer):
+    queue = make_queue(project)
+
+    html = engineer.get(f"/labeling/queues/{queue.pk}/annotators").content.decode()
+
+    assert "Nobody has worked this queue yet" in html
+    assert f'href="/labeling/queues/{queue.pk}/settings"' in html
+    assert f'href="/labeling/queues/{queue.pk}/work"' in html
+
+
+def test_my_work_with_nothing_says_what_to_do_next(project, member):
+    annotator = Client()
+    annotator.force_login(member("annotator"))
+    make_queue(project)
+
+    queues_html = annotator.get("/labeling/mine").content.decode()
+
+    assert "You have not labeled anything yet. Press “Continue”" in queues_html
+    assert 'href="/labeling/queues/' in queues_html
+
+
+def test_my_work_without_a_queue_points_an_engineer_to_creating_one(org, member):
+    engineer = Client()
+    engineer.force_login(member("engineer"))
+
+    html = engineer.get("/labeling/mine").content.decode()
+
+    assert 'data-empty="no-queues"' in html and 'href="/labeling/queues/new"' in html
