@@ -59,6 +59,8 @@ class QuestionView:
     choices: list[ChoiceView] = field(default_factory=list)
     text: str = ""
     errors: list[str] = field(default_factory=list)
+    # Why the answer shown is already chosen (the review page pre-fills from the labels).
+    note: str = ""
 
     @property
     def field_name(self) -> str:
@@ -249,6 +251,20 @@ def review_table(
     ]
 
 
+def review_prefill(questions: list[rubric.Question], labels: Sequence[Label]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The review form's starting answers: each question's unanimous or majority answer among
+    the labels (rubric.consensus; ties are left blank), and per pre-filled question a note saying
+    so and from how many labels."""
+    found = rubric.consensus(questions, [label.answers or {} for label in labels])
+    notes = {
+        key: f"Pre-filled: all {c.answered} labels agree"
+        if c.unanimous
+        else f"Pre-filled: the majority, {c.votes} of {c.answered} labels"
+        for key, c in found.items()
+    }
+    return {key: c.value for key, c in found.items()}, notes
+
+
 def time_spent_texts(labels: Iterable[Label]) -> list[str]:
     return [num(label.time_spent_ms / 1000, 1) + " s" if label.time_spent_ms is not None else "—" for label in labels]
 
@@ -272,7 +288,8 @@ def annotator_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             agreement=pct(row.get("agreement_with_others")),
             gold=pct(row.get("gold_accuracy")),
             median=num(row.get("median_seconds"), 1),
-            per_hour=num(row.get("labels_per_hour"), 1),
+            # A rate from a few hours of work: a decimal would claim precision it does not have.
+            per_hour=num(row.get("labels_per_hour"), 0),
         )
         for row in rows
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -256,13 +258,46 @@ def _check(q: Question, value: Any, turn_roles: list[str] | None) -> str | None:
 
 def answers_agree(questions: list[Question], label_answers: list[dict[str, Any]]) -> bool:
     """Do all labels give the same answer on every comparable question?"""
+    return not disagreeing_questions(questions, label_answers)
+
+
+def disagreeing_questions(questions: list[Question], label_answers: list[dict[str, Any]]) -> list[Question]:
+    """The comparable questions the labels answer differently (a missing answer differs from any
+    given one): the same test as answers_agree, which sends an item to review."""
+    return [q for q in questions if q.comparable and len({_normalise(a.get(q.key)) for a in label_answers}) > 1]
+
+
+@dataclass(frozen=True)
+class Consensus:
+    """The answer most labels gave to one question: `votes` of the `answered` labels that
+    answered it gave it (all of them: unanimous)."""
+
+    value: Any
+    votes: int
+    answered: int
+
+    @property
+    def unanimous(self) -> bool:
+        return self.votes == self.answered
+
+
+def consensus(questions: list[Question], label_answers: list[dict[str, Any]]) -> dict[str, Consensus]:
+    """Per comparable question, the answer given by more than half of the labels that answered
+    it. A tie, a plurality short of half, a question only one label answered, and free text
+    have none: a reviewer decides those from scratch. Used to pre-fill the review form."""
+    out: dict[str, Consensus] = {}
     for q in questions:
         if not q.comparable:
             continue
-        values = [_normalise(a.get(q.key)) for a in label_answers]
-        if len(set(values)) > 1:
-            return False
-    return True
+        given = [a[q.key] for a in label_answers if a.get(q.key) is not None]
+        if len(given) < 2:
+            continue
+        counts = Counter(_normalise(v) for v in given)
+        top, votes = counts.most_common(1)[0]
+        if votes * 2 > len(given):
+            value = next(v for v in given if _normalise(v) == top)
+            out[q.key] = Consensus(value=value, votes=votes, answered=len(given))
+    return out
 
 
 def _normalise(value: Any) -> Any:
@@ -277,10 +312,13 @@ def rubric_errors(exc: ValidationError) -> dict[str, list[str]]:
 
 __all__ = [
     "QUESTION_TYPES",
+    "Consensus",
     "Question",
     "Rubric",
     "answers_agree",
     "answers_validate",
+    "consensus",
+    "disagreeing_questions",
     "human_passes",
     "judge_passes",
     "questions_from_json",

@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db.models import Count, F, Func, Max, Min, OuterRef, Q, QuerySet, TextField, Value, Window
-from django.db.models.functions import RowNumber
+from django.db.models.functions import RowNumber, TruncDate, TruncWeek
 from django.utils import timezone
 
 from labeling import budget_controller, rubric, sampling, sql
@@ -297,6 +297,76 @@ def item_labels(*, item: QueueItem) -> QuerySet[Label]:
 
 def review_items(*, queue: Queue, limit: int = 50) -> QuerySet[QueueItem]:
     return QueueItem.objects.filter(queue=queue, status=ItemStatus.NEEDS_REVIEW).select_related("conversation")[:limit]
+
+
+def review_item_next(*, queue: Queue, after: QueueItem) -> QueueItem | None:
+    """The item to review after `after`: the next one waiting in id order, else the first one
+    waiting (items sent to review behind the reviewer are not skipped)."""
+    waiting = QueueItem.objects.filter(queue=queue, status=ItemStatus.NEEDS_REVIEW).exclude(pk=after.pk).order_by("id")
+    return waiting.filter(pk__gt=after.pk).first() or waiting.first()
+
+
+def item_answers_many(*, item_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Every label's answers of each item, in label order: one query for a page of items."""
+    answers: dict[int, list[dict[str, Any]]] = {pk: [] for pk in item_ids}
+    for item_id, given in Label.objects.filter(item_id__in=item_ids).order_by("id").values_list("item_id", "answers"):
+        answers[item_id].append(given if isinstance(given, dict) else {})
+    return answers
+
+
+def review_overlap_counts(*, queue: Queue) -> dict[str, int]:
+    """Why nothing may be waiting for review: how many items have two or more labels, and of
+    those how many were agreed on, ruled on by a reviewer, or wait for one more annotator."""
+    overlap = Q(labels_done__gte=2, is_gold=False)
+    row = QueueItem.objects.filter(queue=queue).aggregate(
+        overlap=Count("pk", filter=overlap),
+        agreed=Count("pk", filter=overlap & Q(final_source="agreement")),
+        reviewed=Count("pk", filter=overlap & Q(final_source="review")),
+        waiting=Count("pk", filter=overlap & Q(status=ItemStatus.OPEN)),
+    )
+    return {k: int(v or 0) for k, v in row.items()}
+
+
+def queue_labels_per_day(*, queue: Queue, since: dt.datetime) -> dict[dt.date, int]:
+    """Labels made per day (in the current time zone) since `since`. A label made since then
+    was also updated since then, so the (queue, updated_at) index bounds the rows read to the
+    window, however old the queue."""
+    rows = (
+        Label.objects.filter(queue=queue, updated_at__gte=since, created_at__gte=since)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .order_by()
+        .annotate(n=Count("pk"))
+    )
+    return {row["day"]: row["n"] for row in rows}
+
+
+def queue_agreement_per_week(*, queue: Queue, since: dt.datetime) -> dict[dt.date, tuple[int, int]]:
+    """Per week (from Monday) since `since`: (agreed, decided) over the items with two or more
+    labels completed that week, agreed by their labels or ruled on by a reviewer. Cheap where
+    the snapshot is not: it counts item rows through the (queue, status) index, reading no
+    label, so the page can draw the trend between snapshot refreshes."""
+    rows = (
+        QueueItem.objects.filter(
+            queue=queue,
+            status=ItemStatus.COMPLETED,
+            is_gold=False,
+            labels_done__gte=2,
+            completed_at__gte=since,
+            final_source__in=["agreement", "review"],
+        )
+        .annotate(week=TruncWeek("completed_at"))
+        .values("week")
+        .order_by()
+        .annotate(agreed=Count("pk", filter=Q(final_source="agreement")), decided=Count("pk"))
+    )
+    return {_as_date(row["week"]): (row["agreed"], row["decided"]) for row in rows}
+
+
+def _as_date(value: dt.date | dt.datetime) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
+    return value
 
 
 def queue_questions(*, queue: Queue) -> list[rubric.Question]:

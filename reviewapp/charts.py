@@ -439,17 +439,56 @@ def band_chart(
     return "".join(parts)
 
 
+def meter(
+    *, title: str, segments: Sequence[tuple[str, float, str]], width: int = 160, height: int = 10, summary: str = ""
+) -> str:
+    """One horizontal bar split into segments (name, value, colour) in order, each as wide as its
+    share of the total: a progress bar that shows more than done / not done. An empty total
+    draws the bare track."""
+    values = [max(0.0, v) if math.isfinite(v) else 0.0 for _, v, _ in segments]
+    total = sum(values)
+    label = summary or ", ".join(f"{name} {count(v)}" for (name, _, _), v in zip(segments, values, strict=True))
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="meter" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{_e(title)}: {_e(label)}">'
+        f"<title>{_e(title)}: {_e(label)}</title>",
+        f'<rect x="0" y="0" width="{width}" height="{height}" rx="2" fill="#e9ecef"/>',
+    ]
+    x = 0.0
+    for (name, _, colour), value in zip(segments, values, strict=True):
+        if not total or value <= 0:
+            continue
+        w = width * value / total
+        parts.append(
+            f'<rect x="{_num(x)}" y="0" width="{_num(w)}" height="{height}" fill="{_e(colour)}">'
+            f"<title>{_e(name)}: {_e(count(value))}</title></rect>"
+        )
+        x += w
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def swatch(colour: str, *, size: int = 10) -> str:
+    """A small square of `colour`, for a legend written in HTML beside a chart."""
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="swatch" viewBox="0 0 {size} {size}" width="{size}" '
+        f'height="{size}" aria-hidden="true"><rect width="{size}" height="{size}" rx="2" fill="{_e(colour)}"/></svg>'
+    )
+
+
 __all__ = [
     "PALETTE",
     "band_chart",
     "count",
     "duration",
     "line_chart",
+    "meter",
     "nice_duration_max",
     "nice_max",
     "percent",
     "reliability_diagram",
     "stacked_bar_chart",
+    "swatch",
 ]
 
 

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET
 
 from labeling import selectors
 from labeling.forms import label_editable
-from labeling.views._access import membership
+from labeling.views._access import can_manage, membership
 from reviewapp.decorators import member_required
 
 RECENT_LABELS = 50
@@ -43,4 +43,5 @@ def my_work(request: HttpRequest) -> HttpResponse:
         }
         for label in page
     ]
-    return render(request, "labeling/mine.html", {"rows": rows, "recent": recent, "page": page})
+    context = {"rows": rows, "recent": recent, "page": page, "can_manage": can_manage(request)}
+    return render(request, "labeling/mine.html", context)

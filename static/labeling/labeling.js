@@ -1,6 +1,7 @@
 /* The labeling page: keyboard shortcuts, the prefetched next item, draft autosave and time on
  * task. Panels come and go (htmx swaps, prefetch), so every listener is delegated from the
- * document or the work area and nothing needs rebinding.
+ * document or the work area and nothing needs rebinding. The keys themselves are keys.js, shared
+ * with the review page and loaded first.
  *
  * Panels in #work-area:
  *   .active      the item on screen (exactly one)
@@ -12,7 +13,8 @@
   "use strict";
 
   var area = document.getElementById("work-area");
-  if (!area) return;
+  var keys = window.labelingKeys;
+  if (!area || !keys) return;
 
   var DRAFT_DELAY_MS = 500;
   var nextUrl = area.getAttribute("data-next-url") || "";
@@ -23,7 +25,7 @@
   var clocks = {}; // item id -> {spent, since}: visible time only
   var draftTimers = {};
 
-  // --- small helpers -------------------------------------------------------------------------
+  // --- small helpers ---------------------------------------------------------------------------
 
   var csrfToken = window.reviewapp.csrfToken; // static/reviewapp/app.js, loaded first by base.html
 
@@ -41,14 +43,6 @@
     return panels().filter(function (p) { return p.classList.contains("prefetched"); })[0] || null;
   }
 
-  function isTyping(el) {
-    if (!el || !el.tagName) return false;
-    if (el.isContentEditable) return true;
-    if (el.tagName === "TEXTAREA" || el.tagName === "SELECT") return true;
-    if (el.tagName !== "INPUT") return false;
-    return ["radio", "checkbox", "button", "submit", "reset", "range", "color", "file", "image"].indexOf(el.type) < 0;
-  }
-
   var toastTimer = null;
   function toast(message) {
     var box = document.getElementById("toast");
@@ -59,7 +53,7 @@
     toastTimer = setTimeout(function () { box.hidden = true; }, 6000);
   }
 
-  // --- time on task: counted only while the item is on screen and the tab is visible ----------
+  // --- time on task: counted only while the item is on screen and the tab is visible -----------
 
   function resumeClock(id) {
     if (!id) return;
@@ -88,59 +82,7 @@
     else resumeClock(panel.dataset.item);
   });
 
-  // --- questions and turns ---------------------------------------------------------------------
-
-  function questions(panel) {
-    return panel ? Array.prototype.slice.call(panel.querySelectorAll("form.label-form .question")) : [];
-  }
-
-  function currentQuestion(panel) {
-    return panel ? panel.querySelector("form.label-form .question.current") : null;
-  }
-
-  function setCurrent(panel, question, focus) {
-    if (!question) return;
-    questions(panel).forEach(function (q) { q.classList.toggle("current", q === question); });
-    if (focus) {
-      question.focus({ preventScroll: true });
-      question.scrollIntoView({ block: "nearest" });
-    }
-  }
-
-  function moveQuestion(panel, delta) {
-    var all = questions(panel);
-    if (!all.length) return;
-    var i = all.indexOf(currentQuestion(panel));
-    var next = all[Math.max(0, Math.min(all.length - 1, (i < 0 ? 0 : i + delta)))];
-    setCurrent(panel, next, true);
-  }
-
-  function pickByDigit(panel, digit) {
-    var q = currentQuestion(panel);
-    if (!q) return false;
-    var input = q.querySelector('input[data-kbd="' + digit + '"]');
-    if (!input) return false;
-    if (input.type === "checkbox") input.checked = !input.checked;
-    else input.checked = true;
-    input.dispatchEvent(new Event("change", { bubbles: true }));
-    if (input.type === "radio") {
-      // One answer per question: move on, so "1 Enter" or "2 4 Enter" labels an item.
-      var all = questions(panel);
-      var i = all.indexOf(q);
-      if (i >= 0 && i < all.length - 1) setCurrent(panel, all[i + 1], true);
-    }
-    return true;
-  }
-
-  function moveTurn(panel, delta) {
-    var turns = Array.prototype.slice.call(panel.querySelectorAll("article.turn"));
-    if (!turns.length) return;
-    var i = -1;
-    turns.forEach(function (t, n) { if (t.classList.contains("highlight")) i = n; });
-    i = i < 0 ? (delta > 0 ? 0 : turns.length - 1) : Math.max(0, Math.min(turns.length - 1, i + delta));
-    turns.forEach(function (t, n) { t.classList.toggle("highlight", n === i); });
-    turns[i].scrollIntoView({ block: "nearest" });
-  }
+  // --- questions -------------------------------------------------------------------------------
 
   function answered(question) {
     if (question.dataset.type === "text") {
@@ -203,8 +145,8 @@
       var saved = remembered(box.getAttribute("data-remember"));
       if (saved !== null) box.open = saved === "open";
     });
-    var first = panel.querySelector(".question.has-error") || questions(panel)[0];
-    setCurrent(panel, first, false);
+    var first = panel.querySelector(".question.has-error") || keys.questions(panel)[0];
+    keys.setCurrent(panel, first, false);
     window.scrollTo(0, 0);
     maybePrefetch();
   }
@@ -360,100 +302,9 @@
     toast(event.detail && event.detail.message);
   });
 
-  // --- help overlay ----------------------------------------------------------------------------
+  // --- the keyboard (keys.js) ------------------------------------------------------------------
 
-  function help() {
-    return document.getElementById("shortcuts");
-  }
-
-  function toggleHelp(show) {
-    var box = help();
-    if (!box) return;
-    box.hidden = show === undefined ? !box.hidden : !show;
-  }
-
-  document.addEventListener("click", function (event) {
-    var trigger = event.target.closest("[data-action=help]");
-    if (trigger) {
-      toggleHelp();
-      return;
-    }
-    if (event.target === help()) toggleHelp(false); // a click on the backdrop
-    var panel = activePanel();
-    var question = event.target.closest(".question");
-    if (panel && question && panel.contains(question)) setCurrent(panel, question, false);
-    var turn = event.target.closest("article.turn");
-    if (panel && turn && panel.contains(turn)) {
-      panel.querySelectorAll("article.turn.highlight").forEach(function (t) { t.classList.remove("highlight"); });
-      turn.classList.add("highlight");
-    }
-  });
-
-  area.addEventListener("focusin", function (event) {
-    var panel = activePanel();
-    var question = event.target.closest(".question");
-    if (panel && question && panel.contains(question)) setCurrent(panel, question, false);
-  });
-
-  // --- the keyboard ----------------------------------------------------------------------------
-
-  document.addEventListener("keydown", function (event) {
-    if (event.defaultPrevented || event.isComposing) return;
-    var target = event.target;
-    var typing = isTyping(target);
-    var panel = activePanel();
-
-    if (event.key === "Escape") {
-      if (help() && !help().hidden) {
-        toggleHelp(false);
-        event.preventDefault();
-      } else if (typing) {
-        target.blur();
-      }
-      return;
-    }
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-      // Ctrl+Enter sends the form you are typing in (the label, or a comment).
-      var form = typing && target.form ? target.form : panel && panel.querySelector("form.label-form");
-      if (form && (!panel || panel.contains(form))) {
-        event.preventDefault();
-        form.requestSubmit();
-      }
-      return;
-    }
-    if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
-
-    if (event.key === "?") {
-      event.preventDefault();
-      toggleHelp();
-      return;
-    }
-    if (!panel) return;
-    var labelForm = panel.querySelector("form.label-form");
-
-    if (/^[0-9]$/.test(event.key)) {
-      if (pickByDigit(panel, event.key)) event.preventDefault();
-    } else if (event.key === "Enter") {
-      if (target.closest && target.closest("button, a, summary")) return; // the control's own action
-      if (labelForm) {
-        event.preventDefault();
-        labelForm.requestSubmit();
-      }
-    } else if (event.key === "s") {
-      var skipForm = panel.querySelector("form.skip-form");
-      if (skipForm) {
-        event.preventDefault();
-        skipForm.requestSubmit();
-      }
-    } else if (event.key === "j" || event.key === "k") {
-      event.preventDefault();
-      moveTurn(panel, event.key === "j" ? 1 : -1);
-    } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
-      if (target.type === "radio" || target.type === "checkbox") return; // arrows move within the options
-      event.preventDefault();
-      moveQuestion(panel, event.key === "ArrowDown" ? 1 : -1);
-    }
-  });
+  keys.bind({ panel: activePanel, root: area });
 
   // --- start -----------------------------------------------------------------------------------
 

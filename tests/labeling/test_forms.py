@@ -230,7 +230,7 @@ def test_annotator_rows_keep_their_fields_and_add_the_texts():
             "agreement": "—",
             "gold": "—",
             "median": "12.3",
-            "per_hour": "80.0",
+            "per_hour": "80",  # whole labels an hour: no false precision
         },
     ]
 

@@ -472,10 +472,11 @@ def test_pages_read_the_snapshot_in_a_fixed_number_of_queries(labeled, member, d
 
     # Session, user, membership, queue, snapshot, "labels changed since?" (one index probe), and
     # the page chrome's two (memberships, organization); the agreement page adds the rubric
-    # version. No query reads the labels, however many there are.
+    # version and its two charts' grouped counts (labels per day over the last 30 days through
+    # the (queue, updated_at) index; items agreed per week). No query reads all the labels.
     with django_assert_num_queries(8):
         annotators_page = browser.get(f"/labeling/queues/{labeled.pk}/annotators")
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(11):
         agreement_page = browser.get(f"/labeling/queues/{labeled.pk}/agreement")
 
     assert annotators_page.status_code == agreement_page.status_code == 200

@@ -76,3 +76,26 @@ def test_nice_max(value, expected):
 )
 def test_duration(seconds, text):
     assert charts.duration(seconds) == text
+
+
+def test_meter_splits_the_bar_by_share_and_escapes_its_names():
+    markup = charts.meter(
+        title="Progress <b>",
+        segments=[("done", 3, "#009E73"), ("in <i>review</i>", 1, "#E69F00"), ("open", 0, "#ccc")],
+        width=160,
+    )
+    root = parse(markup)
+    track, *parts = root.findall(f"{SVG}rect")
+    assert float(track.get("width")) == 160
+    assert [p.find(f"{SVG}title").text for p in parts] == ["done: 3", "in <i>review</i>: 1"]  # text, not markup
+    assert [float(p.get("width")) for p in parts] == [120, 40]
+    assert float(parts[1].get("x")) == 120
+    assert "<i>" not in markup and "style=" not in markup
+    assert root.get("aria-label") == "Progress <b>: done 3, in <i>review</i> 1, open 0"
+
+
+def test_an_empty_meter_is_the_bare_track_and_a_swatch_is_one_square():
+    root = parse(charts.meter(title="Progress", segments=[("done", 0, "#000"), ("open", 0, "#ccc")]))
+    assert len(root.findall(f"{SVG}rect")) == 1
+    square = parse(charts.swatch('#000"/><script>'))
+    assert square.find(f"{SVG}rect").get("fill") == '#000"/><script>'
