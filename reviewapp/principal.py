@@ -21,6 +21,7 @@ AGENT = "agent"
 # frustration terms). Labeling: `budgets.manage` sets a project's daily labeling budget and a
 # queue's budget controller (pins its rate); engineers read them with `labeling.manage`.
 # Evaluation: `evaluation.read` sees calibration, `evaluation.manage` sets a project's bar.
+# `datasets.export` downloads a dataset version (a CI job holds its project's key for that).
 _PEOPLE = {"organization.read"}
 _LABELERS = _PEOPLE | {"labeling.work"}
 _APPROVERS = _PEOPLE | {"actions.read", "actions.decide"}
@@ -32,9 +33,12 @@ _ENGINEERS = _LABELERS | {
     "actions.read",
     "escalations.manage",
     "evaluation.read",
+    "datasets.export",
 }
 CAPABILITIES: dict[str, frozenset[str]] = {
-    AGENT: frozenset({"conversations.ingest", "conversations.read", "actions.request", "actions.read"}),
+    AGENT: frozenset(
+        {"conversations.ingest", "conversations.read", "actions.request", "actions.read", "datasets.export"}
+    ),
     "annotator": frozenset(_LABELERS),
     "approver": frozenset(_APPROVERS),
     "engineer": frozenset(_ENGINEERS),

@@ -7,170 +7,332 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('evaluation', '0002_calibration_snapshots'),
-        ('labeling', '0006_budgets'),
-        ('reviewapp', '0006_conversation_signals'),
+        ("evaluation", "0002_calibration_snapshots"),
+        ("labeling", "0006_budgets"),
+        ("reviewapp", "0006_conversation_signals"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Dataset',
+            name="Dataset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True, default='')),
-                ('gate_pass_rate', models.FloatField(default=0.95)),
-                ('gate_critical_pass_rate', models.FloatField(default=1.0)),
-                ('gate_mode', models.CharField(choices=[('observed', 'Observed rates'), ('confident', 'Confident (lower bound)')], default='observed', max_length=16)),
-                ('gate_confidence', models.FloatField(default=0.95)),
-                ('gate_require_not_worse', models.BooleanField(default=False)),
-                ('promotion_rules', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='reviewapp.organization')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='reviewapp.project')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True, default="")),
+                ("gate_pass_rate", models.FloatField(default=0.95)),
+                ("gate_critical_pass_rate", models.FloatField(default=1.0)),
+                (
+                    "gate_mode",
+                    models.CharField(
+                        choices=[("observed", "Observed rates"), ("confident", "Confident (lower bound)")],
+                        default="observed",
+                        max_length=16,
+                    ),
+                ),
+                ("gate_confidence", models.FloatField(default=0.95)),
+                ("gate_require_not_worse", models.BooleanField(default=False)),
+                ("promotion_rules", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="reviewapp.organization"
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="reviewapp.project"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='DatasetItem',
+            name="DatasetItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=64)),
-                ('input_messages', models.JSONField(default=list)),
-                ('reference_output', models.JSONField(blank=True, null=True)),
-                ('expected_labels', models.JSONField(blank=True, default=dict)),
-                ('critical', models.BooleanField(default=False)),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('split', models.CharField(choices=[('train', 'train'), ('dev', 'dev'), ('test', 'test')], default='train', max_length=8)),
-                ('lineage', models.JSONField(blank=True, default=dict)),
-                ('content_hash', models.CharField(default='', max_length=64)),
-                ('added_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('added_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('conversation', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='reviewapp.conversation')),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='evaluation.dataset')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='reviewapp.organization')),
-                ('queue_item', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='labeling.queueitem')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=64)),
+                ("input_messages", models.JSONField(default=list)),
+                ("reference_output", models.JSONField(blank=True, null=True)),
+                ("expected_labels", models.JSONField(blank=True, default=dict)),
+                ("critical", models.BooleanField(default=False)),
+                ("tags", models.JSONField(blank=True, default=list)),
+                (
+                    "split",
+                    models.CharField(
+                        choices=[("train", "train"), ("dev", "dev"), ("test", "test")], default="train", max_length=8
+                    ),
+                ),
+                ("lineage", models.JSONField(blank=True, default=dict)),
+                ("content_hash", models.CharField(default="", max_length=64)),
+                ("added_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "added_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="reviewapp.conversation",
+                    ),
+                ),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="items", to="evaluation.dataset"
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="reviewapp.organization"
+                    ),
+                ),
+                (
+                    "queue_item",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="labeling.queueitem",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='DatasetVersion',
+            name="DatasetVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('content_hash', models.CharField(max_length=64)),
-                ('item_count', models.PositiveIntegerField(default=0)),
-                ('critical_count', models.PositiveIntegerField(default=0)),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('note', models.TextField(blank=True, default='')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='evaluation.dataset')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='reviewapp.organization')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.PositiveIntegerField()),
+                ("content_hash", models.CharField(max_length=64)),
+                ("item_count", models.PositiveIntegerField(default=0)),
+                ("critical_count", models.PositiveIntegerField(default=0)),
+                ("tags", models.JSONField(blank=True, default=list)),
+                ("note", models.TextField(blank=True, default="")),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="versions", to="evaluation.dataset"
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="reviewapp.organization"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['dataset', 'number'],
+                "ordering": ["dataset", "number"],
             },
         ),
         migrations.CreateModel(
-            name='DatasetRun',
+            name="DatasetRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version_hash', models.CharField(max_length=64)),
-                ('agent_version', models.CharField(max_length=100)),
-                ('item_count', models.PositiveIntegerField(default=0)),
-                ('passed_count', models.PositiveIntegerField(default=0)),
-                ('critical_count', models.PositiveIntegerField(default=0)),
-                ('critical_passed_count', models.PositiveIntegerField(default=0)),
-                ('metrics', models.JSONField(blank=True, default=dict)),
-                ('gate', models.CharField(choices=[('pass', 'pass'), ('fail', 'fail')], max_length=8)),
-                ('reasons', models.JSONField(blank=True, default=list)),
-                ('gate_settings', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='evaluation.dataset')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='reviewapp.organization')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='evaluation.datasetversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("version_hash", models.CharField(max_length=64)),
+                ("agent_version", models.CharField(max_length=100)),
+                ("item_count", models.PositiveIntegerField(default=0)),
+                ("passed_count", models.PositiveIntegerField(default=0)),
+                ("critical_count", models.PositiveIntegerField(default=0)),
+                ("critical_passed_count", models.PositiveIntegerField(default=0)),
+                ("metrics", models.JSONField(blank=True, default=dict)),
+                ("gate", models.CharField(choices=[("pass", "pass"), ("fail", "fail")], max_length=8)),
+                ("reasons", models.JSONField(blank=True, default=list)),
+                ("gate_settings", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="runs", to="evaluation.dataset"
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="reviewapp.organization"
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="runs", to="evaluation.datasetversion"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='DatasetVersionItem',
+            name="DatasetVersionItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=64)),
-                ('input_messages', models.JSONField(default=list)),
-                ('reference_output', models.JSONField(blank=True, null=True)),
-                ('expected_labels', models.JSONField(blank=True, default=dict)),
-                ('critical', models.BooleanField(default=False)),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('split', models.CharField(choices=[('train', 'train'), ('dev', 'dev'), ('test', 'test')], default='train', max_length=8)),
-                ('lineage', models.JSONField(blank=True, default=dict)),
-                ('content_hash', models.CharField(default='', max_length=64)),
-                ('conversation', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='reviewapp.conversation')),
-                ('queue_item', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='labeling.queueitem')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='evaluation.datasetversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=64)),
+                ("input_messages", models.JSONField(default=list)),
+                ("reference_output", models.JSONField(blank=True, null=True)),
+                ("expected_labels", models.JSONField(blank=True, default=dict)),
+                ("critical", models.BooleanField(default=False)),
+                ("tags", models.JSONField(blank=True, default=list)),
+                (
+                    "split",
+                    models.CharField(
+                        choices=[("train", "train"), ("dev", "dev"), ("test", "test")], default="train", max_length=8
+                    ),
+                ),
+                ("lineage", models.JSONField(blank=True, default=dict)),
+                ("content_hash", models.CharField(default="", max_length=64)),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="reviewapp.conversation",
+                    ),
+                ),
+                (
+                    "queue_item",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="labeling.queueitem",
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="evaluation.datasetversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['version', 'id'],
+                "ordering": ["version", "id"],
             },
         ),
         migrations.CreateModel(
-            name='DatasetRunResult',
+            name="DatasetRunResult",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('passed', models.BooleanField()),
-                ('score', models.FloatField(blank=True, null=True)),
-                ('output', models.JSONField(blank=True, null=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='results', to='evaluation.datasetrun')),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='evaluation.datasetversionitem')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("passed", models.BooleanField()),
+                ("score", models.FloatField(blank=True, null=True)),
+                ("output", models.JSONField(blank=True, null=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="results", to="evaluation.datasetrun"
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="evaluation.datasetversionitem",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'id'],
+                "ordering": ["run", "id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='dataset',
-            constraint=models.UniqueConstraint(fields=('project', 'name'), name='dataset_project_name_unique'),
+            model_name="dataset",
+            constraint=models.UniqueConstraint(fields=("project", "name"), name="dataset_project_name_unique"),
         ),
         migrations.AddConstraint(
-            model_name='dataset',
-            constraint=models.CheckConstraint(condition=models.Q(('gate_pass_rate__gte', 0), ('gate_pass_rate__lte', 1), ('gate_critical_pass_rate__gte', 0), ('gate_critical_pass_rate__lte', 1), ('gate_confidence__gt', 0), ('gate_confidence__lt', 1)), name='dataset_gate_bounds'),
+            model_name="dataset",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("gate_pass_rate__gte", 0),
+                    ("gate_pass_rate__lte", 1),
+                    ("gate_critical_pass_rate__gte", 0),
+                    ("gate_critical_pass_rate__lte", 1),
+                    ("gate_confidence__gt", 0),
+                    ("gate_confidence__lt", 1),
+                ),
+                name="dataset_gate_bounds",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='datasetitem',
-            constraint=models.UniqueConstraint(fields=('dataset', 'key'), name='dataset_item_key_unique'),
+            model_name="datasetitem",
+            constraint=models.UniqueConstraint(fields=("dataset", "key"), name="dataset_item_key_unique"),
         ),
         migrations.AddConstraint(
-            model_name='datasetitem',
-            constraint=models.UniqueConstraint(fields=('dataset', 'queue_item'), name='dataset_item_queue_item_unique'),
+            model_name="datasetitem",
+            constraint=models.UniqueConstraint(fields=("dataset", "queue_item"), name="dataset_item_queue_item_unique"),
         ),
         migrations.AddConstraint(
-            model_name='datasetversion',
-            constraint=models.UniqueConstraint(fields=('dataset', 'number'), name='dataset_version_number_unique'),
+            model_name="datasetversion",
+            constraint=models.UniqueConstraint(fields=("dataset", "number"), name="dataset_version_number_unique"),
         ),
         migrations.AddIndex(
-            model_name='datasetrun',
-            index=models.Index(fields=['dataset', 'agent_version', 'created_at'], name='dataset_run_agent'),
+            model_name="datasetrun",
+            index=models.Index(fields=["dataset", "agent_version", "created_at"], name="dataset_run_agent"),
         ),
         migrations.AddConstraint(
-            model_name='datasetversionitem',
-            constraint=models.UniqueConstraint(fields=('version', 'key'), name='dataset_version_item_key_unique'),
+            model_name="datasetversionitem",
+            constraint=models.UniqueConstraint(fields=("version", "key"), name="dataset_version_item_key_unique"),
         ),
         migrations.AddConstraint(
-            model_name='datasetrunresult',
-            constraint=models.UniqueConstraint(fields=('run', 'item'), name='dataset_run_result_unique'),
+            model_name="datasetrunresult",
+            constraint=models.UniqueConstraint(fields=("run", "item"), name="dataset_run_result_unique"),
         ),
     ]

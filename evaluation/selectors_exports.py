@@ -1,0 +1,175 @@
+"""Export reads, tenant first: what may be exported, and its rows in batches (pure row building
+and the writers are in evaluation/exports.py).
+
+Rows are read a page at a time by keyset (`id > last ORDER BY id LIMIT n`), each page its own
+short query, rather than through one server-side cursor: a download lasts as long as the
+client takes to read it, and a cursor would hold a transaction (and the snapshot vacuum must
+keep) open that long, or, in autocommit (`WITH HOLD`), have PostgreSQL materialise every row
+before the first byte leaves. A page is an index range scan on the primary key, so the cost
+is linear in the rows exported and memory is one page, on every database.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from evaluation import exports
+from evaluation.models import Dataset, DatasetVersion, DatasetVersionItem
+from labeling import selectors as labeling_selectors
+from labeling.models import ItemStatus, Label, Queue, QueueItem
+from reviewapp import validation
+from reviewapp.errors import NotFound
+from reviewapp.models import Organization, Project
+
+# Rows per page (and per Parquet row group, per chunk sent). 2,000 rows of typical
+# conversations are a few MB in memory: large enough that the per-query cost is amortised.
+CHUNK_SIZE = 2000
+
+_DATASET_ITEM_FIELDS = (
+    "id",
+    "key",
+    "conversation_id",
+    "queue_item_id",
+    "input_messages",
+    "reference_output",
+    "expected_labels",
+    "critical",
+    "tags",
+    "split",
+    "lineage",
+)
+_QUEUE_ITEM_FIELDS = (
+    "id",
+    "queue_id",
+    "conversation_id",
+    "final_answers",
+    "final_source",
+)
+
+
+def dataset_version_for_export(
+    *, organization: Organization, project: Project | None, dataset_id: int, number: int
+) -> DatasetVersion:
+    """Version `number` of a dataset of the organization (of `project` only, for a project
+    key). Anything else, including another tenant's dataset, is not found."""
+    if not validation.is_id(dataset_id) or not validation.is_id(number):
+        raise NotFound("Dataset version not found.")
+    datasets = Dataset.objects.filter(organization=organization, pk=dataset_id)
+    if project is not None:
+        datasets = datasets.filter(project=project)
+    version = (
+        DatasetVersion.objects.filter(organization=organization, dataset__in=datasets, number=number)
+        .select_related("dataset", "dataset__project")
+        .first()
+    )
+    if version is None:
+        raise NotFound("Dataset version not found.")
+    return version
+
+
+def queue_for_export(*, organization: Organization, queue_id: int) -> Queue:
+    if not validation.is_id(queue_id):
+        raise NotFound("Queue not found.")
+    return labeling_selectors.queue_get(organization=organization, queue_id=queue_id)
+
+
+def dataset_version_batches(*, version: DatasetVersion, chunk_size: int | None = None) -> Iterator[list[dict]]:
+    """The version's items in the order they were frozen, `chunk_size` rows per batch."""
+    chunk_size = chunk_size or CHUNK_SIZE
+    base = DatasetVersionItem.objects.filter(version=version).order_by("pk")
+    fields = (*_DATASET_ITEM_FIELDS, "conversation__external_id")
+    last = 0
+    while True:
+        page = list(base.filter(pk__gt=last).values(*fields)[:chunk_size])
+        if not page:
+            return
+        last = page[-1]["id"]
+        yield [
+            exports.dataset_row(
+                {
+                    **record,
+                    "dataset_id": version.dataset_id,
+                    "dataset_version": version.number,
+                    "external_id": record["conversation__external_id"],
+                }
+            )
+            for record in page
+        ]
+        if len(page) < chunk_size:
+            return
+
+
+def _queue_items(ids: list[int] | None, queue: Queue, *, after: int, limit: int | None) -> list[dict[str, Any]]:
+    rows = QueueItem.objects.filter(queue=queue).order_by("pk")
+    if ids is not None:
+        rows = rows.filter(pk__in=ids)
+    else:
+        # Final items only; gold checks measure annotators and are not data.
+        rows = rows.filter(status=ItemStatus.COMPLETED, is_gold=False, pk__gt=after)
+    values = rows.values(
+        *_QUEUE_ITEM_FIELDS,
+        "reviewed_by__username",
+        "conversation__external_id",
+        "conversation__messages",
+        "conversation__tags",
+    )
+    page = list(values[:limit] if limit else values)
+    for item in page:
+        item["external_id"] = item.pop("conversation__external_id")
+        item["messages"] = item.pop("conversation__messages")
+        item["tags"] = item.pop("conversation__tags")
+        item["reviewer"] = item.pop("reviewed_by__username")
+        item["schema_name"] = queue.schema.name
+    return page
+
+
+def _labels(queue: Queue, *, item_ids: list[int] | None, after: int, limit: int | None) -> list[dict[str, Any]]:
+    rows = Label.objects.filter(queue=queue).order_by("pk")
+    rows = rows.filter(item_id__in=item_ids) if item_ids is not None else rows.filter(pk__gt=after)
+    values = rows.values("id", "item_id", "answers", "created_at", "user__username", "schema_version__version")
+    page = list(values[:limit] if limit else values)
+    for label in page:
+        label["annotator"] = label.pop("user__username")
+        label["schema_version"] = label.pop("schema_version__version")
+    return page
+
+
+def queue_batches(*, queue: Queue, rows: str = "items", chunk_size: int | None = None) -> Iterator[list[dict]]:
+    """`rows="items"`: one row per completed item (its final answers; its labels in the
+    lineage). `rows="labels"`: one row per label of the queue, whatever its item's state.
+    Two queries a page: the page, then what it refers to (the items' labels, the labels' items)."""
+    chunk_size = chunk_size or CHUNK_SIZE
+    last = 0
+    while True:
+        if rows == "labels":
+            labels = _labels(queue, item_ids=None, after=last, limit=chunk_size)
+            if not labels:
+                return
+            last = labels[-1]["id"]
+            items = {
+                i["id"]: i for i in _queue_items(sorted({la["item_id"] for la in labels}), queue, after=0, limit=None)
+            }
+            size = len(labels)
+            yield exports.queue_label_rows(items, labels)
+        else:
+            page = _queue_items(None, queue, after=last, limit=chunk_size)
+            if not page:
+                return
+            last = page[-1]["id"]
+            by_item: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            for label in _labels(queue, item_ids=[i["id"] for i in page], after=0, limit=None):
+                by_item[label["item_id"]].append(label)
+            size = len(page)
+            yield exports.queue_item_rows(page, by_item)
+        if size < chunk_size:
+            return
+
+
+def queue_export_stem(queue: Queue, rows: str) -> str:
+    return f"queue-{queue.pk}-{queue.name}-{rows}"
+
+
+def dataset_export_stem(version: DatasetVersion) -> str:
+    return f"dataset-{version.dataset_id}-{version.dataset.name}-v{version.number}"
