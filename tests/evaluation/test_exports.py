@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from django.http import StreamingHttpResponse
-from django.test import AsyncRequestFactory
+from django.test import AsyncRequestFactory, Client
 
 from evaluation import exports, selectors_exports
 from evaluation.export_responses import export_response
@@ -335,3 +335,44 @@ def test_another_organizations_ids_are_not_found(project, other_project, member,
     assert client.get(f"/api/v1/queues/{queue.pk}/export").status_code == 404
     assert client.get(f"/api/v1/datasets/{version.dataset_id}/versions/1/export").status_code == 404
     assert api_client_for("admin", organization=other_org).get(f"/api/v1/queues/{queue.pk}/export").status_code == 200
+
+
+# --- Browser ---------------------------------------------------------------------------------
+
+
+def _signed_in(member, role: str, **kwargs: Any) -> Client:
+    client = Client()
+    client.force_login(member(role, **kwargs))
+    return client
+
+
+def test_the_queue_list_offers_managers_a_download(project, member):
+    queue = make_queue(project)
+    engineer = _signed_in(member, "engineer")
+    page = engineer.get("/labeling/").content.decode()
+    assert f'action="/evaluation/queues/{queue.pk}/export"' in page
+    assert '<option value="parquet">' in page and '<option value="labels">' in page
+    annotator = _signed_in(member, "annotator")
+    assert "/export" not in annotator.get("/labeling/").content.decode()
+
+
+def test_browser_downloads_stream_the_same_rows(project, member, other_project, tmp_path):
+    queue = _final_queue(project, member, n=2)
+    version = _dataset_version(project, n=2)
+    engineer = _signed_in(member, "engineer")
+
+    response = engineer.get(f"/evaluation/queues/{queue.pk}/export?format=parquet&rows=labels")
+    assert isinstance(response, StreamingHttpResponse)
+    assert response["Content-Disposition"] == f'attachment; filename="queue-{queue.pk}-Support-QA-labels.parquet"'
+    assert pq.read_table(io.BytesIO(_body(response))).num_rows == 4
+
+    response = engineer.get(f"/evaluation/datasets/{version.dataset_id}/versions/1/export?format=csv")
+    frame = pd.read_csv(io.BytesIO(_body(response)))
+    assert list(frame["item_id"]) == [_key(0), _key(1)]
+
+    assert engineer.get(f"/evaluation/queues/{queue.pk}/export?format=xlsx").status_code == 400
+    assert _signed_in(member, "annotator").get(f"/evaluation/queues/{queue.pk}/export").status_code == 403
+    foreign_queue = make_queue(other_project)
+    foreign_version = _dataset_version(other_project, n=1)
+    assert engineer.get(f"/evaluation/queues/{foreign_queue.pk}/export").status_code == 404
+    assert engineer.get(f"/evaluation/datasets/{foreign_version.dataset_id}/versions/1/export").status_code == 404

@@ -19,6 +19,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from evaluation.models import Dataset, DatasetVersion
 from labeling import services as labeling_services
 from reviewapp import services
 from reviewapp.permissions import ANY_MEMBER, IsOrganizationMember
@@ -102,7 +103,11 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
     # Pending at a tier approvers (and admins) may decide: their claims and decisions get through.
     ladder = make_ladder(project, name=f"{slug}-ladder")
     action = make_pending_action(project, ladder)
+    dataset = Dataset.objects.create(organization=organization, project=project, name=f"{slug}-golden")
+    DatasetVersion.objects.create(organization=organization, dataset=dataset, number=1, content_hash="0" * 64)
     ids = {
+        "dataset_id": dataset.pk,
+        "number": 1,
         "project_id": project.pk,
         "key_id": spare.record.pk,
         "token_id": bystander_token.record.pk,
