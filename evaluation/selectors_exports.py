@@ -173,3 +173,40 @@ def queue_export_stem(queue: Queue, rows: str) -> str:
 
 def dataset_export_stem(version: DatasetVersion) -> str:
     return f"dataset-{version.dataset_id}-{version.dataset.name}-v{version.number}"
+
+
+def dataset_find(*, ref: str, organization_slug: str | None = None) -> Dataset:
+    """For the command line (an operator, no tenant): a dataset by id, or by
+    "<project slug>/<dataset name>" (with the organization's slug when two organizations
+    have such a project). Raises NotFound saying what was looked for."""
+    datasets = Dataset.objects.select_related("project", "organization")
+    if organization_slug:
+        datasets = datasets.filter(organization__slug=organization_slug)
+    if ref.isascii() and ref.isdigit():
+        found = list(datasets.filter(pk=int(ref))[:2]) if validation.is_id(int(ref)) else []
+    else:
+        project_slug, _, name = ref.partition("/")
+        found = list(datasets.filter(project__slug=project_slug, name=name)[:2])
+    if not found:
+        raise NotFound(f"No dataset {ref!r}" + (f" in {organization_slug!r}." if organization_slug else "."))
+    if len(found) > 1:
+        raise NotFound(f"{ref!r} names datasets in several organizations: add --organization.")
+    return found[0]
+
+
+def dataset_version_numbers(*, dataset: Dataset) -> list[int]:
+    return list(DatasetVersion.objects.filter(dataset=dataset).order_by("number").values_list("number", flat=True))
+
+
+def queue_find(*, queue_id: int) -> Queue:
+    """For the command line: a queue by id, in whatever organization."""
+    queue = Queue.objects.select_related("organization", "schema").filter(pk=queue_id).first()
+    if queue is None:
+        raise NotFound(f"No queue {queue_id}.")
+    return queue
+
+
+def queue_export_size(*, queue: Queue, rows: str) -> int:
+    if rows == "labels":
+        return Label.objects.filter(queue=queue).count()
+    return QueueItem.objects.filter(queue=queue, status=ItemStatus.COMPLETED, is_gold=False).count()

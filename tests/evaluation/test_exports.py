@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from django.core.management import CommandError, call_command
 from django.http import StreamingHttpResponse
 from django.test import AsyncRequestFactory, Client
 
@@ -376,3 +377,33 @@ def test_browser_downloads_stream_the_same_rows(project, member, other_project, 
     foreign_version = _dataset_version(other_project, n=1)
     assert engineer.get(f"/evaluation/queues/{foreign_queue.pk}/export").status_code == 404
     assert engineer.get(f"/evaluation/datasets/{foreign_version.dataset_id}/versions/1/export").status_code == 404
+
+
+# --- Command line ----------------------------------------------------------------------------
+
+
+def test_export_dataset_command_writes_the_file_with_progress(project, member, tmp_path):
+    version = _dataset_version(project, n=3)
+    _dataset_version(project, n=2, number=2)
+    queue = _final_queue(project, member, n=2)
+    out, err = io.StringIO(), io.StringIO()
+
+    call_command("export_dataset", "support/Golden", "--dataset-version", "1", "--format", "openai",
+                 "--out", str(tmp_path / "v1.jsonl"), stdout=out, stderr=err)  # fmt: skip
+    assert len((tmp_path / "v1.jsonl").read_text().splitlines()) == 2
+    assert "2,000" not in err.getvalue() and "rows/s" in err.getvalue()
+    assert "Exported 2 rows of dataset" in err.getvalue() and "1 without an accepted assistant turn" in err.getvalue()
+
+    call_command("export_dataset", str(version.dataset_id), "--format", "parquet", "--out", str(tmp_path / "v.parquet"),
+                 stdout=out, stderr=err)  # fmt: skip
+    table = pq.read_table(tmp_path / "v.parquet")
+    assert table.column("dataset_version").to_pylist() == [2, 2]  # the newest by default
+
+    call_command("export_dataset", "--queue", str(queue.pk), "--rows", "labels", "--format", "csv",
+                 "--out", str(tmp_path / "q.csv"), "--no-progress", stdout=out, stderr=err)  # fmt: skip
+    assert len(pd.read_csv(tmp_path / "q.csv")) == 4
+
+    with pytest.raises(CommandError, match="No dataset 'support/Nope'"):
+        call_command("export_dataset", "support/Nope", stdout=out, stderr=err)
+    with pytest.raises(CommandError, match="No queue"):
+        call_command("export_dataset", "--queue", "999999", stdout=out, stderr=err)
