@@ -92,9 +92,29 @@ _TEXT_COLUMNS = tuple(c.name for c in COLUMNS if c.kind == "str")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+class JsonText(str):
+    """A value that is already JSON text, as the database spelled it (a jsonb column read as
+    text): written as it is. A million rows decoded and encoded again cost more than the whole
+    rest of an export."""
+
+    __slots__ = ()
+
+
+def json_text(text: str | None) -> JsonText:
+    return JsonText("null" if text is None else text)
+
+
+# Built once: json.dumps with any keyword builds a new encoder on every call. Stored JSON never
+# holds NaN (refused at ingest), so allow_nan=False only guards the format.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
 def dumps(value: Any) -> str:
-    # Stored JSON never holds NaN (refused at ingest), so allow_nan=False only guards the format.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return value if isinstance(value, JsonText) else _ENCODE(value)
+
+
+def loads(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, JsonText) else value
 
 
 @dataclass
@@ -142,40 +162,49 @@ def split_turn(messages: Any) -> tuple[list[Any], dict[str, Any] | None]:
     return list(messages), None
 
 
+def _int_text(value: Any) -> int | None:
+    """An int from a JSON scalar read as text by the database ("3"), or an int."""
+    if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit() and len(value) < 19:
+        return int(value)
+    return _int_or_none(value)
+
+
 def dataset_row(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A frozen dataset item. `record`: the item's fields, `dataset_id`, `dataset_version` and
-    the conversation's `external_id` (None when the conversation is gone: lineage keeps one)."""
-    lineage = record.get("lineage") if isinstance(record.get("lineage"), dict) else {}
-    source = lineage.get("label_source") or lineage.get("made_by") or lineage.get("source")
-    schema = lineage.get("schema")
-    schema_name = lineage.get("schema_name") or (schema.get("name") if isinstance(schema, dict) else schema)
-    schema_version = lineage.get("schema_version")
-    if schema_version is None and isinstance(schema, dict):
-        schema_version = schema.get("version")
-    details = lineage.get("labels")
+    """A frozen dataset item, from what selectors_exports reads in SQL: the item's columns, its
+    `dataset_id` and `dataset_version`, the conversation's `external_id` (else the lineage's),
+    and the lineage's fields (`label_ids`, `annotators`, `label_details`, `reviewer`,
+    `final_source`, `label_source`, `schema_name`, `schema_version`, `queue_id`). JSON values
+    and lists may come as JsonText, written out unread."""
     return {
         "item_id": record["key"],
         "dataset_id": record["dataset_id"],
         "dataset_version": record["dataset_version"],
-        "queue_id": _int_or_none(lineage.get("queue_id", lineage.get("queue"))),
-        "queue_item_id": record.get("queue_item_id") or _int_or_none(lineage.get("queue_item_id")),
-        "conversation_id": record.get("conversation_id") or _int_or_none(lineage.get("conversation_id")),
-        "external_id": _str_or_none(record.get("external_id") or lineage.get("external_id")),
-        "input_messages": record.get("input_messages") or [],
+        "queue_id": _int_text(record.get("queue_id")),
+        "queue_item_id": record.get("queue_item_id"),
+        "conversation_id": record.get("conversation_id"),
+        "external_id": _str_or_none(record.get("external_id")),
+        "input_messages": record.get("input_messages", []),
         "reference_output": record.get("reference_output"),
-        "answers": record.get("expected_labels") or {},
-        "label_ids": _ints(lineage.get("label_ids")),
-        "annotators": _strs(lineage.get("annotators")),
-        "reviewer": _str_or_none(lineage.get("reviewer")),
-        "final_source": _str_or_none(lineage.get("final_source")),
-        "label_source": JUDGE if source == JUDGE else HUMAN,
-        "schema_name": _str_or_none(schema_name),
-        "schema_version": _int_or_none(schema_version),
+        "answers": record.get("expected_labels", {}),
+        "label_ids": _list_or(record.get("label_ids"), _ints),
+        "annotators": _list_or(record.get("annotators"), _strs),
+        "reviewer": _str_or_none(record.get("reviewer")),
+        "final_source": _str_or_none(record.get("final_source")),
+        "label_source": JUDGE if record.get("label_source") == JUDGE else HUMAN,
+        "schema_name": _str_or_none(record.get("schema_name")),
+        "schema_version": _int_text(record.get("schema_version")),
         "critical": bool(record.get("critical")),
-        "tags": _strs(record.get("tags")),
+        "tags": _list_or(record.get("tags"), _strs),
         "split": _str_or_none(record.get("split")),
-        "label_details": details if isinstance(details, list) else [],
+        "label_details": _list_or(record.get("label_details"), list),
     }
+
+
+def _list_or(value: Any, clean: Callable[[Any], list]) -> Any:
+    """A JSON array as the database spelled it, or a cleaned Python list ([] for anything else)."""
+    if isinstance(value, JsonText):
+        return value if value.startswith("[") else JsonText("[]")
+    return clean(value) if isinstance(value, list | tuple) else []
 
 
 def _label_detail(label: Mapping[str, Any]) -> dict[str, Any]:
@@ -250,12 +279,12 @@ def chat_messages(row: Mapping[str, Any]) -> list[dict[str, str]] | None:
     has no assistant turn with text. Tool calls and tool results are left out: their fields
     differ from message to message, which a fine-tuning file (and a columnar reader) cannot
     carry as one shape; the JSONL export keeps the whole transcript."""
-    reference = row.get("reference_output")
+    reference = loads(row.get("reference_output"))
     answer = _text(reference.get("content")) if isinstance(reference, dict) else _text(reference)
     if not answer.strip():
         return None
     messages: list[dict[str, str]] = []
-    for m in row.get("input_messages") or []:
+    for m in loads(row.get("input_messages")) or []:
         if not isinstance(m, dict) or m.get("role") not in _CHAT_ROLES:
             continue
         text = _text(m.get("content"))
@@ -268,11 +297,29 @@ def chat_messages(row: Mapping[str, Any]) -> list[dict[str, str]] | None:
 # --- Writers --------------------------------------------------------------------------------
 
 
+_AS_TEXT = tuple(c.kind == "json" for c in COLUMNS)
+_NULL_KEYS = {name: _ENCODE(name) + ":null" for name in _LIST_COLUMNS}
+
+
 def _jsonl_line(row: Mapping[str, Any]) -> str:
-    out = dict(row)
-    for name in _JSON_COLUMNS:
-        out[name] = dumps(row[name])
-    return dumps(out)
+    # One C-level encode of the whole row (a call per column cost twice as much), JSON columns
+    # as JSON text in a string. A list that is JsonText goes in as null and is then swapped for
+    # its text: `"tags":null` can only be that key, since quotes inside a string are escaped.
+    out: dict[str, Any] = {}
+    raw: list[tuple[str, str]] = []
+    for name, as_text in zip(NAMES, _AS_TEXT, strict=True):
+        value = row[name]
+        if as_text:
+            out[name] = str(value) if isinstance(value, JsonText) else _ENCODE(value)
+        elif isinstance(value, JsonText):
+            out[name] = None
+            raw.append((name, value))
+        else:
+            out[name] = value
+    line = _ENCODE(out)
+    for name, text in raw:
+        line = line.replace(_NULL_KEYS[name], _NULL_KEYS[name][:-4] + text, 1)
+    return line
 
 
 def write_jsonl(batches: Iterable[list[dict]], progress: Progress) -> Iterator[bytes]:
@@ -349,13 +396,27 @@ class _Drain(io.RawIOBase):
         return data
 
 
+def _list_column(values: list[Any], kind: str, arrow_type: pa.DataType) -> pa.Array:
+    if any(isinstance(v, JsonText) for v in values):
+        # One parse for the whole column instead of one per row.
+        values = json.loads("[" + ",".join(v if isinstance(v, JsonText) else dumps(v) for v in values) + "]")
+    try:
+        return pa.array(values, type=arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a hand-edited lineage: clean row by row
+        clean = _ints if kind == "ints" else _strs
+        return pa.array([clean(v) if isinstance(v, list) else [] for v in values], type=arrow_type)
+
+
 def record_batch(batch: Sequence[Mapping[str, Any]]) -> pa.RecordBatch:
     columns = []
     for column, field in zip(COLUMNS, ARROW_SCHEMA, strict=True):
         values = [row[column.name] for row in batch]
         if column.kind == "json":
-            values = [dumps(v) for v in values]
-        columns.append(pa.array(values, type=field.type))
+            columns.append(pa.array([dumps(v) for v in values], type=field.type))
+        elif column.kind in ("ints", "strs"):
+            columns.append(_list_column(values, column.kind, field.type))
+        else:
+            columns.append(pa.array(values, type=field.type))
     return pa.RecordBatch.from_arrays(columns, schema=ARROW_SCHEMA)
 
 
