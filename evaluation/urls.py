@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from evaluation import views, views_datasets, views_pairwise, views_runs
+from evaluation import views, views_datasets, views_exports, views_pairwise, views_runs
 from reviewapp import converters  # noqa: F401 - registers the <id:> path converter
 
 app_name = "evaluation"
@@ -40,5 +40,11 @@ urlpatterns = [
         "datasets/<id:dataset_id>/versions/<id:number>/tags",
         views_datasets.dataset_version_tags,
         name="dataset-version-tags",
+    ),
+    path("queues/<id:queue_id>/export", views_exports.queue_export, name="queue-export"),
+    path(
+        "datasets/<id:dataset_id>/versions/<id:number>/export",
+        views_exports.dataset_version_export,
+        name="dataset-version-export",
     ),
 ]

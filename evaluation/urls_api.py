@@ -1,6 +1,6 @@
 from django.urls import path
 
-from evaluation import apis, apis_datasets, apis_pairwise, apis_runs
+from evaluation import apis, apis_datasets, apis_exports, apis_pairwise, apis_runs
 from reviewapp import converters  # noqa: F401 - registers the <id:> path converter
 
 urlpatterns = [
@@ -48,5 +48,11 @@ urlpatterns = [
         "datasets/<id:dataset_id>/versions/<id:number>/compare/<id:other>",
         apis_datasets.DatasetVersionCompareApi.as_view(),
         name="dataset-version-compare",
+    ),
+    path("queues/<id:queue_id>/export", apis_exports.QueueExportApi.as_view(), name="queue-export"),
+    path(
+        "datasets/<id:dataset_id>/versions/<id:number>/export",
+        apis_exports.DatasetVersionExportApi.as_view(),
+        name="dataset-version-export",
     ),
 ]

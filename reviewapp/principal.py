@@ -24,7 +24,8 @@ AGENT = "agent"
 # `members.manage` adds people to the organization, changes their roles and removes them.
 # Golden datasets: `datasets.read` sees datasets, items, versions and runs (a CI job's project key
 # too), `datasets.write` creates and edits them, promotes items and freezes versions, `datasets.run`
-# posts an agent version's results for the release gate (CI holds a project key).
+# posts an agent version's results for the release gate, `datasets.export` downloads a version
+# (CI holds a project key for these).
 _PEOPLE = {"organization.read"}
 _LABELERS = _PEOPLE | {"labeling.work"}
 _APPROVERS = _PEOPLE | {"actions.read", "actions.decide"}
@@ -39,6 +40,7 @@ _ENGINEERS = _LABELERS | {
     "datasets.read",
     "datasets.run",
     "datasets.write",
+    "datasets.export",
 }
 CAPABILITIES: dict[str, frozenset[str]] = {
     AGENT: frozenset(
@@ -49,6 +51,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
             "actions.read",
             "datasets.read",
             "datasets.run",
+            "datasets.export",
         }
     ),
     "annotator": frozenset(_LABELERS),

@@ -25,7 +25,6 @@ from reviewapp.permissions import ANY_MEMBER, IsOrganizationMember
 from reviewapp.principal import AGENT, CAPABILITIES
 from tests.escalations.factories_decisions import make_ladder, make_pending_action
 from tests.evaluation.factories_datasets import make_frozen_dataset
-from tests.evaluation.factories_pairwise import make_pairwise_version
 from tests.evaluation.factories_runs import make_run
 from tests.factories import ConversationFactory, MembershipFactory, OrganizationFactory, ProjectFactory
 from tests.labeling.factories import make_queue
@@ -127,8 +126,6 @@ def _tenant(slug: str, *, with_people: bool) -> dict[str, Any]:
         "run_id": runs[0].pk,
         "other_run_id": runs[1].pk,
     }
-    # The pairwise routes need a dataset (another branch may already have put one here).
-    ids.setdefault("dataset_id", make_pairwise_version(project, keys=["a"])[0].pk)
     clients = {AGENT: Client(HTTP_AUTHORIZATION=f"Bearer {key.raw}"), ANONYMOUS: Client()}
     if with_people:
         for role in ROLES[1:]:
