@@ -47,9 +47,9 @@ _DATASET_ITEM_JSON = {
 _DATASET_LINEAGE_TEXT = {
     "reviewer": ("lineage__reviewer",),
     "final_source": ("lineage__final_source",),
-    "label_source": ("lineage__label_source", "lineage__source"),
-    "schema_name": ("lineage__schema__name", "lineage__schema_name"),
-    "schema_version": ("lineage__schema__version", "lineage__schema_version"),
+    "label_source": ("lineage__made_by", "lineage__label_source", "lineage__source"),
+    "schema_name": ("lineage__rubric__name", "lineage__schema__name", "lineage__schema_name"),
+    "schema_version": ("lineage__rubric__version", "lineage__schema__version", "lineage__schema_version"),
     "queue_id": ("lineage__queue_id",),
     "lineage_external_id": ("lineage__external_id",),
 }

@@ -172,6 +172,7 @@ def _item_fields(
     schema_version = schema_version or item.queue.schema.latest_version
     lineage = {
         "queue": item.queue.name,
+        "queue_id": item.queue_id,
         "queue_item": item.pk,
         "conversation_id": item.conversation_id,
         "external_id": item.conversation.external_id,

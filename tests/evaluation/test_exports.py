@@ -407,3 +407,25 @@ def test_export_dataset_command_writes_the_file_with_progress(project, member, t
         call_command("export_dataset", "support/Nope", stdout=out, stderr=err)
     with pytest.raises(CommandError, match="No queue"):
         call_command("export_dataset", "--queue", "999999", stdout=out, stderr=err)
+
+
+def test_a_dataset_frozen_by_the_service_exports_its_lineage(project, api_client_for):
+    """The lineage the dataset service writes (not hand-made rows) reaches every export row:
+    rubric name and version, queue, conversation, who made the label."""
+    from tests.evaluation.factories_datasets import make_frozen_dataset
+    from tests.factories import ConversationFactory
+
+    conversation = ConversationFactory(project=project, external_id="lineage-1")
+    dataset = make_frozen_dataset(project, conversation)
+    item = dataset.versions.get(number=1).items.get()
+    response = api_client_for("engineer").get(f"/api/v1/datasets/{dataset.pk}/versions/1/export?format=jsonl")
+    assert response.status_code == 200
+    [row] = [json.loads(line) for line in _body(response).splitlines()]
+    assert row["item_id"] == item.key
+    assert row["external_id"] == "lineage-1"
+    assert row["conversation_id"] == conversation.pk
+    assert row["schema_name"] == item.lineage["rubric"]["name"] and row["schema_name"]
+    assert row["schema_version"] == item.lineage["rubric"]["version"]
+    assert row["queue_id"] == item.queue_item.queue_id
+    assert row["label_source"] == "human"
+    assert json.loads(row["answers"]) == {"quality": "good"}  # varying shapes are JSON text
