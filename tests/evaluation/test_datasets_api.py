@@ -116,6 +116,7 @@ def test_promote_final_items_with_lineage(engineer, project, queue, annotator, m
     label = Label.objects.get(item=items[0])
     assert first["lineage"] == {
         "queue": "Support QA",
+        "queue_id": items[0].queue_id,
         "queue_item": items[0].pk,
         "conversation_id": conversation.pk,
         "external_id": conversation.external_id,
