@@ -68,6 +68,11 @@ def test_items_versions_tags_and_compare_from_the_page(browser_for, project, ann
     ]
     page = engineer.get(f"{base}/")
     assert b"Freeze a new version" in page.content and b"prod" in page.content and b"ann" in page.content
+    # Each version downloads; the gate runs load into the page from their own section.
+    for number in (1, 2):
+        assert f'action="/evaluation/datasets/{dataset.pk}/versions/{number}/export"'.encode() in page.content
+    assert f'hx-get="/evaluation/datasets/{dataset.pk}/runs/section"'.encode() in page.content
+    assert engineer.get(f"{base}/runs/section").status_code == 200
     compare = engineer.get(f"{base}/compare?a=1&b=2")
     assert compare.status_code == 200
     assert second.key.encode() in compare.content
