@@ -312,3 +312,25 @@ def test_generated_traffic_has_realistic_signals_and_judge_disagreement():
     # Every payload is valid input for the ingest API.
     for item in items[:200]:
         ConversationIn.model_validate(item.payload)
+
+
+def test_seed_demo_freezes_a_golden_dataset_with_a_passing_and_a_failing_run(db, client):
+    _seed(conversations=600, retail=0)
+    from evaluation.models import Dataset, DatasetRun
+
+    dataset = Dataset.objects.get(project__organization__slug="demo", name="Support golden set")
+    version = dataset.versions.get()
+    final = QueueItem.objects.filter(queue__project=dataset.project, status=ItemStatus.COMPLETED).count()
+    assert version.number == 1 and version.tags == ["prod"] and version.item_count == final > 0
+    assert version.critical_count > 0
+    runs = {run.agent_version: run for run in DatasetRun.objects.filter(dataset=dataset)}
+    assert runs["support-agent-2026.11"].gate == "pass"
+    assert runs["support-agent-2026.12-rc1"].gate == "fail"
+    assert all(run.version_hash == version.content_hash for run in runs.values())
+    # Run again: nothing doubles.
+    _seed(conversations=600, retail=0)
+    assert Dataset.objects.filter(project=dataset.project).count() == 1
+    assert DatasetRun.objects.filter(dataset=dataset).count() == 2
+    client.force_login(User.objects.get(username="engineer"))
+    page = client.get(f"/evaluation/datasets/{dataset.pk}/runs/section")
+    assert page.status_code == 200 and b"support-agent-2026.12-rc1" in page.content

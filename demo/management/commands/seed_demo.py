@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from demo.banner import demo_logins
 from demo.escalations import escalations_demo_seed
+from demo.evaluation import evaluation_demo_seed
 from demo.labeling import labeling_demo_labels_seed, labeling_demo_seed
 from demo.scenarios import DEMO_ORG, DEMO_PROJECT, DEMO_URL
 from demo.seed import demo_seed
@@ -81,6 +82,10 @@ class Command(BaseCommand):
         for queue in queues:
             if verbosity:
                 self.stdout.write(f"Labeling queue '{queue.name}': {queue.items.count()} items")
+        # A golden dataset from the agreed items, frozen and tagged prod, with two gate runs.
+        golden = evaluation_demo_seed(project=support, queue=queues[0], seed=seed)
+        if verbosity and not golden.skipped:
+            self.stdout.write(f"Golden dataset: {golden.items} items frozen as v1 (prod), {golden.runs} gate runs")
         # The approval loop: a week of agent actions, and an inbox due from now on.
         approvals = escalations_demo_seed(project=support, seed=seed, reference=timezone.now())
         if verbosity:
