@@ -59,7 +59,7 @@ PAGES = [
     Page("conversations", "/conversations/", "conversations.read"),
     Page("conversation", "/conversations/{conversation}/", "conversations.read"),
     Page("approvals-inbox", "/escalations/", "actions.decide"),
-    Page("action", "/escalations/actions/{action}/", "actions.read", primary=True),
+    Page("action", "/escalations/actions/{action}/", "actions.read"),
     Page("escalations-dashboard", "/escalations/dashboard/?project={project}", "escalations.manage"),
     Page("policy", "/escalations/policy/?project={project}", "escalations.manage"),
     Page("webhooks", "/escalations/settings/webhooks/", "webhooks.manage"),
@@ -96,7 +96,8 @@ MEASURE = """() => {
 def _ids() -> dict[str, object]:
     queue = Queue.objects.filter(project__slug=DEMO_PROJECT).order_by("pk").first()
     review_item = next(iter(labeling_selectors.review_items(queue=queue)))
-    action = Action.objects.filter(project__slug=DEMO_PROJECT, status="pending").order_by("pk").first()
+    # One at the first tier, which the approver may decide: its page then has an Approve button.
+    action = Action.objects.filter(project__slug=DEMO_PROJECT, status="pending", tier=0).order_by("pk").first()
     return {
         "queue": queue.pk,
         "review_item": review_item.pk,
