@@ -50,7 +50,7 @@ PAGES = [
     # Its Submit is checked when an item is left for the role (the demo's small seed may have none).
     Page(
         "labeling-item", "/labeling/queues/{work_queue}/work", "labeling.work", ready=".item-panel.active:not(.start)"
-    ),  # noqa: E501
+    ),
     Page("review-list", "/labeling/queues/{queue}/review", "labeling.manage"),
     Page("review-item", "/labeling/items/{review_item}/review", "labeling.manage", primary=True),
     Page("agreement", "/labeling/queues/{queue}/agreement", "labeling.manage"),
