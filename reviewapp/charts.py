@@ -108,12 +108,19 @@ def _x_positions(n: int, width: int) -> list[float]:
     return [_PAD_LEFT + inner * i / (n - 1) for i in range(n)]
 
 
+def _title(title: str, width: int) -> str:
+    """The chart's title from the left edge; a title longer than the width (about 7 px a
+    character at 13 px) is squeezed to fit rather than cut off by the viewBox."""
+    fit = f' textLength="{width - 8}" lengthAdjust="spacingAndGlyphs"' if 7.2 * len(title) > width - 8 else ""
+    return f'<text x="4" y="16" font-size="13" font-weight="600"{fit}>{_e(title)}</text>'
+
+
 def _frame(
     *, title: str, x_labels: Sequence[str], y_max: float, y_format: Formatter, width: int, height: int, xs: list[float]
 ) -> list[str]:
     """Title, horizontal grid lines with their values, and a thinned row of x labels."""
     bottom = height - _PAD_BOTTOM
-    out = [f'<text x="{_PAD_LEFT}" y="16" font-size="13" font-weight="600">{_e(title)}</text>']
+    out = [_title(title, width)]
     for i in range(5):
         value = y_max * i / 4
         y = bottom - (bottom - _PAD_TOP) * i / 4
@@ -132,8 +139,11 @@ def _frame(
         # close to it.
         if i != n - 1 and (i % every or n - 1 - i < every):
             continue
+        # Centred under its point, but the last label ends at its point when centring would
+        # run it past the right edge (about 6 px a character at 10 px).
+        anchor = "end" if i == n - 1 and n > 1 and xs[i] + 3 * len(label) > width - 2 else "middle"
         out.append(
-            f'<text x="{_num(xs[i])}" y="{bottom + 16}" text-anchor="middle" font-size="10" fill="#555">'
+            f'<text x="{_num(xs[i])}" y="{bottom + 16}" text-anchor="{anchor}" font-size="10" fill="#555">'
             f"{_e(label)}</text>"
         )
     return out
@@ -163,7 +173,7 @@ def _open(title: str, width: int, height: int, summary: str) -> str:
 def _empty(title: str, width: int, height: int) -> str:
     return (
         _open(title, width, height, "no data")
-        + f'<text x="{_PAD_LEFT}" y="16" font-size="13" font-weight="600">{_e(title)}</text>'
+        + _title(title, width)
         + f'<text x="{width // 2}" y="{height // 2}" text-anchor="middle" font-size="12" fill="#555">No data</text>'
         + "</svg>"
     )
@@ -285,7 +295,7 @@ def _unit_frame(
     def y_of(value: float) -> float:
         return bottom - (bottom - top) * min(max(value, 0.0), 1.0)
 
-    out = [f'<text x="{left}" y="16" font-size="13" font-weight="600">{_e(title)}</text>']
+    out = [_title(title, width)]
     for i in range(5):
         v = i / 4
         out.append(

@@ -137,6 +137,9 @@ def work(request: HttpRequest, queue_id: int) -> HttpResponse:
     if request.method == "POST":
         assignment = services.item_claim(queue=queue, user=request.user)
         if not request.htmx:  # type: ignore[attr-defined]
+            if assignment is None:
+                # Redirecting would show the start panel again, whose form posts again: a loop.
+                return _render_work_page(request, queue, _claimed_panel_context(request, None, queue=queue))
             return redirect("labeling:work", queue_id=queue.pk)
         return _render_panel(request, _claimed_panel_context(request, assignment, queue=queue))
     held = selectors.lease_held(queue=queue, user=request.user)
