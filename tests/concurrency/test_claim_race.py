@@ -181,13 +181,17 @@ def test_a_late_label_racing_the_lease_sweeper_neither_deadlocks_nor_loses_the_l
 def test_claim_and_label_cost_a_fixed_handful_of_statements(django_assert_num_queries, monkeypatch):
     """The hot path on PostgreSQL: claim = token, queue, precheck (taking the person's claim
     lock), the one-statement lease, the unlock, feedback; label = token, item, and one short
-    transaction. The label completes the item, which schedules the calibration pair sync after
-    commit: a Celery task in production, run eagerly inside the request by the test settings,
-    so it is recorded here instead of run (its own cost is pinned in tests/evaluation)."""
+    transaction. The label completes the item, which schedules the calibration pair sync and the
+    datasets' promotion rules after commit: Celery tasks in production, run eagerly inside the
+    request by the test settings, so they are recorded here instead of run (their own costs are
+    tested in tests/evaluation)."""
     from evaluation import services as evaluation_services
+    from evaluation import services_datasets
 
     scheduled: list[list[int]] = []
+    promoted: list[list[int]] = []
     monkeypatch.setattr(evaluation_services, "pairs_items_enqueue", lambda *, item_ids: scheduled.append(item_ids))
+    monkeypatch.setattr(services_datasets, "dataset_rules_enqueue", lambda *, item_ids: promoted.append(item_ids))
     queue, [person] = _setup(n_items=3, n_people=1)
     token = core.personal_token_create(user=person, organization=queue.organization).raw
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
@@ -202,6 +206,7 @@ def test_claim_and_label_cost_a_fixed_handful_of_statements(django_assert_num_qu
 
     assert response.status_code == 201
     assert scheduled == [[item]]
+    assert promoted == [[item]]
 
 
 def test_a_claim_waits_for_work_locked_for_a_moment_instead_of_answering_nothing_left(monkeypatch):
