@@ -31,7 +31,9 @@ def browser() -> Iterator[object]:
 def page(browser) -> Iterator[object]:
     context = browser.new_context()
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    # Generous: CI runs two xdist workers, a live server and Chromium on two cores, where an admin
+    # page's load can pass 10 s. A passing test never waits for it; only a hang does.
+    page.set_default_timeout(30_000)
     yield page
     context.close()
 

@@ -17,7 +17,7 @@ from tests.browser.test_content_security_policy import _violations, _watch
 from tests.escalations.factories_decisions import make_ladder, make_pending_action
 from tests.factories import DEFAULT_PASSWORD, ConversationFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.backend_independent, pytest.mark.django_db(transaction=True)]
 
 XSS = "<script>window.__xss = (window.__xss || 0) + 1</script>"
 IMG = '<img src=x onerror="window.__xss = (window.__xss || 0) + 1">'

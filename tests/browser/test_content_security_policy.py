@@ -12,7 +12,7 @@ from tests.browser.conftest import login
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory, conversation_payload
 from tests.labeling.factories import make_queue
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.backend_independent, pytest.mark.django_db(transaction=True)]
 
 # Collects violations from the page itself, besides the console, before any script runs.
 RECORD_VIOLATIONS = """

@@ -16,7 +16,7 @@ from tests.browser.test_content_security_policy import _violations, _watch
 from tests.escalations.factories_insight import past_action
 from tests.factories import DEFAULT_PASSWORD
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.backend_independent, pytest.mark.django_db(transaction=True)]
 
 
 def _shot(page, name: str) -> None:

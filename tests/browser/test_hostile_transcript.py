@@ -13,7 +13,7 @@ from tests.browser.conftest import login
 from tests.factories import DEFAULT_PASSWORD, ConversationFactory
 from tests.labeling.factories import make_queue
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.backend_independent, pytest.mark.django_db(transaction=True)]
 
 XSS = "<script>window.__xss = (window.__xss || 0) + 1</script>"
 IMG = '<img src=x onerror="window.__xss = (window.__xss || 0) + 1">'

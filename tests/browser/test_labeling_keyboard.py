@@ -11,7 +11,7 @@ from tests.browser.conftest import login
 from tests.factories import DEFAULT_PASSWORD, ConversationFactory
 from tests.labeling.factories import make_queue
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.backend_independent, pytest.mark.django_db(transaction=True)]
 
 
 def _conversation(project, n: int):

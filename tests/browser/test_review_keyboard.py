@@ -12,7 +12,7 @@ from tests.browser.conftest import login
 from tests.factories import DEFAULT_PASSWORD
 from tests.labeling.factories import add_items, make_queue
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.backend_independent, pytest.mark.django_db(transaction=True)]
 
 
 def test_reviewer_records_final_answers_by_keyboard_and_moves_on(page, live_server, project, member):

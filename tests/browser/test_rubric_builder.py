@@ -11,7 +11,7 @@ from tests.browser.conftest import login
 from tests.browser.test_content_security_policy import _violations, _watch
 from tests.factories import DEFAULT_PASSWORD
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.backend_independent, pytest.mark.django_db(transaction=True)]
 
 
 def test_build_a_rubric_with_two_questions_and_see_the_preview(page, live_server, project, member):

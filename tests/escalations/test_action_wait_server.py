@@ -234,13 +234,16 @@ def test_fifty_waiters_hold_no_database_connection_and_no_thread(server_polling,
     actions = [pending_action(project, external_id=f"refund-{n}") for n in range(50)]
 
     def wait(action_id: int):
-        return lambda: _get(server_polling, agent_client.raw_key, f"/api/v1/actions/{action_id}?wait=20")
+        return lambda: _get(server_polling, agent_client.raw_key, f"/api/v1/actions/{action_id}?wait=50")
 
     threads_before = server_polling.worker_threads()
     waiters = [start_side(f"waiter on {a.pk}", wait(a.pk)) for a in actions]
     # All 50 have been read and are waiting: the status read polls for them (visible as the
-    # server's connection coming and going); give stragglers time to finish their first read.
-    time.sleep(3.0)
+    # server's connection coming and going). On a busy machine the first reads of stragglers can
+    # take seconds, so wait for them to settle; a server holding a connection per waiter (50)
+    # never would.
+    time.sleep(1.0)
+    assert wait_for(lambda: all(_server_connections() <= 2 for _ in range(10)), timeout=20)
     assert all(waiter.is_alive() for waiter in waiters)
     samples = []
     for _ in range(20):

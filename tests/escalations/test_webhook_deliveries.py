@@ -124,9 +124,10 @@ def test_retries_on_500_then_succeeds(project, secret, django_capture_on_commit_
         _decide(action, django_capture_on_commit_callbacks)
         delivery = WebhookDelivery.objects.get(action=action)
         assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("pending", 1, 500)
-        # First retry: 10 s later plus up to 25% jitter.
-        first_at = DeliveryAttempt.objects.get(delivery=delivery).started_at
-        assert dt.timedelta(seconds=10) <= delivery.next_attempt_at - first_at <= dt.timedelta(seconds=12.6)
+        # First retry: 10 s after the attempt finished plus up to 25% jitter (counted from its end,
+        # which the attempt's event records, so a slow receiver does not shorten the pause).
+        first_done = ActionEvent.objects.get(action=action, kind="webhook_attempt").created_at
+        assert dt.timedelta(seconds=10) <= delivery.next_attempt_at - first_done <= dt.timedelta(seconds=12.5)
 
         # Not due yet: neither the sweeper's query nor a stray message sends it.
         early = delivery.next_attempt_at - dt.timedelta(seconds=1)
