@@ -86,5 +86,5 @@ class DatasetVersionExportApi(_ExportApi):
             request._request,
             fmt=fmt,
             stem=selectors_exports.dataset_export_stem(version),
-            chunks=exports.stream(fmt, selectors_exports.dataset_version_batches(version=version)),
+            chunks=selectors_exports.dataset_version_chunks(version=version, fmt=fmt),
         )

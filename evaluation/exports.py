@@ -164,7 +164,7 @@ def split_turn(messages: Any) -> tuple[list[Any], dict[str, Any] | None]:
 
 def _int_text(value: Any) -> int | None:
     """An int from a JSON scalar read as text by the database ("3"), or an int."""
-    if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit() and len(value) < 19:
+    if isinstance(value, str) and value.isascii() and value.removeprefix("-").isdigit() and len(value) < 19:
         return int(value)
     return _int_or_none(value)
 
@@ -198,6 +198,54 @@ def dataset_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "split": _str_or_none(record.get("split")),
         "label_details": _list_or(record.get("label_details"), list),
     }
+
+
+def dataset_record_batch(page: Mapping[str, Sequence[Any]], *, dataset_id: int, dataset_version: int) -> pa.RecordBatch:
+    """The Parquet row group of a page of dataset items read as columns (one list per field,
+    no dict per row): the values `record_batch` makes of the same items' `dataset_row`s.
+    `page` holds what selectors_exports reads: `key`, `queue_item_id`, `conversation_id`,
+    `critical`, `split`, `conversation_external_id` and `lineage_external_id`, the JSON columns
+    and lineage lists as the database's JSON text (None for SQL NULL: `input_messages`,
+    `reference_output`, `expected_labels`, `tags`, `label_ids`, `annotators`, `label_details`),
+    and the lineage scalars as text (`reviewer`, `final_source`, `label_source`, `schema_name`,
+    `schema_version`, `queue_id`)."""
+    rows = len(page["key"])
+    external = zip(page["conversation_external_id"], page["lineage_external_id"], strict=True)
+    values: dict[str, Any] = {
+        "item_id": page["key"],
+        "dataset_id": [dataset_id] * rows,
+        "dataset_version": [dataset_version] * rows,
+        "queue_id": [_int_text(v) for v in page["queue_id"]],
+        "queue_item_id": page["queue_item_id"],
+        "conversation_id": page["conversation_id"],
+        "external_id": [_str_or_none(mine or kept) for mine, kept in external],
+        "input_messages": ["null" if v is None else v for v in page["input_messages"]],
+        "reference_output": ["null" if v is None else v for v in page["reference_output"]],
+        "answers": ["null" if v is None else v for v in page["expected_labels"]],
+        "label_ids": page["label_ids"],
+        "annotators": page["annotators"],
+        "reviewer": [_str_or_none(v) for v in page["reviewer"]],
+        "final_source": [_str_or_none(v) for v in page["final_source"]],
+        "label_source": [JUDGE if v == JUDGE else HUMAN for v in page["label_source"]],
+        "schema_name": [_str_or_none(v) for v in page["schema_name"]],
+        "schema_version": [_int_text(v) for v in page["schema_version"]],
+        "critical": [bool(v) for v in page["critical"]],
+        "tags": page["tags"],
+        "split": [_str_or_none(v) for v in page["split"]],
+        "label_details": _array_texts(page["label_details"]),
+    }
+    arrays = []
+    for column, field in zip(COLUMNS, ARROW_SCHEMA, strict=True):
+        if column.kind in ("ints", "strs"):
+            arrays.append(_list_column_from_text(_array_texts(values[column.name]), column.kind, field.type))
+        else:
+            arrays.append(pa.array(values[column.name], type=field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=ARROW_SCHEMA)
+
+
+def _array_texts(texts: Sequence[str | None]) -> list[str]:
+    """_list_or on a column of JSON text: each array as the database spelled it, else "[]"."""
+    return [v if v is not None and v.startswith("[") else "[]" for v in texts]
 
 
 def _list_or(value: Any, clean: Callable[[Any], list]) -> Any:
@@ -398,8 +446,16 @@ class _Drain(io.RawIOBase):
 
 def _list_column(values: list[Any], kind: str, arrow_type: pa.DataType) -> pa.Array:
     if any(isinstance(v, JsonText) for v in values):
-        # One parse for the whole column instead of one per row.
-        values = json.loads("[" + ",".join(v if isinstance(v, JsonText) else dumps(v) for v in values) + "]")
+        return _list_column_from_text([dumps(v) for v in values], kind, arrow_type)
+    return _list_array(values, kind, arrow_type)
+
+
+def _list_column_from_text(texts: list[str], kind: str, arrow_type: pa.DataType) -> pa.Array:
+    # One parse for the whole column instead of one per row.
+    return _list_array(json.loads("[" + ",".join(texts) + "]"), kind, arrow_type)
+
+
+def _list_array(values: list[Any], kind: str, arrow_type: pa.DataType) -> pa.Array:
     try:
         return pa.array(values, type=arrow_type)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a hand-edited lineage: clean row by row
@@ -421,16 +477,29 @@ def record_batch(batch: Sequence[Mapping[str, Any]]) -> pa.RecordBatch:
 
 
 def write_parquet(batches: Iterable[list[dict]], progress: Progress) -> Iterator[bytes]:
+    return write_record_batches((record_batch(batch) for batch in batches if batch), progress)
+
+
+def write_record_batches(batches: Iterable[pa.RecordBatch], progress: Progress) -> Iterator[bytes]:
+    """Parquet of record batches in ARROW_SCHEMA (`record_batch`, `dataset_record_batch`)."""
     sink = _Drain()
     # One row group per batch: a reader (and this writer) holds one batch's columns at a time.
     with pq.ParquetWriter(sink, ARROW_SCHEMA, compression="zstd") as writer:
         for batch in batches:
-            if not batch:
+            if not batch.num_rows:
                 continue
-            writer.write_batch(record_batch(batch))
-            progress.rows += len(batch)
+            writer.write_batch(batch)
+            progress.rows += batch.num_rows
             yield sink.drain()
     yield sink.drain()  # the footer
+
+
+def write_jsonl_lines(pages: Iterable[list[str]], progress: Progress) -> Iterator[bytes]:
+    """JSONL of pages of finished lines (PostgreSQL builds a dataset version's: evaluation/sql.py)."""
+    for lines in pages:
+        if lines:
+            progress.rows += len(lines)
+            yield ("\n".join(lines) + "\n").encode()
 
 
 WRITERS: dict[str, Callable[[Iterable[list[dict]], Progress], Iterator[bytes]]] = {

@@ -56,5 +56,5 @@ def dataset_version_export(request: HttpRequest, dataset_id: int, number: int) -
         request,
         fmt=fmt,
         stem=selectors_exports.dataset_export_stem(version),
-        chunks=exports.stream(fmt, selectors_exports.dataset_version_batches(version=version)),
+        chunks=selectors_exports.dataset_version_chunks(version=version, fmt=fmt),
     )

@@ -35,6 +35,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         fmt = options["format"]
+        progress = exports.Progress()
         try:
             if options["queue"] is not None:
                 if options["dataset"]:
@@ -42,6 +43,7 @@ class Command(BaseCommand):
                 queue = selectors_exports.queue_find(queue_id=options["queue"])
                 total = selectors_exports.queue_export_size(queue=queue, rows=options["rows"])
                 batches = selectors_exports.queue_batches(queue=queue, rows=options["rows"])
+                chunks = exports.stream(fmt, batches, progress)
                 what = f"queue {queue.pk} ({queue.name}), one row per {options['rows'][:-1]}"
             elif options["dataset"]:
                 dataset = selectors_exports.dataset_find(
@@ -55,18 +57,17 @@ class Command(BaseCommand):
                     organization=dataset.organization, project=None, dataset_id=dataset.pk, number=number
                 )
                 total = version.item_count
-                batches = selectors_exports.dataset_version_batches(version=version)
+                chunks = selectors_exports.dataset_version_chunks(version=version, fmt=fmt, progress=progress)
                 what = f"dataset {dataset.pk} ({dataset.name}) version {number}"
             else:
                 raise CommandError("Name a dataset (id or project/name) or --queue ID.")
         except NotFound as exc:
             raise CommandError(exc.message) from exc
 
-        progress = exports.Progress()
         out: IO[bytes] = options["out"].open("wb") if options["out"] else sys.stdout.buffer
         started = time.monotonic()
         try:
-            for chunk in exports.stream(fmt, batches, progress):
+            for chunk in chunks:
                 out.write(chunk)
                 if not options["no_progress"]:
                     self._bar(progress, total, started)
