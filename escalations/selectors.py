@@ -240,6 +240,18 @@ def ladder_version_list(*, organization: Organization, project: Project, name: s
     )
 
 
+def ladder_version_history(
+    *, organization: Organization, project: Project, name: str, limit: int
+) -> list[LadderVersion]:
+    """The newest `limit` versions of one ladder, newest first, with who made them (the ladder
+    page; empty: no such ladder in this project)."""
+    return list(
+        LadderVersion.objects.filter(organization=organization, project=project, name=name)
+        .select_related("created_by")
+        .order_by("-version")[:limit]
+    )
+
+
 def ladder_version_list_any_project(*, organization: Organization, name: str) -> list[LadderVersion]:
     """Every version of the ladders of this name in the organization's projects, newest first."""
     return list(
