@@ -17,7 +17,7 @@ from escalations import policies, sql
 from escalations.models import Action, ActionEvent, ActionStatus, LadderVersion, PolicyVersion
 from reviewapp import rawsql
 from reviewapp.errors import NotFound
-from reviewapp.models import Conversation, Organization, Project
+from reviewapp.models import Conversation, Membership, Organization, Project
 
 # --- actions ---------------------------------------------------------------------------------
 
@@ -249,6 +249,18 @@ def ladder_version_history(
         LadderVersion.objects.filter(organization=organization, project=project, name=name)
         .select_related("created_by")
         .order_by("-version")[:limit]
+    )
+
+
+def member_roles(*, organization: Organization, usernames: set[str]) -> dict[str, str]:
+    """The role in the organization of each of these usernames that is a member (the ladder page
+    warns about a named tier nobody in it can decide)."""
+    if not usernames:
+        return {}
+    return dict(
+        Membership.objects.filter(organization=organization, user__username__in=usernames).values_list(
+            "user__username", "role"
+        )
     )
 
 

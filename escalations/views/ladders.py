@@ -28,7 +28,7 @@ from reviewapp import selectors as core_selectors
 from reviewapp.decorators import member_required
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Project
-from reviewapp.principal import Principal
+from reviewapp.principal import CAPABILITIES, Principal
 
 # A ladder changes a few times a year; past this many versions the API has the rest.
 HISTORY = 50
@@ -58,6 +58,23 @@ def _version_view(version: LadderVersion) -> dict[str, Any]:
         ],
         "webhook_host": redacted_webhook_url(version.notify_webhook_url),
     }
+
+
+def _named_warnings(organization: Any, version: LadderVersion) -> list[str]:
+    """Named users who cannot decide at their tier: not members, or of a role without
+    `actions.decide`. The validator checks only that names are well formed (the API takes
+    them as they are), so a typo would leave a tier that only times out."""
+    names = {u for tier in version.tiers for u in tier.get("users") or []}
+    roles = selectors.member_roles(organization=organization, usernames=names)
+    warnings = []
+    for number, tier in enumerate(version.tiers, start=1):
+        for user in tier.get("users") or []:
+            role = roles.get(user)
+            if role is None:
+                warnings.append(f"Tier {number}: {user} is not a member of this organization.")
+            elif "actions.decide" not in CAPABILITIES.get(role, frozenset()):
+                warnings.append(f"Tier {number}: {user} is an {role}, who may not decide actions.")
+    return warnings
 
 
 def _url(name: str, project: Project, ladder: str | None = None) -> str:
@@ -139,6 +156,7 @@ def _editor(
         "project": project,
         "projects": projects,
         "current": _version_view(versions[0]) if versions else None,
+        "warnings": _named_warnings(project.organization, versions[0]) if versions else [],
         "history": history,
         "name": name,
         "rows": _row_views(rows, errors),

@@ -377,3 +377,17 @@ def test_the_project_picker_lists_only_this_organizations_projects(browser_for, 
     html = browser_for("engineer").get(LIST, {"project": "billing"}).content.decode()
     assert "Billing agent" in html and "Support agent" in html and "Shop agent" not in html
     assert "support-only" not in html
+
+
+def test_named_users_who_cannot_decide_are_pointed_out(browser_for, project, member, other_org):
+    member("approver", username="lead")
+    member("engineer", username="dev")
+    member("approver", username="outsider", organization=other_org)
+    make_ladder(project, tier(users=("lead", "dev", "outsider", "typo"), timeout_seconds=600), name="named")
+    html = browser_for("engineer").get(edit("named")).content.decode()
+    warnings = re.findall(r'class="small read-only warning">([^<]*)', html)
+    assert warnings == [
+        "Tier 1: dev is an engineer, who may not decide actions.",
+        "Tier 1: outsider is not a member of this organization.",
+        "Tier 1: typo is not a member of this organization.",
+    ]
