@@ -17,7 +17,7 @@ from escalations import policies, sql
 from escalations.models import Action, ActionEvent, ActionStatus, LadderVersion, PolicyVersion
 from reviewapp import rawsql
 from reviewapp.errors import NotFound
-from reviewapp.models import Conversation, Organization, Project
+from reviewapp.models import Conversation, Membership, Organization, Project
 
 # --- actions ---------------------------------------------------------------------------------
 
@@ -237,6 +237,30 @@ def ladder_version_list(*, organization: Organization, project: Project, name: s
         LadderVersion.objects.filter(organization=organization, project=project, name=name)
         .select_related("created_by", "project")
         .order_by("-version")
+    )
+
+
+def ladder_version_history(
+    *, organization: Organization, project: Project, name: str, limit: int
+) -> list[LadderVersion]:
+    """The newest `limit` versions of one ladder, newest first, with who made them (the ladder
+    page; empty: no such ladder in this project)."""
+    return list(
+        LadderVersion.objects.filter(organization=organization, project=project, name=name)
+        .select_related("created_by")
+        .order_by("-version")[:limit]
+    )
+
+
+def member_roles(*, organization: Organization, usernames: set[str]) -> dict[str, str]:
+    """The role in the organization of each of these usernames that is a member (the ladder page
+    warns about a named tier nobody in it can decide)."""
+    if not usernames:
+        return {}
+    return dict(
+        Membership.objects.filter(organization=organization, user__username__in=usernames).values_list(
+            "user__username", "role"
+        )
     )
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from escalations.views import approvals, insight, webhooks
+from escalations.views import approvals, insight, ladders, webhooks
 from reviewapp import converters  # noqa: F401 - registers the <id:> path converter
 
 app_name = "escalations"
@@ -15,4 +15,7 @@ urlpatterns = [
     path("settings/webhooks/", webhooks.webhook_settings, name="webhook-settings"),
     path("dashboard/", insight.dashboard, name="dashboard"),
     path("policy/", insight.policy_page, name="policy"),
+    path("ladders/", ladders.ladder_list, name="ladders"),
+    path("ladders/new", ladders.ladder_new, name="ladder-new"),
+    path("ladders/<str:ladder_name>/", ladders.ladder_edit, name="ladder-edit"),
 ]

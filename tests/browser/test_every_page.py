@@ -65,6 +65,10 @@ PAGES = [
     Page("action", "/escalations/actions/{action}/", "actions.read"),
     Page("escalations-dashboard", "/escalations/dashboard/?project={project}", "escalations.manage"),
     Page("policy", "/escalations/policy/?project={project}", "escalations.manage"),
+    Page("ladders", "/escalations/ladders/?project={project}", "escalations.manage", primary=True),
+    Page("ladder-new", "/escalations/ladders/new?project={project}", "escalations.manage", primary=True),
+    # The demo's finance ladder: a role tier, then named users who must both approve.
+    Page("ladder-edit", "/escalations/ladders/finance/?project={project}", "escalations.manage", primary=True),
     Page("webhooks", "/escalations/settings/webhooks/", "webhooks.manage"),
     Page("calibration-index", "/evaluation/?project={project}", "evaluation.read"),
     Page("calibration", "/evaluation/calibration/?project={project}", "evaluation.read"),
