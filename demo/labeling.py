@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from labeling import rubric, services
 from labeling.models import Assignment, ItemStatus, Label, LabelSchema, Queue, QueueItem
 from reviewapp import selectors as core_selectors
 from reviewapp import services as core_services
-from reviewapp.models import JudgeScore, Project
+from reviewapp.models import Conversation, JudgeScore, Project
 
 DEMO_RUBRIC = {
     "name": "Support answer quality",
@@ -60,6 +60,8 @@ DEMO_QUEUES = [
         "description": "5% of traffic, every thumbs-down and rephrase, and half of the low judge scores.",
         "annotations_per_item": 2,
         "max_extra_annotations": 1,
+        # About one claim in ten is a gold check (demo.labeling's DEMO_GOLD_ITEMS).
+        "gold_rate": 0.1,
         "sampling": (
             {"rate": 0.05, "name": "uniform-5pct"},
             {"rate": 1.0, "if": {"feedback_rating": "down"}, "name": "thumbs-down"},
@@ -81,20 +83,68 @@ DEMO_QUEUES = [
 ]
 
 
-def labeling_demo_seed(*, project: Project) -> list[Queue]:
-    """Create the demo rubric and queues if missing; their backfill samples existing traffic."""
+@dataclass
+class QueueSeedResult:
+    queues: list[Queue]
+    gold: int = 0  # gold checks added
+
+
+def labeling_demo_seed(*, project: Project, seed: int = 7) -> QueueSeedResult:
+    """Create the demo rubric and queues if missing, with their gold checks; their backfill
+    samples existing traffic."""
     schema = LabelSchema.objects.filter(project=project, name=DEMO_RUBRIC["name"]).first()
     if schema is None:
         schema = services.label_schema_create(
             project=project, rubric_in=rubric.Rubric.model_validate(DEMO_RUBRIC), user=None
         )
-    queues = []
+    result = QueueSeedResult(queues=[])
     for spec in DEMO_QUEUES:
-        queue = Queue.objects.filter(project=project, name=spec["name"]).first()
-        if queue is None:
-            queue = services.queue_create(project=project, spec=services.QueueSpec(schema=schema, **spec), user=None)
-        queues.append(queue)
-    return queues
+        # One transaction with the queue's gold checks: its backfill starts on commit, after
+        # them, so the sample never takes a conversation the seed drew for gold and the same
+        # seed draws the same gold checks whatever the sampling took.
+        with transaction.atomic():
+            queue = Queue.objects.filter(project=project, name=spec["name"]).first()
+            if queue is None:
+                queue = services.queue_create(
+                    project=project, spec=services.QueueSpec(schema=schema, **spec), user=None
+                )
+            if queue.gold_rate > 0:
+                result.gold += labeling_demo_gold_seed(queue=queue, seed=seed)
+        result.queues.append(queue)
+    return result
+
+
+def labeling_demo_gold_seed(*, queue: Queue, seed: int = 7) -> int:
+    """Add gold checks to the queue until it holds DEMO_GOLD_ITEMS, through labeling's gold
+    service; answers the number added. The conversations are the project's in an order drawn
+    from the seed, skipping any already in the queue (a conversation is in a queue once: only
+    a queue made before its gold checks has any). The expected answers are the judges'
+    verdicts and the item's own rating, as `_answers` reads them with no departure, so an
+    annotator is right on a gold check unless they departed from the judges on it."""
+    missing = DEMO_GOLD_ITEMS - QueueItem.objects.filter(queue=queue, is_gold=True).count()
+    if missing <= 0:
+        return 0
+    in_queue = set(QueueItem.objects.filter(queue=queue).values_list("conversation_id", flat=True))
+    conversations = sorted(
+        Conversation.objects.filter(project=queue.project).values_list("external_id", "pk"), key=lambda row: row[0]
+    )
+    random.Random(f"{seed}:gold").shuffle(conversations)
+    chosen = [(external_id, pk) for external_id, pk in conversations if pk not in in_queue][:missing]
+    if not chosen:
+        return 0
+    verdicts = _judge_verdicts_of([pk for _, pk in chosen])
+    items = []
+    for external_id, pk in chosen:
+        answers = _answers(
+            verdicts.get(pk, {}),
+            item_rng=random.Random(f"{seed}:{external_id}"),
+            rng=random.Random(f"{seed}:{external_id}:gold"),
+            error_rate=0.0,
+        )
+        answers.pop("notes", None)  # free text is not compared, so not part of a gold answer
+        items.append(services.GoldItemIn(conversation_id=pk, answers=answers))
+    added = services.gold_items_add(queue=queue, items=items, user=None)
+    return sum(1 for row in added if row.status == "created")
 
 
 # --- labels, reviews and statistics ----------------------------------------------------------
@@ -110,6 +160,10 @@ def labeling_demo_seed(*, project: Project) -> list[Queue]:
 DEMO_ANNOTATORS = [("ana", 0.03, 55), ("ben", 0.05, 80), ("chen", 0.07, 40), ("dara", 0.15, 25)]
 DEMO_LABELS_EACH = 50
 DEMO_REVIEWS = 3
+# Gold checks in the QA queue: conversations with known answers (the judges' verdicts, which the
+# annotators depart from at their own rate), served unmarked at the queue's gold rate, so the
+# annotators page shows each one's gold accuracy, some right and some wrong.
+DEMO_GOLD_ITEMS = 8
 _NOTES = {
     "incorrect": "The amount quoted does not match the tool result.",
     "policy": "Promised a refund above the supervisor limit.",
@@ -123,9 +177,10 @@ class LabelSeedResult:
 
 
 def labeling_demo_labels_seed(*, queue: Queue, reviewer_username: str, seed: int = 7) -> LabelSeedResult:
-    """Label the queue's items as the demo annotators, review a few disputed ones and compute
-    its statistics snapshot. Safe to run again: each annotator labels only up to
-    DEMO_LABELS_EACH, and only DEMO_REVIEWS items are ever reviewed."""
+    """Label the queue's items as the demo annotators (who meet its gold checks at its gold
+    rate, through their claims), review a few disputed ones and compute its statistics
+    snapshot. Safe to run again: each annotator labels only up to DEMO_LABELS_EACH, and only
+    DEMO_REVIEWS items are ever reviewed."""
     result = LabelSeedResult()
     _backfill_finish(queue)
     people = [_annotator_ensure(queue=queue, username=username) for username, _, _ in DEMO_ANNOTATORS]
@@ -204,10 +259,16 @@ def _annotator_ensure(*, queue: Queue, username: str) -> AbstractBaseUser:
 
 def _judge_verdicts(queue: Queue) -> dict[int, dict[str, bool]]:
     """conversation id -> criterion -> whether gpt-judge passed it, for the queue's items."""
+    return _verdicts(JudgeScore.objects.filter(conversation__queue_items__queue=queue, judge="gpt-judge"))
+
+
+def _judge_verdicts_of(conversation_ids: list[int]) -> dict[int, dict[str, bool]]:
+    return _verdicts(JudgeScore.objects.filter(conversation_id__in=conversation_ids, judge="gpt-judge"))
+
+
+def _verdicts(scores: QuerySet[JudgeScore]) -> dict[int, dict[str, bool]]:
     verdicts: dict[int, dict[str, bool]] = {}
-    rows = JudgeScore.objects.filter(conversation__queue_items__queue=queue, judge="gpt-judge").values_list(
-        "conversation_id", "criterion", "label"
-    )
+    rows = scores.values_list("conversation_id", "criterion", "label")
     for conversation_id, criterion, label in rows:
         verdicts.setdefault(conversation_id, {})[criterion] = label == "pass"
     return verdicts

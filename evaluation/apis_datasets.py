@@ -8,8 +8,6 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound as DrfNotFound
-from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,8 +17,8 @@ from evaluation import selectors_datasets as selectors
 from evaluation import services_datasets as services
 from evaluation.models import Dataset, DatasetItem, DatasetVersion, DatasetVersionItem, GateMode, Split
 from reviewapp import services as core_services
-from reviewapp import validation
 from reviewapp.fields import BoundedJSONField, IdField
+from reviewapp.pagination import IdCursorPagination
 from reviewapp.permissions import principal_of
 from reviewapp.serializers import ERROR_RESPONSE
 
@@ -29,24 +27,10 @@ WRITE = "datasets.write"
 TAGS = ["datasets"]
 
 
-class IdOrderPagination(CursorPagination):
+def _in_order() -> IdCursorPagination:
     """Oldest first (items in the order they were added; a version's items in key order, the
     order they were copied in), `limit` up to 500, follow `next`."""
-
-    ordering = "id"
-    page_size = 100
-    page_size_query_param = "limit"
-    max_page_size = 500
-
-    def decode_cursor(self, request: Request) -> Cursor | None:
-        # A tampered cursor is the client's error (400 naming `cursor`), never a 500.
-        try:
-            cursor = super().decode_cursor(request)
-        except DrfNotFound as exc:
-            raise validation.InputError("Invalid cursor.", "cursor") from exc
-        if cursor is not None and cursor.position is not None:
-            validation.parse_int(cursor.position, field="cursor", min=validation.ID_MIN, max=validation.ID_MAX)
-        return cursor
+    return IdCursorPagination(ordering="id", page_size=100, max_page_size=500)
 
 
 def _dataset(request: Request, dataset_id: int) -> Dataset:
@@ -281,7 +265,7 @@ class DatasetItemsApi(APIView):
     )
     def get(self, request: Request, dataset_id: int) -> Response:
         dataset = _dataset(request, dataset_id)
-        paginator = IdOrderPagination()
+        paginator = _in_order()
         page = paginator.paginate_queryset(selectors.dataset_item_list(dataset=dataset), request, view=self)
         return paginator.get_paginated_response(WorkingItemOutputSerializer(page, many=True).data)
 
@@ -411,7 +395,7 @@ class DatasetVersionDetailApi(APIView):
     )
     def get(self, request: Request, dataset_id: int, number: int) -> Response:
         version = _version(request, dataset_id, number)
-        paginator = IdOrderPagination()
+        paginator = _in_order()
         page: list[DatasetVersionItem] = (
             paginator.paginate_queryset(
                 selectors.dataset_version_items(version=version).order_by("id"), request, view=self

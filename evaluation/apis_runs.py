@@ -9,45 +9,16 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound as DrfNotFound
-from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from evaluation import selectors_runs, services_runs
 from evaluation.models import Dataset
-from reviewapp import validation
 from reviewapp.errors import ValidationFailed
+from reviewapp.pagination import IdCursorPagination
 from reviewapp.permissions import principal_of
 from reviewapp.principal import Principal
-
-
-class _IdCursorPagination(CursorPagination):
-    page_size = 50
-    page_size_query_param = "limit"
-    max_page_size = 500
-
-    def decode_cursor(self, request: Request) -> Cursor | None:
-        """A tampered cursor is the client's error (400 naming `cursor`), never a 500: DRF hands
-        the position to the ORM unchecked, and ours is an id."""
-        try:
-            cursor = super().decode_cursor(request)
-        except DrfNotFound as exc:
-            raise validation.InputError("Invalid cursor.", "cursor") from exc
-        if cursor is not None and cursor.position is not None:
-            validation.parse_int(cursor.position, field="cursor", min=validation.ID_MIN, max=validation.ID_MAX)
-        return cursor
-
-
-class NewestFirst(_IdCursorPagination):
-    ordering = "-id"
-
-
-class InOrder(_IdCursorPagination):
-    ordering = "id"
-    page_size = 100
-    max_page_size = 1000
 
 
 def _dataset(principal: Principal, dataset_id: int) -> Dataset:
@@ -159,7 +130,7 @@ def _params(serializer_class: type[serializers.Serializer], request: Request) ->
 
 
 def _run_page(request: Request, view: APIView, qs: Any) -> Response:
-    paginator = NewestFirst()
+    paginator = IdCursorPagination()  # newest first
     page = paginator.paginate_queryset(qs, request, view=view)
     return paginator.get_paginated_response([selectors_runs.run_payload(r) for r in page or []])
 
@@ -273,7 +244,7 @@ class DatasetRunDetailApi(APIView):
         _params(RunResultsFilterSerializer, request)
         dataset = _dataset(p, dataset_id)
         run = selectors_runs.dataset_run_get(organization=p.organization, dataset=dataset, run_id=run_id)
-        paginator = InOrder()
+        paginator = IdCursorPagination(ordering="id", page_size=100, max_page_size=1000)
         page = paginator.paginate_queryset(selectors_runs.dataset_run_results(run=run), request, view=self) or []
         return Response(
             {

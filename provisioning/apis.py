@@ -26,6 +26,12 @@ class RubricConfigSerializer(serializers.Serializer):
 class QueueConfigSerializer(serializers.Serializer):
     name = serializers.CharField()
     rubric = serializers.CharField(help_text="The name of a rubric of the document or of the project.")
+    kind = serializers.ChoiceField(
+        choices=list(document.QUEUE_KINDS),
+        required=False,
+        help_text="Set when the queue is made, never changed; left out: an existing queue's own, a new one `label`. "
+        "A `pairwise` queue's rubric asks pairwise questions only.",
+    )
     description = serializers.CharField(allow_blank=True)
     annotations_per_item = serializers.IntegerField()
     max_extra_annotations = serializers.IntegerField()

@@ -21,6 +21,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from escalations import policies
 from labeling import budget_controller, rubric, sampling
+from labeling.models import QueueKind
 from labeling.serializers import QueueSettingsSerializer
 from reviewapp import derived_signals, validation
 from reviewapp.errors import ValidationFailed
@@ -50,6 +51,8 @@ QUEUE_FIELDS = (
     "gold_rate",
     "is_active",
 )
+# A queue's kind (labeling's QueueKind) is set when the queue is made and never changes.
+QUEUE_KINDS = tuple(QueueKind.values)
 
 
 @dataclass
@@ -64,6 +67,9 @@ class RubricDoc:
 class QueueDoc:
     name: str
     rubric: str
+    # None when the document leaves it out: an existing queue keeps its own, a new one is a
+    # "label" queue (documents written before queues had kinds still apply unchanged).
+    kind: str | None
     settings: dict[str, Any]  # QUEUE_FIELDS
     sampling: list[dict[str, Any]]  # as stored: by alias, no None
     max_per_day: int | None
@@ -154,13 +160,16 @@ def _parse_rubrics(raw: list[Any], errors: dict[str, list[str]]) -> list[RubricD
 
 def _parse_queue(item: Any, index: int, errors: dict[str, list[str]]) -> QueueDoc | None:
     where = f"queues[{index}]"
-    allowed = ("name", "rubric", *QUEUE_FIELDS, "sampling", "max_per_day", "budget_controller")
+    allowed = ("name", "rubric", "kind", *QUEUE_FIELDS, "sampling", "max_per_day", "budget_controller")
     if not _object(item, where, errors, allowed):
         return None
     before = len(errors)
     if not isinstance(item.get("rubric"), str) or not item["rubric"]:
         _add(errors, f"{where}.rubric", "The name of a rubric of this document or of the project.")
-    settings = QueueSettingsSerializer(data={k: v for k, v in item.items() if k not in ("rubric", "is_active")})
+    kind = item.get("kind")
+    if kind is not None and kind not in QUEUE_KINDS:
+        _add(errors, f"{where}.kind", f"One of {', '.join(QUEUE_KINDS)}.")
+    settings = QueueSettingsSerializer(data={k: v for k, v in item.items() if k not in ("rubric", "kind", "is_active")})
     if not settings.is_valid():
         for name, messages in settings.errors.items():
             errors.setdefault(f"{where}.{name}", []).extend(str(m) for m in messages)
@@ -193,6 +202,7 @@ def _parse_queue(item: Any, index: int, errors: dict[str, list[str]]) -> QueueDo
     return QueueDoc(
         name=v["name"],
         rubric=item["rubric"],
+        kind=kind,
         settings={**{k: v[k] for k in QUEUE_FIELDS if k != "is_active"}, "is_active": is_active},
         sampling=rules,
         max_per_day=v["max_per_day"],

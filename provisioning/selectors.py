@@ -41,6 +41,7 @@ def _queues(queues: list[Queue]) -> list[dict[str, Any]]:
         {
             "name": q.name,
             "rubric": q.schema.name,
+            "kind": q.kind,
             **{name: getattr(q, name) for name in document.QUEUE_FIELDS},
             "sampling": q.sampling,
             "max_per_day": q.max_per_day,

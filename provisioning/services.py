@@ -25,7 +25,7 @@ from escalations import services as escalation_services
 from evaluation import selectors as evaluation_selectors
 from evaluation import services as evaluation_services
 from labeling import services as labeling_services
-from labeling.models import LabelSchema, ProjectBudget, Queue
+from labeling.models import LabelSchema, ProjectBudget, Queue, QueueKind
 from provisioning import document
 from provisioning.document import Document, path_join
 from reviewapp import derived_signals
@@ -327,6 +327,7 @@ def _apply_queues(
                         schema=schema,
                         sampling=tuple(q.sampling),
                         max_per_day=q.max_per_day,
+                        kind=q.kind or QueueKind.LABEL,
                         **q.settings,
                     ),
                     user=_actor(principal),
@@ -349,6 +350,8 @@ def _apply_queues(
                         ]
                     },
                 )
+            if q.kind is not None and q.kind != queue.kind:
+                _kind_change(queue, q.kind)
             settings = {k: v for k, v in q.settings.items() if getattr(queue, k) != v}
             fields = sorted(settings)
             fields += [
@@ -371,6 +374,22 @@ def _apply_queues(
                 fields.append("budget_controller")
             changes.append(Change(path, "queue", q.name, CHANGED if fields else UNCHANGED, fields))
     return changes
+
+
+def _kind_change(queue: Queue, kind: str) -> None:
+    """Refused: labeling sets a queue's kind when it makes the queue and has no service that
+    changes it (`kind` is not among its QUEUE_SETTINGS): a pairwise queue's items and labels
+    only mean something as comparisons. Raised inside the queue's `_at`, so the 400 names
+    `queues[i].kind`."""
+    raise ValidationFailed(
+        "A queue's kind is fixed.",
+        errors={
+            "kind": [
+                f"This queue is a {queue.kind!r} queue; it cannot become a {kind!r} one. "
+                "Name a new queue to get one of that kind."
+            ]
+        },
+    )
 
 
 def _apply_budget(principal: Principal, project: Project, wanted: dict[str, Any]) -> Change:

@@ -9,8 +9,6 @@ from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import exceptions, serializers, status
-from rest_framework.exceptions import NotFound
-from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -26,6 +24,7 @@ from reviewapp.ingest_schemas import (
     errors_from_pydantic,
 )
 from reviewapp.models import Organization, SignalKind, SignalSource
+from reviewapp.pagination import IdCursorPagination
 from reviewapp.permissions import ANY_MEMBER, principal_of
 from reviewapp.principal import Principal
 from reviewapp.serializers import (
@@ -383,24 +382,6 @@ class ApiKeyRevokeApi(APIView):
 # --- conversations ---------------------------------------------------------------------------
 
 
-class ConversationCursorPagination(CursorPagination):
-    ordering = "-id"
-    page_size = 50
-    page_size_query_param = "limit"
-    max_page_size = 500
-
-    def decode_cursor(self, request: Request) -> Cursor | None:
-        """A tampered cursor is the client's error (400 naming `cursor`), never a 500: DRF
-        hands the position to the ORM unchecked, and ours is an id."""
-        try:
-            cursor = super().decode_cursor(request)
-        except NotFound as exc:
-            raise validation.InputError("Invalid cursor.", "cursor") from exc
-        if cursor is not None and cursor.position is not None:
-            validation.parse_int(cursor.position, field="cursor", min=validation.ID_MIN, max=validation.ID_MAX)
-        return cursor
-
-
 class ConversationPageSerializer(serializers.Serializer):
     """One page of the cursor-paginated list: follow `next` until it is null."""
 
@@ -502,7 +483,7 @@ class ConversationsApi(APIView):
         principal = principal_of(request)
         filters = conversation_filters_from(request, principal)
         qs = selectors.conversation_list(organization=principal.organization, filters=filters)
-        paginator = ConversationCursorPagination()
+        paginator = IdCursorPagination()  # newest first
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(ConversationSummarySerializer(page, many=True).data)
 

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from escalations import action_input, selectors, services
-from escalations.apis._common import NewestFirstCursorPagination, body_of, object_of, project_for
+from escalations.apis._common import body_of, object_of, project_for
 from escalations.apis.waiting import WAIT_MAX_SECONDS
 from escalations.models import ActionStatus
 from escalations.serializers import (
@@ -29,6 +29,7 @@ from escalations.serializers import (
 from reviewapp import selectors as core_selectors
 from reviewapp.errors import ValidationFailed
 from reviewapp.exceptions import api_exception_handler
+from reviewapp.pagination import IdCursorPagination
 from reviewapp.parsers import BoundedJSONParser
 from reviewapp.permissions import principal_of
 from reviewapp.principal import Principal
@@ -139,7 +140,7 @@ class ActionsApi(APIView):
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         qs = selectors.action_list(organization=principal.organization, filters=_filters(request, principal))
-        paginator = NewestFirstCursorPagination()
+        paginator = IdCursorPagination()  # newest first, like the conversations list
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response([action_payload(a) for a in page])
 

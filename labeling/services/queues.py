@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
-from labeling import sampling
+from labeling import pairwise, sampling
 from labeling.models import ItemEvent, LabelSchema, Queue, QueueItem, QueueKind, SkipPolicy
 from labeling.services._common import _user
 from labeling.services.backfill import _enqueue_backfill
@@ -71,6 +71,22 @@ def _queue_spec_check(spec: QueueSpec) -> None:
         raise validation.InputError("Must be from 0 to 1.", "gold_rate")
 
 
+def _kind_check(spec: QueueSpec) -> None:
+    """A kind labeling knows; a pairwise queue's rubric asks pairwise questions only, since its
+    items are read back as comparisons (pairwise_queue_create builds its rubric so)."""
+    if spec.kind not in QueueKind.values:
+        raise validation.InputError(f"One of {', '.join(QueueKind.values)}.", "kind")
+    if spec.kind == QueueKind.PAIRWISE:
+        version = spec.schema.latest_version
+        questions = version.questions if version is not None else []
+        if not questions or not all(pairwise.is_pairwise_question(q) for q in questions):
+            raise validation.InputError(
+                "A pairwise queue's rubric asks only pairwise questions (single choice of "
+                f"{', '.join(repr(o) for o in pairwise.OPTIONS)}).",
+                "kind",
+            )
+
+
 def _max_per_day_check(max_per_day: int | None) -> None:
     if max_per_day is not None:
         validation.check_int(max_per_day, field="max_per_day", bounds=(1, sampling.MAX_PER_DAY))
@@ -92,6 +108,7 @@ def _rules_parse(rules: list[dict[str, Any]]) -> list[sampling.SamplingRule]:
 
 def queue_create(*, project: Project, spec: QueueSpec, user: AbstractBaseUser | None) -> Queue:
     _queue_spec_check(spec)
+    _kind_check(spec)
     rules = _rules_parse(list(spec.sampling))  # validated by the caller; parse again to be sure
     if spec.schema.organization_id != project.organization_id or spec.schema.project_id != project.pk:
         raise ValidationFailed("Unknown schema.", errors={"schema": ["No such label schema in this project."]})

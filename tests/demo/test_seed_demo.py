@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter
 from io import StringIO
 
@@ -10,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 
-from demo.labeling import DEMO_ANNOTATORS, DEMO_LABELS_EACH, DEMO_REVIEWS
+from demo.labeling import DEMO_ANNOTATORS, DEMO_GOLD_ITEMS, DEMO_LABELS_EACH, DEMO_REVIEWS
 from demo.scenarios import DEMO_PASSWORD, airline_conversations
 from labeling.models import AgreementSnapshot, Assignment, ItemEvent, ItemStatus, Label, Queue, QueueItem
 from reviewapp.ingest_schemas import ConversationIn
@@ -123,8 +124,9 @@ def test_seed_demo_labels_the_qa_queue_so_the_statistics_pages_have_figures(db):
     assert per_person == dict.fromkeys(names, DEMO_LABELS_EACH)
     assert Assignment.objects.filter(queue=queue, status="submitted").count() == labels.count()
     assert ItemEvent.objects.filter(item__queue=queue, kind="labeled").count() == labels.count()
-    # Overlap 2, a third opinion where two disagreed, and some items still disputed.
-    per_item = Counter(labels.values_list("item_id", flat=True))
+    # Overlap 2, a third opinion where two disagreed, and some items still disputed (gold checks
+    # are everyone's, below).
+    per_item = Counter(labels.filter(item__is_gold=False).values_list("item_id", flat=True))
     assert set(per_item.values()) <= {1, 2, 3}
     assert Counter(per_item.values())[2] >= 30
     assert Counter(per_item.values())[3] >= 5
@@ -147,6 +149,19 @@ def test_seed_demo_labels_the_qa_queue_so_the_statistics_pages_have_figures(db):
     assert all(row["done"] == DEMO_LABELS_EACH and 5 <= row["labels_per_hour"] <= 300 for row in rows.values())
     # The careless one agrees least with the others.
     assert min(rows, key=lambda name: rows[name]["agreement_with_others"]) == "dara"
+    # Gold checks, met through the claims at the queue's gold rate: every annotator met some,
+    # and between them they got some right and some wrong.
+    gold = QueueItem.objects.filter(queue=queue, is_gold=True)
+    assert gold.count() == DEMO_GOLD_ITEMS
+    assert all(
+        set(answers) == {"correct", "policy", "helpfulness"} for answers in gold.values_list("gold_answers", flat=True)
+    )
+    assert all(row["gold_items"] > 0 for row in rows.values())
+    hits = sum(row["gold_accuracy"] * row["gold_items"] for row in rows.values())
+    total = sum(row["gold_items"] for row in rows.values())
+    assert total == labels.filter(item__is_gold=True).count()
+    assert 0 < round(hits) < total
+    assert rows["dara"]["gold_accuracy"] < 1
     assert any(
         figures["cohen_kappa"] is not None
         for pair in snapshot.payload["agreement"]["pairs"]
@@ -164,6 +179,10 @@ def test_the_seeded_figures_show_on_the_pages(db, client):
 
     assert agreement.status_code == annotators.status_code == 200
     assert "dara" in annotators.content.decode()
+    gold_column = re.findall(
+        r"<td>([0-9]+%) <span class=\"muted small\">of ([0-9]+)</span></td>", annotators.content.decode()
+    )
+    assert len(gold_column) == len(DEMO_ANNOTATORS)  # each annotator's gold accuracy, "of" how many
     page = agreement.content.decode()
     for empty in ["No answers to compare yet.", "No two annotators have labeled the same item yet.", "being computed"]:
         assert empty not in page
@@ -181,14 +200,32 @@ def test_seed_demo_admin_is_scoped_staff_not_superuser(db):
     assert not User.objects.get(username="annotator").is_staff
 
 
+def _gold() -> list[tuple]:
+    """The gold checks by conversation, with their answers and who labeled them how."""
+    items = QueueItem.objects.filter(is_gold=True).order_by("conversation__external_id")
+    return [
+        (
+            item.conversation.external_id,
+            item.queue.name,
+            item.gold_answers,
+            sorted(Label.objects.filter(item=item).values_list("user__username", "answers")),
+        )
+        for item in items
+    ]
+
+
 def test_seed_demo_twice_adds_nothing(db):
     _seed()
     before = _counts()
+    gold = _gold()
 
     output = _seed()
 
     assert _counts() == before
+    assert _gold() == gold
+    assert len(gold) == DEMO_GOLD_ITEMS and any(labels for *_, labels in gold)
     assert "60 already there" in output
+    assert "Gold checks added" not in output
 
 
 def test_seed_demo_same_seed_same_content(db):
@@ -200,6 +237,7 @@ def test_seed_demo_same_seed_same_content(db):
     scores = sorted(
         JudgeScore.objects.values_list("conversation__external_id", "judge", "criterion", "label", "confidence")
     )
+    gold = _gold()
     Conversation.objects.all().delete()
 
     _seed()
@@ -213,6 +251,9 @@ def test_seed_demo_same_seed_same_content(db):
         sorted(JudgeScore.objects.values_list("conversation__external_id", "judge", "criterion", "label", "confidence"))
         == scores
     )
+    # The gold checks are the same conversations with the same expected answers.
+    assert [row[:3] for row in _gold()] == [row[:3] for row in gold]
+    assert len(gold) == DEMO_GOLD_ITEMS
 
 
 def test_seed_demo_count_does_not_change_earlier_conversations():

@@ -23,7 +23,7 @@ from provisioning import selectors, services
 from reviewapp import services as core_services
 from reviewapp.models import AuditEvent, Project
 from reviewapp.principal import Principal
-from tests.factories import ProjectFactory, conversation_payload
+from tests.factories import ConversationFactory, ProjectFactory, conversation_payload
 from tests.labeling.factories import make_queue, make_schema
 
 FINANCE = {"name": "finance", "tiers": [{"role": "admin", "timeout_seconds": 1800, "approvals_required": 2}]}
@@ -199,6 +199,9 @@ def test_dry_run_answers_the_diff_and_writes_nothing(source, api_client_for):
         (lambda d: d.update(kind="something else"), "kind"),
         (lambda d: d.update(extra=1), "extra"),
         (lambda d: d["queues"].append(dict(d["queues"][0])), "queues[2].name"),
+        (lambda d: d["queues"][0].update(kind="triage"), "queues[0].kind"),
+        # Labeling's own rule: a pairwise queue's rubric asks only pairwise questions.
+        (lambda d: d["queues"][0].update(kind="pairwise"), "queues[0].kind"),
     ],
 )
 def test_errors_name_the_place_in_the_document_and_nothing_is_applied(source, api_client_for, mutate, path):
@@ -214,6 +217,90 @@ def test_errors_name_the_place_in_the_document_and_nothing_is_applied(source, ap
     assert response.status_code == 400, response.json()
     assert path in response.json()["errors"], response.json()
     assert _rows() == before
+
+
+@pytest.fixture
+def with_pairwise(source):
+    """The source project with a pairwise comparison queue beside its label queues."""
+    labeling_services.pairwise_queue_create(
+        project=source,
+        spec=labeling_services.PairwiseQueueSpec(
+            name="v2 against v1", baseline_version="v1", candidate_version="v2", seed=7
+        ),
+        pairs=[
+            labeling_services.PairIn(
+                conversation_id=ConversationFactory(project=source).pk,
+                key="k",
+                baseline_output="old",
+                candidate_output="new",
+            )
+        ],
+        user=None,
+    )
+    return source
+
+
+def _queue_doc(doc, name) -> dict:
+    return next(q for q in doc["queues"] if q["name"] == name)
+
+
+def test_a_queue_kind_round_trips_and_a_second_apply_changes_nothing(with_pairwise, api_client_for):
+    admin = api_client_for("admin")
+    doc = admin.get(_url(with_pairwise)).json()
+    assert _queue_doc(doc, "v2 against v1")["kind"] == "pairwise"
+    assert _queue_doc(doc, "v2 against v1")["rubric"] == "v2 against v1"
+    assert _queue_doc(doc, "Support QA")["kind"] == "label"
+    target = ProjectFactory(organization=with_pairwise.organization, slug="copy")
+
+    dry = admin.post(_url(target) + "?dry_run=1", doc, format="json")
+    first = admin.post(_url(target), doc, format="json")
+
+    assert dry.status_code == 200 and first.status_code == 200, first.json()
+    assert dry.json()["changes"] == first.json()["changes"]
+    created = {c["name"] for c in first.json()["changes"] if c["object"] == "queue" and c["change"] == "created"}
+    assert created == {"Support QA", "Second look", "v2 against v1"}
+    assert Queue.objects.get(project=target, name="v2 against v1").kind == "pairwise"
+    assert Queue.objects.get(project=target, name="Support QA").kind == "label"
+    assert admin.get(_url(target)).json() == doc
+    before = _rows()
+    second = admin.post(_url(target), doc, format="json")
+    assert {c["change"] for c in second.json()["changes"]} == {"unchanged"}
+    assert _rows() == before
+
+
+@pytest.mark.parametrize("dry_run", ["0", "1"])
+@pytest.mark.parametrize(("name", "kind"), [("v2 against v1", "label"), ("Second look", "pairwise")])
+def test_a_queue_kind_never_changes(with_pairwise, api_client_for, name, kind, dry_run):
+    admin = api_client_for("admin")
+    doc = admin.get(_url(with_pairwise)).json()
+    index = next(i for i, q in enumerate(doc["queues"]) if q["name"] == name)
+    doc["queues"][index]["kind"] = kind
+    for queue in doc["queues"]:
+        queue["priority"] = 5  # applied to the queues before this one, then rolled back
+    doc["calibration_bar"]["tnr"] = 0.9
+    before = _rows()
+
+    response = admin.post(_url(with_pairwise) + f"?dry_run={dry_run}", doc, format="json")
+
+    assert response.status_code == 400, response.json()
+    assert list(response.json()["errors"]) == [f"queues[{index}].kind"]
+    assert _rows() == before
+    assert Queue.objects.get(project=with_pairwise, name=name).kind != kind
+    assert not Queue.objects.filter(project=with_pairwise, priority=5).exists()
+
+
+def test_a_document_without_kinds_keeps_existing_kinds_and_makes_label_queues(with_pairwise):
+    doc = _doc(with_pairwise)
+    for queue in doc["queues"]:
+        del queue["kind"]
+    _queue_doc(doc, "Second look")["name"] = "Third look"
+
+    result = services.project_config_apply(principal=None, project=with_pairwise, data=doc)
+
+    changes = {c.name: c.change for c in result.changes if c.object == "queue"}
+    assert changes == {"Support QA": "unchanged", "Third look": "created", "v2 against v1": "unchanged"}
+    kinds = dict(Queue.objects.filter(project=with_pairwise).values_list("name", "kind"))
+    assert kinds == {"Support QA": "label", "Second look": "label", "Third look": "label", "v2 against v1": "pairwise"}
 
 
 def test_tenants_and_roles(source, api_client_for, other_org, other_project):

@@ -71,11 +71,15 @@ class Command(BaseCommand):
             retail_conversations_count=retail_conversations,
             progress=self.stdout.write if verbosity else None,
         )
-        # Labeling's demo queues sample the demo traffic through their backfill.
+        # Labeling's demo queues sample the demo traffic through their backfill; the QA queue has
+        # gold checks.
         support = Project.objects.get(organization__slug=DEMO_ORG, slug=DEMO_PROJECT)
-        queues = labeling_demo_seed(project=support)
-        # A first morning of labels (and a few reviews) on the QA queue, so its agreement and
-        # annotator pages show figures.
+        seeded = labeling_demo_seed(project=support, seed=seed)
+        queues = seeded.queues
+        if verbosity and seeded.gold:
+            self.stdout.write(f"Gold checks added to the labeling queues: {seeded.gold}")
+        # A first morning of labels (and a few reviews) on the QA queue, meeting its gold checks,
+        # so its agreement and annotator pages show figures, gold accuracy included.
         labeled = labeling_demo_labels_seed(queue=queues[0], reviewer_username="engineer", seed=seed)
         if verbosity and (labeled.labels or labeled.reviews):
             self.stdout.write(f"Labeled as the demo annotators: {labeled.labels} labels, {labeled.reviews} reviews")
