@@ -140,7 +140,7 @@ def project_create_from_config(
     if len(slug) > 64 or len(name) > 200 or "\x00" in name:
         raise ValidationFailed("Too long.", errors={"slug" if len(slug) > 64 else "name": ["Too long, or holds NUL."]})
     with transaction.atomic():
-        project = core_services.project_create(organization=organization, slug=slug, name=name or slug)
+        project = core_services.project_create_new(organization=organization, slug=slug, name=name or slug)
         result = _apply_parsed(principal=principal, project=project, doc=doc, dry_run=dry_run)
         if dry_run:
             transaction.set_rollback(True)

@@ -110,6 +110,19 @@ def project_create(
     return project
 
 
+def project_create_new(*, organization: Organization, slug: str, name: str = "", time_zone: str = "UTC") -> Project:
+    """Create the project, or raise ValidationFailed naming `slug` if the organization has one
+    by that slug: also when another request created it a moment ago and has not committed yet
+    (its insert holds the unique index; this one waits for it, then fails here instead of
+    taking over the other's project as project_create would)."""
+    _time_zone_check(time_zone)
+    try:
+        with transaction.atomic():  # a savepoint: the caller's transaction stays usable
+            return Project.objects.create(organization=organization, slug=slug, name=name or slug, timezone=time_zone)
+    except IntegrityError as exc:
+        raise ValidationFailed("Project exists.", errors={"slug": [f"A project '{slug}' exists already."]}) from exc
+
+
 def project_timezone_set(*, project: Project, time_zone: str, actor: AbstractBaseUser | None = None) -> Project:
     """Move the project's budget day to another time zone; today's counters keep what they
     admitted under their own day."""
