@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from escalations import policies
+from reviewapp import form_rows
 
 # Rows past the validator's own maximum are never read: a post cannot make the page build more.
 MAX_TIERS = policies.MAX_TIERS
@@ -68,28 +69,12 @@ def tier_rows_from_post(data: FormData) -> list[dict[str, str]]:
 
 
 def rows_apply(rows: list[dict[str, str]], op: str) -> list[dict[str, str]]:
-    """Apply an editor button: `add`, or `up-<i>`, `down-<i>`, `remove-<i>`. Anything else
-    (saving, an index out of range) leaves the rows as they are. A new tier copies the last
-    one's timeout: escalation tiers usually share a rhythm."""
-    rows = list(rows)
-    if op == "add":
-        if len(rows) < MAX_TIERS:
-            new = blank_tier()
-            if rows:
-                new["timeout"], new["unit"] = rows[-1]["timeout"], rows[-1]["unit"]
-            rows.append(new)
-        return rows
-    verb, _, index_text = op.partition("-")
-    if not index_text.isdigit() or int(index_text) >= len(rows):
-        return rows
-    i = int(index_text)
-    if verb == "remove":
-        del rows[i]
-    elif verb == "up" and i > 0:
-        rows[i - 1], rows[i] = rows[i], rows[i - 1]
-    elif verb == "down" and i < len(rows) - 1:
-        rows[i + 1], rows[i] = rows[i], rows[i + 1]
-    return rows
+    """Apply an editor button (reviewapp.form_rows). A new tier copies the last one's timeout:
+    escalation tiers usually share a rhythm."""
+    new = blank_tier()
+    if rows:
+        new["timeout"], new["unit"] = rows[-1]["timeout"], rows[-1]["unit"]
+    return form_rows.rows_apply(rows, op, new, MAX_TIERS)
 
 
 def _usernames(text: str) -> list[str]:

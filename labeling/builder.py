@@ -103,27 +103,6 @@ def question_rows_from_post(data: FormData) -> list[dict[str, Any]]:
     return rows
 
 
-def rows_apply(rows: list[Any], op: str, blank: Any, limit: int) -> list[Any]:
-    """Apply a builder button to the rows: `add`, or `up-<i>`, `down-<i>`, `remove-<i>`.
-    Anything else (saving, previewing, an index out of range) leaves them as they are."""
-    rows = list(rows)
-    if op == "add":
-        if len(rows) < limit:
-            rows.append(blank)
-        return rows
-    verb, _, index_text = op.partition("-")
-    if not index_text.isdigit() or int(index_text) >= len(rows):
-        return rows
-    i = int(index_text)
-    if verb == "remove":
-        del rows[i]
-    elif verb == "up" and i > 0:
-        rows[i - 1], rows[i] = rows[i], rows[i - 1]
-    elif verb == "down" and i < len(rows) - 1:
-        rows[i + 1], rows[i] = rows[i], rows[i + 1]
-    return rows
-
-
 def _lines(text: str, *, commas: bool = False) -> list[str]:
     parts = re.split(r"[\n,]" if commas else r"\n", text)
     return [p.strip() for p in parts if p.strip()]

@@ -16,8 +16,8 @@ from labeling import builder, sampling, selectors, services
 from labeling.forms import id_or_none
 from labeling.models import LabelSchema, Queue, SkipPolicy
 from labeling.views._access import managed_queue, membership, or_404
+from reviewapp import form_rows, validation
 from reviewapp import selectors as core_selectors
-from reviewapp import validation
 from reviewapp.decorators import member_required
 from reviewapp.errors import ValidationFailed
 from reviewapp.models import Role
@@ -157,7 +157,7 @@ def _post(request: HttpRequest, queue: Queue | None) -> HttpResponse:
     form = QueueForm(request.POST, members=_members(request), schemas=schemas)
     op = request.POST.get("op", "")
     if op != "save":
-        rows = builder.rows_apply(
+        rows = form_rows.rows_apply(
             builder.rule_rows_from_post(request.POST), op, builder.blank_rule(), builder.MAX_RULES
         )
         preview = _preview_for(request, queue) if op == "preview" else None

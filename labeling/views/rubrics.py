@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from labeling import builder, forms, rubric, selectors, services
 from labeling.models import LabelSchema
 from labeling.views._access import membership, or_404
+from reviewapp import form_rows
 from reviewapp import selectors as core_selectors
 from reviewapp.decorators import member_required
 from reviewapp.errors import ValidationFailed
@@ -161,7 +162,7 @@ def _builder_post(request: HttpRequest, schema: LabelSchema | None) -> HttpRespo
             project_slug=project_slug,
             status=400,
         )
-    rows = builder.rows_apply(
+    rows = form_rows.rows_apply(
         builder.question_rows_from_post(request.POST), op, builder.blank_question(), builder.MAX_QUESTIONS
     )
     return _builder_page(

@@ -20,17 +20,6 @@ def test_error_paths_map_to_the_form_field_beside_which_they_show():
     assert builder.form_field_for("name") == "name"
 
 
-def test_rows_apply_adds_moves_and_removes_within_bounds():
-    rows = ["a", "b", "c"]
-    assert builder.rows_apply(rows, "up-1", "x", 5) == ["b", "a", "c"]
-    assert builder.rows_apply(rows, "down-1", "x", 5) == ["a", "c", "b"]
-    assert builder.rows_apply(rows, "remove-0", "x", 5) == ["b", "c"]
-    assert builder.rows_apply(rows, "add", "x", 5) == ["a", "b", "c", "x"]
-    assert builder.rows_apply(rows, "add", "x", 3) == rows
-    for harmless in ("up-0", "down-2", "remove-9", "up-x", "save", ""):
-        assert builder.rows_apply(rows, harmless, "x", 5) == rows
-
-
 def test_stored_questions_round_trip_through_the_form():
     question = {
         "key": "q",
