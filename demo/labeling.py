@@ -115,19 +115,21 @@ def labeling_demo_seed(*, project: Project, seed: int = 7) -> QueueSeedResult:
 
 
 def labeling_demo_gold_seed(*, queue: Queue, seed: int = 7) -> int:
-    """Add gold checks to the queue until it holds DEMO_GOLD_ITEMS, through labeling's gold
+    """Add gold checks to the queue until it holds DEMO_GOLD_ITEMS (fewer in a project of
+    under 160 conversations: one in twenty), through labeling's gold
     service; answers the number added. The conversations are the project's in an order drawn
     from the seed, skipping any already in the queue (a conversation is in a queue once: only
     a queue made before its gold checks has any). The expected answers are the judges'
     verdicts and the item's own rating, as `_answers` reads them with no departure, so an
     annotator is right on a gold check unless they departed from the judges on it."""
-    missing = DEMO_GOLD_ITEMS - QueueItem.objects.filter(queue=queue, is_gold=True).count()
-    if missing <= 0:
-        return 0
-    in_queue = set(QueueItem.objects.filter(queue=queue).values_list("conversation_id", flat=True))
     conversations = sorted(
         Conversation.objects.filter(project=queue.project).values_list("external_id", "pk"), key=lambda row: row[0]
     )
+    wanted = demo_gold_wanted(len(conversations))
+    missing = wanted - QueueItem.objects.filter(queue=queue, is_gold=True).count()
+    if missing <= 0:
+        return 0
+    in_queue = set(QueueItem.objects.filter(queue=queue).values_list("conversation_id", flat=True))
     random.Random(f"{seed}:gold").shuffle(conversations)
     chosen = [(external_id, pk) for external_id, pk in conversations if pk not in in_queue][:missing]
     if not chosen:
@@ -164,6 +166,14 @@ DEMO_REVIEWS = 3
 # annotators depart from at their own rate), served unmarked at the queue's gold rate, so the
 # annotators page shows each one's gold accuracy, some right and some wrong.
 DEMO_GOLD_ITEMS = 8
+
+
+def demo_gold_wanted(conversations: int) -> int:
+    """Gold checks for a project of `conversations`: DEMO_GOLD_ITEMS, but at most one in twenty,
+    so a small demo (`--conversations 60`) keeps most of its sample for labels and disputes."""
+    return min(DEMO_GOLD_ITEMS, conversations // 20)
+
+
 _NOTES = {
     "incorrect": "The amount quoted does not match the tool result.",
     "policy": "Promised a refund above the supervisor limit.",

@@ -164,7 +164,7 @@ def _check(page, spec: Page, size: tuple[int, int]) -> list[str]:
 def test_every_page_fits_every_role_at_laptop_and_phone_sizes(browser, live_server, settings):
     started = time.monotonic()
     settings.DEBUG = True  # seed_demo refuses to seed a production database
-    call_command("seed_demo", conversations=60, retail_conversations=5, stdout=open("/dev/null", "w"))  # noqa: SIM115
+    call_command("seed_demo", conversations=80, retail_conversations=5, stdout=open("/dev/null", "w"))  # noqa: SIM115
     ids = _ids()
     started = time.monotonic()
     settings.DEBUG = False

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 
-from demo.labeling import DEMO_ANNOTATORS, DEMO_GOLD_ITEMS, DEMO_LABELS_EACH, DEMO_REVIEWS
+from demo.labeling import DEMO_ANNOTATORS, DEMO_GOLD_ITEMS, DEMO_LABELS_EACH, DEMO_REVIEWS, demo_gold_wanted
 from demo.scenarios import DEMO_PASSWORD, airline_conversations
 from labeling.models import AgreementSnapshot, Assignment, ItemEvent, ItemStatus, Label, Queue, QueueItem
 from reviewapp.ingest_schemas import ConversationIn
@@ -223,7 +223,7 @@ def test_seed_demo_twice_adds_nothing(db):
 
     assert _counts() == before
     assert _gold() == gold
-    assert len(gold) == DEMO_GOLD_ITEMS and any(labels for *_, labels in gold)
+    assert len(gold) == demo_gold_wanted(60) == 3 and any(labels for *_, labels in gold)
     assert "60 already there" in output
     assert "Gold checks added" not in output
 
@@ -253,7 +253,7 @@ def test_seed_demo_same_seed_same_content(db):
     )
     # The gold checks are the same conversations with the same expected answers.
     assert [row[:3] for row in _gold()] == [row[:3] for row in gold]
-    assert len(gold) == DEMO_GOLD_ITEMS
+    assert len(gold) == demo_gold_wanted(60) == 3
 
 
 def test_seed_demo_count_does_not_change_earlier_conversations():
