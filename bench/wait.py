@@ -19,7 +19,8 @@ documented ASGI server (`gunicorn reviewapp.asgi -k asgi`) on a free loopback po
 Each waiter's latency is the time from its action's commit to the moment its answer arrived
 (both clocks of this machine). `--rounds` repeats the whole with fresh actions, so memory can
 be compared across rounds. Targets (issue 9): p99 within 250 ms, at most 20 connections, memory
-flat. Bounded in count and time; the tenant is removed afterwards.
+flat. Bounded in count and time; the tenant is removed afterwards. `--worker-class` swaps
+gunicorn's ASGI worker for another (`uvicorn.workers.UvicornWorker`) to compare.
 """
 
 from __future__ import annotations
@@ -108,9 +109,9 @@ def server_env(workers: int) -> dict[str, str]:
     )
 
 
-def start_server(port: int, workers: int) -> subprocess.Popen:
+def start_server(port: int, workers: int, worker_class: str = "asgi") -> subprocess.Popen:
     """The production command for waits (docs/architecture.md, "Production topology")."""
-    cmd = [str(VENV_BIN / "gunicorn"), "reviewapp.asgi", "--worker-class", "asgi", "--workers", str(workers)]
+    cmd = [str(VENV_BIN / "gunicorn"), "reviewapp.asgi", "--worker-class", worker_class, "--workers", str(workers)]
     cmd += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning", "--backlog", "2048", "--no-control-socket"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env(workers), start_new_session=True)
     import http.client
@@ -317,6 +318,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50, help="decisions per second")
     parser.add_argument("--rounds", type=int, default=2, help="fresh actions each round (memory across rounds)")
     parser.add_argument("--workers", type=int, default=2, help="ASGI worker processes")
+    parser.add_argument(
+        "--worker-class", default="asgi", help="gunicorn worker class (asgi: gunicorn's own, the documented one)"
+    )
     parser.add_argument("--settle", type=float, default=3, help="seconds between the last wait sent and decisions")
     parser.add_argument(
         "--tracemalloc",
@@ -338,7 +342,7 @@ def main() -> None:
     setup_django()
     key, rounds = load(args.waiters, args.rounds)
     port = free_port()
-    proc = start_server(port, args.workers)
+    proc = start_server(port, args.workers, args.worker_class)
     samples: list[int] = []
     stop = threading.Event()
     watcher = threading.Thread(target=monitor, args=(stop, samples), name="monitor")
