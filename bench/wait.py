@@ -9,7 +9,8 @@ documented ASGI server (`gunicorn reviewapp.asgi -k asgi`) on a free loopback po
 - the waiters (one asyncio loop in this process, one HTTP connection each, a minimal HTTP/1.1
   client so the load generator stays cheap) send `GET /api/v1/actions/{id}?wait=60` and ask
   again whenever the answer is still pending;
-- once every waiter has been sent and has had `--settle` seconds, a decider process decides
+- once every waiter has been sent, has had `--settle` seconds, and the server has read every
+  waiter's action (its database connections back to its status reads' for a second), a decider process decides
   the actions in random order at `--rate` per second, each in its own transaction (as the
   decision services do: compare-and-set, then `services.action_decided`, which publishes after
   commit), stamping the moment each commit returned;
@@ -292,7 +293,22 @@ def run_round(port: int, key: str, ids: list[int], rate: float, settle: float, s
     thread.start()
     if not sent.wait(60):
         raise SystemExit("the waiters could not all be sent within 60 s")
+    sent_at = time.monotonic()
     time.sleep(settle)
+    # The waiters wait once the server has read their actions: a thousand first reads go through
+    # each worker's few wait database threads (a connection each, open while it reads), which
+    # takes seconds. Deciding earlier would time the queue of first reads, not the wake-up.
+    # Done when the server's connections have stayed at its status reads' (one a worker) for 1 s.
+    quiet_since = None
+    while time.monotonic() - sent_at < 120:
+        if server_connections() <= 2:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= 1.0:
+                break
+        else:
+            quiet_since = None
+        time.sleep(0.05)
+    result["first_reads_s"] = (quiet_since or time.monotonic()) - sent_at
     pids = worker_pids(arbiter)
     result["rss_waiting_mb"] = rss_mb(pids)
     result["threads_waiting"] = threads_of(pids)
@@ -378,7 +394,8 @@ def main() -> None:
         all_latency += lat
         errors += len(r["errors"]) + r["unheard"]
         print(
-            f"round {n}: heard={len(lat)}/{args.waiters} asks={r['asks']} decisions over {r['decisions_s']:.1f}s "
+            f"round {n}: first reads done {r['first_reads_s']:.1f}s after the last wait was sent; "
+            f"heard={len(lat)}/{args.waiters} asks={r['asks']} decisions over {r['decisions_s']:.1f}s "
             f"latency p50={percentile(lat, 50):.1f}ms p90={percentile(lat, 90):.1f}ms p99={percentile(lat, 99):.1f}ms "
             f"max={max(lat, default=float('nan')):.1f}ms; server rss while waiting={r['rss_waiting_mb']:.1f}MB "
             f"after={r['rss_after_mb']:.1f}MB threads while waiting={r['threads_waiting']}; "
