@@ -27,3 +27,14 @@ def rows_apply(rows: list[Any], op: str, blank: Any, limit: int) -> list[Any]:
     elif verb == "down" and i < len(rows) - 1:
         rows[i + 1], rows[i] = rows[i], rows[i + 1]
     return rows
+
+
+def row_views(rows: list[Any], errors: dict[str, list[str]], prefix: str) -> list[dict[str, Any]]:
+    """What an editor's template shows of each row: its values, and the errors of its fields
+    (posted as `<prefix>-<i>-<field>`, keyed here by the field alone)."""
+    out = []
+    for i, row in enumerate(rows):
+        row_prefix = f"{prefix}-{i}-"
+        row_errors = {k.removeprefix(row_prefix): v for k, v in errors.items() if k.startswith(row_prefix)}
+        out.append({"index": i, "number": i + 1, "values": row, "errors": row_errors, "last": i == len(rows) - 1})
+    return out

@@ -24,6 +24,7 @@ from escalations.models import LadderVersion
 from escalations.serializers import redacted_webhook_url
 from escalations.services.policy import DEFAULT_LADDER_SPEC
 from escalations.views.insight import _project_of
+from reviewapp import form_rows
 from reviewapp import selectors as core_selectors
 from reviewapp.decorators import member_required
 from reviewapp.errors import ValidationFailed
@@ -121,15 +122,6 @@ def ladder_list(request: HttpRequest) -> HttpResponse:
     return render(request, "escalations/ladder_list.html", context)
 
 
-def _row_views(rows: list[dict[str, str]], errors: dict[str, list[str]]) -> list[dict[str, Any]]:
-    out = []
-    for i, row in enumerate(rows):
-        prefix = f"t-{i}-"
-        row_errors = {k.removeprefix(prefix): v for k, v in errors.items() if k.startswith(prefix)}
-        out.append({"index": i, "number": i + 1, "values": row, "errors": row_errors, "last": i == len(rows) - 1})
-    return out
-
-
 def _editor(
     request: HttpRequest,
     *,
@@ -159,7 +151,7 @@ def _editor(
         "warnings": _named_warnings(project.organization, versions[0]) if versions else [],
         "history": history,
         "name": name,
-        "rows": _row_views(rows, errors),
+        "rows": form_rows.row_views(rows, errors, "t"),
         "count": len(rows),
         "max_tiers": ladder_form.MAX_TIERS,
         "who_choices": ladder_form.WHO_CHOICES,

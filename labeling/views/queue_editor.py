@@ -75,15 +75,6 @@ def _schemas(request: HttpRequest) -> list[LabelSchema]:
     )
 
 
-def _rule_views(rows: list[dict[str, str]], errors: dict[str, list[str]]) -> list[dict[str, Any]]:
-    out = []
-    for i, row in enumerate(rows):
-        prefix = f"r-{i}-"
-        row_errors = {k.removeprefix(prefix): v for k, v in errors.items() if k.startswith(prefix)}
-        out.append({"index": i, "number": i + 1, "values": row, "errors": row_errors, "last": i == len(rows) - 1})
-    return out
-
-
 def _initial(queue: Queue) -> dict[str, Any]:
     initial = {name: getattr(queue, name) for name in services.QUEUE_SETTINGS}
     initial["max_per_day"] = queue.max_per_day
@@ -104,7 +95,7 @@ def _page(
     context = {
         "queue": queue,
         "form": form,
-        "rules": _rule_views(rows, rule_errors or {}),
+        "rules": form_rows.row_views(rows, rule_errors or {}, "r"),
         "rule_count": len(rows),
         "rule_errors": rule_errors or {},
         "max_rules": builder.MAX_RULES,

@@ -37,15 +37,6 @@ def _schema(request: HttpRequest, schema_id: int) -> LabelSchema:
     return or_404(selectors.label_schema_get, organization=membership(request).organization, schema_id=schema_id)
 
 
-def _row_views(rows: list[dict[str, Any]], errors: dict[str, list[str]]) -> list[dict[str, Any]]:
-    out = []
-    for i, row in enumerate(rows):
-        prefix = f"q-{i}-"
-        row_errors = {k.removeprefix(prefix): v for k, v in errors.items() if k.startswith(prefix)}
-        out.append({"index": i, "number": i + 1, "values": row, "errors": row_errors, "last": i == len(rows) - 1})
-    return out
-
-
 def _preview(document: dict[str, Any]) -> dict[str, Any]:
     """The labeling form as annotators will see it: each question that is valid on its own, so
     the preview follows the typing even while another question is unfinished."""
@@ -80,7 +71,7 @@ def _builder_page(
         "schema": schema,
         "name": name,
         "instructions": instructions,
-        "rows": _row_views(rows, errors),
+        "rows": form_rows.row_views(rows, errors, "q"),
         "count": len(rows),
         "errors": errors,
         "projects": projects,
