@@ -128,6 +128,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 else:
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend with a health check that sends nothing on an idle connection
+        # (reviewapp/pgbackend/base.py): Django's own is a `SELECT 1` round trip per request.
+        DATABASES["default"]["ENGINE"] = "reviewapp.pgbackend"
     # Django's own queries bind parameters client-side and are never prepared. The few
     # hand-written hot statements (reviewapp/rawsql.py) ask to be prepared explicitly; a huge
     # threshold allows that and prepares nothing else. Set DB_PREPARED_STATEMENTS=0 behind a
