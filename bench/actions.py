@@ -17,6 +17,8 @@ ASGI worker, the one process type docs/architecture.md allows) on a free loopbac
    request sent at its scheduled time. Latency is measured from the scheduled time, so a slow
    response delays the next and is counted in its latency too (no coordinated omission); the
    service time (send to answer) is printed next to it. Target: p99 under 15 ms.
+4. The bare view at the same rate, the same way: the latency floor of this server and machine
+   at that rate, printed beside the actions' figure.
 
 Every answer must be 201 with status `approved` by the policy (counted as errors otherwise), and
 the run checks afterwards that the database holds exactly as many approved actions as were
@@ -90,12 +92,17 @@ def load() -> str:
     return core.api_key_create(project=project, name="bench").raw
 
 
-def start_gunicorn(port: int, workers: int, server: str) -> subprocess.Popen:
+def start_gunicorn(
+    port: int, workers: int, server: str, max_requests: int = 2000, preload: bool = False
+) -> subprocess.Popen:
     """The production command of docs/architecture.md, on a loopback port."""
     env = dict(os.environ, DEBUG="0", LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="bench.settings_actions")
     app = "reviewapp.wsgi" if server == "wsgi" else "reviewapp.asgi"
     cmd = [str(VENV_BIN / "gunicorn"), app, "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
-    cmd += ["--max-requests", "2000", "--max-requests-jitter", "200", "--timeout", "60", "--log-level", "warning"]
+    cmd += ["--max-requests", str(max_requests), "--max-requests-jitter", str(max_requests // 10)]
+    cmd += ["--timeout", "60", "--log-level", "warning"]
+    if preload:
+        cmd += ["--preload"]
     if server == "asgi":
         cmd += ["--worker-class", "asgi"]
     else:
@@ -230,11 +237,13 @@ def main() -> None:
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=30, help="length of each of the three phases")
+    parser.add_argument("--seconds", type=float, default=30, help="length of each of the four phases")
     parser.add_argument("--rate", type=float, default=300, help="requests/s of the fixed-rate phase")
     parser.add_argument("--clients", type=int, default=8, help="client processes")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (the documented 4)")
     parser.add_argument("--server", default="wsgi", choices=["wsgi", "asgi"], help="sync workers or ASGI ones")
+    parser.add_argument("--max-requests", type=int, default=2000, help="gunicorn's worker recycling (0: never)")
+    parser.add_argument("--preload", action="store_true", help="gunicorn --preload")
     parser.add_argument("--keep-data", action="store_true")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
@@ -242,7 +251,7 @@ def main() -> None:
     setup_django("bench.settings_actions")
     key = load()
     port = free_port()
-    proc = start_gunicorn(port, args.workers, args.server)
+    proc = start_gunicorn(port, args.workers, args.server, args.max_requests, args.preload)
     run = f"r{int(time.time())}"
     try:
         # Warm-up, unmeasured: every worker opens its connection and loads the policy.
@@ -251,6 +260,8 @@ def main() -> None:
         bare = phase(port, key, "bare", args.clients, args.seconds, 0, run + "b")
         saturated = phase(port, key, "actions", args.clients, args.seconds, 0, run + "s")
         paced = phase(port, key, "actions", args.clients, args.seconds, args.rate, run + "p")
+        # The latency floor at the same rate: the bare view paced like the actions.
+        bare_paced = phase(port, key, "bare", args.clients, args.seconds, args.rate, run + "bp")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -263,9 +274,10 @@ def main() -> None:
     print(describe("ceiling  /bench/bare back to back", bare))
     print(describe("actions  back to back", saturated))
     print(describe(f"actions  at {args.rate:.0f}/s", paced))
+    print(describe(f"ceiling  /bench/bare at {args.rate:.0f}/s", bare_paced))
     share = (saturated["sent"] / saturated["elapsed"]) / max(bare["sent"] / bare["elapsed"], 1e-9)
     print(f"database: {approved} approved by the policy, {pending} pending, {other} other; answered {answered}")
-    errors = warm["errors"] + bare["errors"] + saturated["errors"] + paced["errors"]
+    errors = warm["errors"] + bare["errors"] + saturated["errors"] + paced["errors"] + bare_paced["errors"]
     for e in errors[:5]:
         print("  error:", e)
     p99 = percentile(paced["latencies"], 99)
@@ -280,7 +292,8 @@ def main() -> None:
         else "MISS"
     )
     print(
-        f"SUMMARY actions_p99_ms={p99:.1f} target<15 at {achieved:.0f}/s; saturation {share:.0%} of the bare view "
+        f"SUMMARY actions_p99_ms={p99:.1f} target<15 at {achieved:.0f}/s "
+        f"(bare view {percentile(bare_paced['latencies'], 99):.1f}); saturation {share:.0%} of the bare view "
         f"target>=30% -> {verdict}"
     )
     if not args.keep_data:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -16,8 +17,11 @@ from django.db.models import OuterRef, QuerySet, Subquery, Sum
 from escalations import policies, sql
 from escalations.models import Action, ActionEvent, ActionStatus, LadderVersion, PolicyVersion
 from reviewapp import rawsql
+from reviewapp import selectors as core_selectors
 from reviewapp.errors import NotFound
 from reviewapp.models import Conversation, Membership, Organization, Project
+from reviewapp.principal import Principal
+from reviewapp.tokens import PROJECT_KEY_PREFIX, token_hash
 
 # --- actions ---------------------------------------------------------------------------------
 
@@ -104,7 +108,7 @@ def velocity_total(
     (jsonb path, numbers only); on SQLite the matching rows' args are read and summed here
     with the policy's own path lookup, because SQLite's JSON paths cannot tell a list index
     from an object key that is a number."""
-    if connection.vendor == "postgresql" and (window.of == "count" or sql.jsonb_path_exact(window.path or "")):
+    if connection.vendor == "postgresql" and _velocity_pg_applies(window):
         return _velocity_total_pg(project_id=project_id, window=window, facts=facts, now=now)
     qs = Action.objects.filter(
         project_id=project_id,
@@ -141,11 +145,22 @@ def velocity_total(
     return _as_float(integers) + floats
 
 
+def _velocity_pg_applies(window: policies.VelocityWindow) -> bool:
+    return window.of == "count" or sql.jsonb_path_exact(window.path or "")
+
+
 def _velocity_total_pg(
     *, project_id: int, window: policies.VelocityWindow, facts: policies.ActionFacts, now: dt.datetime
 ) -> float:
     """velocity_total on PostgreSQL: one prepared statement (sql.VELOCITY), as the ORM query
     below would ask it; it runs on every action request a velocity rule looks at."""
+    statement, params = _velocity_statement_pg(project_id=project_id, window=window, facts=facts, now=now)
+    return _velocity_value(window, rawsql.fetchone(statement, params))
+
+
+def _velocity_statement_pg(
+    *, project_id: int, window: policies.VelocityWindow, facts: policies.ActionFacts, now: dt.datetime
+) -> tuple[str, dict[str, object]]:
     by = window.by if window.by in ("end_user_id", "agent_version") else "project"
     pattern = sql.glob_regex(window.action) if window.action is not None else None
     params: dict[str, object] = {
@@ -159,9 +174,48 @@ def _velocity_total_pg(
     if window.of != "count":
         params["path"] = (window.path or "").split(".")
     key = f"{by}/{'regex' if pattern is not None else 'eq'}/{'count' if window.of == 'count' else 'sum'}"
-    row = rawsql.fetchone(sql.VELOCITY[key], params)
+    return sql.VELOCITY[key], params
+
+
+def _velocity_value(window: policies.VelocityWindow, row: tuple | None) -> float:
     total = row[0] if row is not None else None
     return float(total or 0) if window.of == "count" else _as_float(total or 0)
+
+
+# How many of a policy's velocity windows an action request reads with its velocity locks, in
+# the same round trip; a policy with more (up to 200 rules of 5 conditions) has the rest read
+# when its evaluation reaches them.
+VELOCITY_PREFETCH = 8
+
+
+def velocity_totals(
+    *,
+    project_id: int,
+    windows: tuple[policies.VelocityWindow, ...],
+    facts: policies.ActionFacts,
+    now: dt.datetime,
+    after: tuple[str, Any] | None = None,
+) -> dict[policies.VelocityWindow, float]:
+    """velocity_total of the first VELOCITY_PREFETCH `windows`, read after the statement
+    `after` (the velocity locks: lock_objects.velocity_keys_lock_statement) in one round trip
+    on PostgreSQL: the statements of a pipeline run in order, each with a snapshot taken when
+    it starts, so the totals count every action committed by the lock's previous holder. (The
+    lock cannot share the totals' statement: a statement's snapshot is taken before it waits
+    for a lock.) Elsewhere, one query per window after `after`."""
+    chosen = windows[:VELOCITY_PREFETCH]
+    if connection.vendor != "postgresql":
+        if after is not None:
+            rawsql.execute(*after)
+        return {w: velocity_total(project_id=project_id, window=w, facts=facts, now=now) for w in chosen}
+    statements: list[tuple[str, Any]] = [after] if after is not None else []
+    in_sql = [w for w in chosen if _velocity_pg_applies(w)]
+    statements += [_velocity_statement_pg(project_id=project_id, window=w, facts=facts, now=now) for w in in_sql]
+    rows = rawsql.fetchall_pipelined(statements)[1 if after is not None else 0 :]
+    totals = {w: _velocity_value(w, found[0] if found else None) for w, found in zip(in_sql, rows, strict=True)}
+    for window in chosen:
+        if window not in totals:
+            totals[window] = velocity_total(project_id=project_id, window=window, facts=facts, now=now)
+    return totals
 
 
 def _as_float(value: int | Decimal) -> float:
@@ -198,10 +252,29 @@ class RequestContext:
 def action_request_context(*, project_id: int, external_id: str) -> RequestContext:
     row = rawsql.fetchone(sql.REQUEST_CONTEXT, [project_id, external_id, project_id])
     assert row is not None  # the statement always answers one row
+    return _request_context(row)
+
+
+def _request_context(row: Sequence[Any]) -> RequestContext:
     taken, version, rules, default_ladder = row
     if rules is not None and not isinstance(rules, str):  # a backend that decodes JSON itself
         rules = json.dumps(rules)
     return RequestContext(bool(taken), version, rules, default_ladder)
+
+
+def action_request_principal(*, raw_key: str, external_id: str) -> tuple[Principal, RequestContext] | None:
+    """core_selectors.principal_from_token for a project key, with action_request_context of
+    its project for `external_id`, in one statement (sql.KEY_AND_REQUEST_CONTEXT): the lean
+    path of POST /api/v1/actions. None: not a project key, or not a usable one (the caller
+    authenticates the usual way, which refuses it). Nothing is cached: a revoked key is refused
+    on its next request, as everywhere."""
+    if not raw_key.startswith(PROJECT_KEY_PREFIX):
+        return None
+    row = rawsql.fetchone(sql.KEY_AND_REQUEST_CONTEXT, [external_id, token_hash(raw_key)])
+    if row is None:
+        return None
+    width = core_selectors.PROJECT_KEY_WIDTH
+    return core_selectors.principal_from_key_row(row[:width]), _request_context(row[width:])
 
 
 def policy_version_list(*, organization: Organization, project: Project) -> QuerySet[PolicyVersion]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -42,13 +44,7 @@ def principal_from_token(*, raw: str) -> Principal | None:
     digest = token_hash(raw)
     if raw.startswith(PROJECT_KEY_PREFIX):
         row = rawsql.fetchone(sql.PROJECT_KEY, [digest])
-        if row is None:
-            return None
-        key, organization, project = rawsql.instances(row, ApiKey, Organization, Project)
-        key.organization, key.project = organization, project
-        if project.organization_id == organization.pk:  # always, unless edited by hand
-            project.organization = organization
-        return Principal(organization=organization, role=AGENT, api_key=key, project=project)
+        return principal_from_key_row(row) if row is not None else None
     if raw.startswith(PERSONAL_TOKEN_PREFIX):
         row = rawsql.fetchone(sql.PERSONAL_TOKEN, [digest])
         if row is None:
@@ -59,6 +55,21 @@ def principal_from_token(*, raw: str) -> Principal | None:
         token.user, token.organization = user, organization
         return Principal(organization=organization, role=row[0], user=user, token=token)
     return None
+
+
+# How many columns of a row of sql.project_key_statement are the key's, organization's and
+# project's (the rest are what its caller added).
+PROJECT_KEY_WIDTH = rawsql.width(ApiKey) + rawsql.width(Organization) + rawsql.width(Project)
+
+
+def principal_from_key_row(row: Sequence[Any]) -> Principal:
+    """The agent principal of a row of sql.project_key_statement (its first PROJECT_KEY_WIDTH
+    columns)."""
+    key, organization, project = rawsql.instances(row[:PROJECT_KEY_WIDTH], ApiKey, Organization, Project)
+    key.organization, key.project = organization, project
+    if project.organization_id == organization.pk:  # always, unless edited by hand
+        project.organization = organization
+    return Principal(organization=organization, role=AGENT, api_key=key, project=project)
 
 
 def membership_list_for_user(*, user: object) -> QuerySet[Membership]:

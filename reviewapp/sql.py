@@ -53,16 +53,26 @@ WHERE t.{T.token_hash} = %s AND t.{T.revoked_at} IS NULL AND u.{U.is_active}
  AND t.{T.credentials_epoch} = COALESCE(k.{K.epoch}, 0)
 """
 
+
 # A project key that is not revoked, its organization and project, in one statement: every
 # agent request (an action request above all) runs it; the ORM's select_related spelling cost
 # more to compile than to answer.
-PROJECT_KEY = f"""
-SELECT {columns(ApiKey, "a")}, {columns(Organization, "o")}, {columns(Project, "p")}
+def project_key_statement(*, more_columns: str = "", more_joins: str = "") -> str:
+    """The project key lookup, optionally reading more (`more_columns` after the key's,
+    organization's and project's; `more_joins` may use the aliases a (key), o, p). The
+    parameters are those of `more_columns`, then `more_joins`, then the key's hash. Another app
+    reads what its hottest request needs in the key's statement this way (escalations/sql.py),
+    with the one definition of a usable key."""
+    return f"""
+SELECT {columns(ApiKey, "a")}, {columns(Organization, "o")}, {columns(Project, "p")}{more_columns}
 FROM {A} a
 JOIN {O} o ON o.{O.id} = a.{A.organization}
-JOIN {P} p ON p.{P.id} = a.{A.project}
+JOIN {P} p ON p.{P.id} = a.{A.project}{more_joins}
 WHERE a.{A.token_hash} = %s AND a.{A.revoked_at} IS NULL
 """
+
+
+PROJECT_KEY = project_key_statement()
 
 # A conversation's feedback and judge scores, oldest first: every claim sends them with the item.
 CONVERSATION_FEEDBACK = f"SELECT {columns(Feedback, 'f')} FROM {F} f WHERE f.{F.conversation} = %s ORDER BY f.{F.id}"

@@ -27,13 +27,16 @@ from escalations.serializers import (
     action_payload,
 )
 from reviewapp import selectors as core_selectors
+from reviewapp import services as core_services
+from reviewapp.authentication import BearerTokenAuthentication
 from reviewapp.errors import ValidationFailed
 from reviewapp.exceptions import api_exception_handler
 from reviewapp.pagination import IdCursorPagination
 from reviewapp.parsers import BoundedJSONParser
 from reviewapp.permissions import principal_of
-from reviewapp.principal import Principal
+from reviewapp.principal import AgentUser, Principal
 from reviewapp.serializers import ERROR_RESPONSE
+from reviewapp.tokens import PROJECT_KEY_PREFIX
 
 # An action's trail is short (a few tiers, votes and delivery attempts); this bounds the answer
 # should a retried webhook pile attempts up.
@@ -206,6 +209,15 @@ def _post_lean(request: HttpRequest) -> HttpResponse | None:
     rare and cost one more key lookup)."""
     if not _lean_applies(request):
         return None
+    if ActionsApi.authentication_classes == [BearerTokenAuthentication]:
+        parts = request.META["HTTP_AUTHORIZATION"].split()
+        if len(parts) == 2 and parts[1].startswith(PROJECT_KEY_PREFIX):
+            return _post_lean_agent(request, parts[1])
+    return _post_lean_authenticated(request)
+
+
+def _post_lean_authenticated(request: HttpRequest) -> HttpResponse | None:
+    """`_post_lean` after the view's own authenticators, as the view runs them."""
     try:
         for authenticator in ActionsApi.authentication_classes:
             found = authenticator().authenticate(request)  # reads only request.META
@@ -217,24 +229,69 @@ def _post_lean(request: HttpRequest) -> HttpResponse | None:
         return None
     # What DRF's Request leaves on Django's request (middleware may look).
     request.user, request.auth = found  # type: ignore[attr-defined]
-    if not all(permission().has_permission(request, ActionsApi) for permission in ActionsApi.permission_classes):
+    if not _allowed(request):
         return None
     try:
         data = object_of(BoundedJSONParser().parse(io.BytesIO(request.body)))
+    except Exception as exc:
+        return _answer_exception(request, exc)
+    return _decide(request, data, None)
+
+
+def _post_lean_agent(request: HttpRequest, raw_key: str) -> HttpResponse | None:
+    """The lean path for a project key: the key, its project's policy and whether the
+    external_id is taken, in one statement (selectors.action_request_principal), then as
+    BearerTokenAuthentication and the rest of `_post_lean`. The body is parsed first (for its
+    external_id); a body that does not parse, or has no external_id to look up, takes
+    `_post_lean_authenticated` (which authenticates before it parses: a 401 before a 400)."""
+    try:
+        data = object_of(BoundedJSONParser().parse(io.BytesIO(request.body)))
+    except Exception:
+        return _post_lean_authenticated(request)
+    external_id = data.get("external_id")
+    if type(external_id) is not str or not external_id or "\x00" in external_id:
+        return _post_lean_authenticated(request)
+    found = selectors.action_request_principal(raw_key=raw_key, external_id=external_id)
+    if found is None:
+        return None
+    principal, context = found
+    core_services.credential_touch(principal=principal)
+    request.user, request.auth = AgentUser(principal.api_key), principal  # type: ignore[attr-defined]
+    if not _allowed(request):
+        return None
+    return _decide(request, data, (external_id, context))
+
+
+def _allowed(request: HttpRequest) -> bool:
+    return all(permission().has_permission(request, ActionsApi) for permission in ActionsApi.permission_classes)
+
+
+def _decide(
+    request: HttpRequest, data: dict[str, Any], known_context: tuple[str, selectors.RequestContext] | None
+) -> HttpResponse:
+    try:
         principal = principal_of(request)  # type: ignore[arg-type]
         project = project_for(principal, data.get("project"))
-        action, created = services.action_request(principal=principal, project=project, data=data)
+        if principal.project is None or project.pk != principal.project.pk:
+            known_context = None  # read for the key's project, not this one
+        action, created = services.action_request(
+            principal=principal, project=project, data=data, known_context=known_context
+        )
     except Exception as exc:
-        # As DRF's handle_exception: the API's handler answers what it knows, the rest is raised.
-        handled = api_exception_handler(exc, {"request": request, "view": None})
-        if handled is None:
-            raise
-        response = _answer(handled.data, handled.status_code)
-        for header, value in handled.items():
-            if header != "Content-Type":
-                response[header] = value
-        return response
+        return _answer_exception(request, exc)
     return _answer(action_payload(action), status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def _answer_exception(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """As DRF's handle_exception: the API's handler answers what it knows, the rest is raised."""
+    handled = api_exception_handler(exc, {"request": request, "view": None})
+    if handled is None:
+        raise exc
+    response = _answer(handled.data, handled.status_code)
+    for header, value in handled.items():
+        if header != "Content-Type":
+            response[header] = value
+    return response
 
 
 class ActionWaitQuerySerializer(serializers.Serializer):

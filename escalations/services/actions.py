@@ -107,18 +107,33 @@ def _evaluate(
         else:
             policy = policy_services.policy_parsed(context.rules_json, context.default_ladder or "")
         windows = policies.velocity_windows(policy)
-
-        def velocity(window: policies.VelocityWindow, seen: policies.ActionFacts) -> float:
-            return selectors.velocity_total(project_id=project.pk, window=window, facts=seen, now=now)
-
         if broken:
             raise _EvaluationBroken("the first attempt's evaluation failed in the database")
-        # The velocity lock and queries are the one part that talks to the database. Not in a
+        # The velocity lock and queries are the one part that talks to the database: the lock,
+        # then the totals of the policy's windows, in one round trip (selectors.velocity_totals;
+        # a window past its prefetch is read when the evaluation reaches it). Not in a
         # savepoint (two more round trips on every request): a database error there aborts the
         # request's transaction, so it is raised as _EvaluationBroken, the request starts over
         # and escalates without evaluating (`broken`).
-        if windows:
-            lock_objects.velocity_keys_lock(project_id=project.pk, by_values=_window_keys(windows, facts))
+        totals = (
+            selectors.velocity_totals(
+                project_id=project.pk,
+                windows=windows,
+                facts=facts,
+                now=now,
+                after=lock_objects.velocity_keys_lock_statement(
+                    project_id=project.pk, by_values=_window_keys(windows, facts)
+                ),
+            )
+            if windows
+            else {}
+        )
+
+        def velocity(window: policies.VelocityWindow, seen: policies.ActionFacts) -> float:
+            if seen is facts and window in totals:
+                return totals[window]
+            return selectors.velocity_total(project_id=project.pk, window=window, facts=seen, now=now)
+
         verdict = policies.policy_evaluate(policy, facts, velocity)
         if verdict.outcome not in (Outcome.APPROVE, Outcome.REJECT, Outcome.ESCALATE):
             raise ValueError(f"unknown outcome {verdict.outcome!r}")
@@ -174,7 +189,12 @@ def _first_tier_timeout(ladder: LadderVersion) -> int:
 
 
 def action_request(
-    *, principal: Principal | None, project: Project, data: Any, now: dt.datetime | None = None
+    *,
+    principal: Principal | None,
+    project: Project,
+    data: Any,
+    now: dt.datetime | None = None,
+    known_context: tuple[str, selectors.RequestContext] | None = None,
 ) -> tuple[Action, bool]:
     """Store an agent's action request and decide it by policy or escalate it; returns the
     action and whether it was created (False: the same request was sent before).
@@ -184,7 +204,11 @@ def action_request(
     transaction: the row, the policy's verdict (approve/reject decided now by "policy", with
     `final_args` and `args_digest` on approval; escalate puts it on tier 0 of the ladder's
     latest version), its trail (created,
-    policy_decided or escalated, tier_entered), and what follows (notify)."""
+    policy_decided or escalated, tier_entered), and what follows (notify).
+
+    `known_context`: (external_id, its request context for `project`) as the caller read it
+    just before (selectors.action_request_principal, with the key); used by the first attempt
+    when the parsed external_id is that one, instead of reading it again."""
     sent = action_input.action_input_parse(data, allow_private_callbacks=settings.WEBHOOK_ALLOW_PRIVATE_HOSTS)
     now = now or timezone.now()
     broken = False
@@ -194,7 +218,10 @@ def action_request(
                 # One statement says whether the external_id is taken and which policy is in
                 # force; the insert skips a row whose external_id was taken since (a racing
                 # twin), so the whole action is read only for a repeat.
-                context = selectors.action_request_context(project_id=project.pk, external_id=sent.external_id)
+                if attempt == 0 and known_context is not None and known_context[0] == sent.external_id:
+                    context = known_context[1]
+                else:
+                    context = selectors.action_request_context(project_id=project.pk, external_id=sent.external_id)
                 if not context.external_id_taken:
                     action = _action_create(
                         principal=principal, project=project, context=context, sent=sent, now=now, broken=broken

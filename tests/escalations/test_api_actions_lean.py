@@ -175,3 +175,32 @@ def test_the_route_still_documents_the_view():
     view = resolve("/api/v1/actions").func
     assert view.cls is actions_api.ActionsApi
     assert view.csrf_exempt
+
+
+def test_a_project_key_is_read_with_its_projects_context(agent_client, project, org, paths):
+    """The lean path reads the key with its project's policy and whether the external_id is
+    taken there (one statement): the same id taken in another project of the organization is
+    not a repeat, a revoked key is refused as by the view, and the key is stamped as used."""
+    from reviewapp import services as core_services
+    from tests.factories import ProjectFactory
+
+    refund_policy(project)
+    sibling = ProjectFactory(organization=org, slug="sibling")
+    other_agent = APIClient()
+    other_agent.credentials(HTTP_AUTHORIZATION=f"Bearer {core_services.api_key_create(project=sibling, name='a').raw}")
+    assert paths(other_agent, request_body("shared", args={"amount": 5}), lean=True).status_code == 201
+
+    created = paths(agent_client, request_body("shared", args={"amount": 5}), lean=True)
+    assert created.status_code == 201 and created.json()["status"] == "approved"
+    assert Action.objects.filter(external_id="shared").count() == 2
+    agent_client.api_key.refresh_from_db()
+    assert agent_client.api_key.last_used_at is not None
+
+    core_services.api_key_revoke(key=agent_client.api_key)
+    lean, drf = (
+        paths(agent_client, request_body("after"), lean=True),
+        paths(agent_client, request_body("after"), lean=False),
+    )
+    _same(lean, drf)
+    assert lean.status_code == 401
+    assert paths.taken == [True, True, False, False]
