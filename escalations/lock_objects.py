@@ -7,7 +7,7 @@ queue on one row and cannot deadlock. The sweep takes many actions at once, in (
 order, and skips the ones someone holds.
 
 An action request takes advisory locks, not row locks: one per velocity window dimension it is
-counted in (velocity_keys_lock_statement), in key order, before it inserts its row.
+counted in (velocity_keys_lock), in key order, before it inserts its row.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from django.db.models import prefetch_related_objects
 
 from escalations import sql
 from escalations.models import Action, ActionStatus
+from reviewapp import rawsql
 from reviewapp.models import Organization
 
 
@@ -59,13 +60,11 @@ def due_actions_lock(*, now: dt.datetime, limit: int) -> list[Action]:
     return actions
 
 
-def velocity_keys_lock_statement(*, project_id: int, by_values: dict[str, str]) -> tuple[str, list] | None:
-    """The statement that takes, until the transaction ends, the advisory locks of the velocity
-    windows an action is about to be counted in (one per dimension: its end user, its agent
-    version, the project), in key order; None with no dimensions, or off PostgreSQL (SQLite
-    transactions start with BEGIN IMMEDIATE, so writers already take turns there). The caller
-    runs it first in the round trip that reads the window totals
-    (selectors.velocity_totals), inside its transaction."""
+def velocity_keys_lock(*, project_id: int, by_values: dict[str, str]) -> None:
+    """Take, until the transaction ends, the advisory locks of the velocity windows an action
+    is about to be counted in (one per dimension: its end user, its agent version, the
+    project), in key order. PostgreSQL only: SQLite transactions start with BEGIN IMMEDIATE,
+    so writers already take turns there."""
     if connection.vendor != "postgresql" or not by_values:
-        return None
-    return sql.VELOCITY_LOCK_SQL, [sql.velocity_lock_keys(project_id=project_id, by_values=by_values)]
+        return
+    rawsql.execute(sql.VELOCITY_LOCK_SQL, [sql.velocity_lock_keys(project_id=project_id, by_values=by_values)])

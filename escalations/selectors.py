@@ -108,7 +108,7 @@ def velocity_total(
     (jsonb path, numbers only); on SQLite the matching rows' args are read and summed here
     with the policy's own path lookup, because SQLite's JSON paths cannot tell a list index
     from an object key that is a number."""
-    if connection.vendor == "postgresql" and _velocity_pg_applies(window):
+    if connection.vendor == "postgresql" and (window.of == "count" or sql.jsonb_path_exact(window.path or "")):
         return _velocity_total_pg(project_id=project_id, window=window, facts=facts, now=now)
     qs = Action.objects.filter(
         project_id=project_id,
@@ -145,22 +145,11 @@ def velocity_total(
     return _as_float(integers) + floats
 
 
-def _velocity_pg_applies(window: policies.VelocityWindow) -> bool:
-    return window.of == "count" or sql.jsonb_path_exact(window.path or "")
-
-
 def _velocity_total_pg(
     *, project_id: int, window: policies.VelocityWindow, facts: policies.ActionFacts, now: dt.datetime
 ) -> float:
     """velocity_total on PostgreSQL: one prepared statement (sql.VELOCITY), as the ORM query
     below would ask it; it runs on every action request a velocity rule looks at."""
-    statement, params = _velocity_statement_pg(project_id=project_id, window=window, facts=facts, now=now)
-    return _velocity_value(window, rawsql.fetchone(statement, params))
-
-
-def _velocity_statement_pg(
-    *, project_id: int, window: policies.VelocityWindow, facts: policies.ActionFacts, now: dt.datetime
-) -> tuple[str, dict[str, object]]:
     by = window.by if window.by in ("end_user_id", "agent_version") else "project"
     pattern = sql.glob_regex(window.action) if window.action is not None else None
     params: dict[str, object] = {
@@ -174,48 +163,9 @@ def _velocity_statement_pg(
     if window.of != "count":
         params["path"] = (window.path or "").split(".")
     key = f"{by}/{'regex' if pattern is not None else 'eq'}/{'count' if window.of == 'count' else 'sum'}"
-    return sql.VELOCITY[key], params
-
-
-def _velocity_value(window: policies.VelocityWindow, row: tuple | None) -> float:
+    row = rawsql.fetchone(sql.VELOCITY[key], params)
     total = row[0] if row is not None else None
     return float(total or 0) if window.of == "count" else _as_float(total or 0)
-
-
-# How many of a policy's velocity windows an action request reads with its velocity locks, in
-# the same round trip; a policy with more (up to 200 rules of 5 conditions) has the rest read
-# when its evaluation reaches them.
-VELOCITY_PREFETCH = 8
-
-
-def velocity_totals(
-    *,
-    project_id: int,
-    windows: tuple[policies.VelocityWindow, ...],
-    facts: policies.ActionFacts,
-    now: dt.datetime,
-    after: tuple[str, Any] | None = None,
-) -> dict[policies.VelocityWindow, float]:
-    """velocity_total of the first VELOCITY_PREFETCH `windows`, read after the statement
-    `after` (the velocity locks: lock_objects.velocity_keys_lock_statement) in one round trip
-    on PostgreSQL: the statements of a pipeline run in order, each with a snapshot taken when
-    it starts, so the totals count every action committed by the lock's previous holder. (The
-    lock cannot share the totals' statement: a statement's snapshot is taken before it waits
-    for a lock.) Elsewhere, one query per window after `after`."""
-    chosen = windows[:VELOCITY_PREFETCH]
-    if connection.vendor != "postgresql":
-        if after is not None:
-            rawsql.execute(*after)
-        return {w: velocity_total(project_id=project_id, window=w, facts=facts, now=now) for w in chosen}
-    statements: list[tuple[str, Any]] = [after] if after is not None else []
-    in_sql = [w for w in chosen if _velocity_pg_applies(w)]
-    statements += [_velocity_statement_pg(project_id=project_id, window=w, facts=facts, now=now) for w in in_sql]
-    rows = rawsql.fetchall_pipelined(statements)[1 if after is not None else 0 :]
-    totals = {w: _velocity_value(w, found[0] if found else None) for w, found in zip(in_sql, rows, strict=True)}
-    for window in chosen:
-        if window not in totals:
-            totals[window] = velocity_total(project_id=project_id, window=window, facts=facts, now=now)
-    return totals
 
 
 def _as_float(value: int | Decimal) -> float:

@@ -170,39 +170,6 @@ def fetchone(sql: str, params: Any) -> tuple | None:
     return _run(sql, params, "fetchone")
 
 
-def fetchall_pipelined(statements: Sequence[tuple[str, Any]]) -> list[list[tuple]]:
-    """Run statements in order and answer each one's rows: on PostgreSQL in one round trip
-    (libpq's pipeline mode: all are sent, then one Sync, then every answer is read), elsewhere
-    one after the other. For statements that do not need each other's answers. Each still gets
-    a snapshot of its own (READ COMMITTED), taken when the server reaches it: a lock taken by
-    one is held before the next reads. A statement that fails raises Django's exception class
-    once all were sent; inside a transaction, that transaction is then unusable (as for any
-    failed statement); in autocommit mode the ones before it are committed, the ones after it
-    skipped."""
-    for _sql, params in statements:
-        if _out_of_range(params):
-            raise ValueError("an integer parameter does not fit 64 bits")
-    db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor != "postgresql" or len(statements) < 2 or not psycopg.Pipeline.is_supported():
-        return [fetchall(sql, params) for sql, params in statements]
-    db.ensure_connection()
-    db.validate_thread_sharing()
-    cursors = []
-    try:
-        # Errors surface when the pipeline is synced, outside the cursors' own wrappers.
-        with db.wrap_database_errors, db.connection.pipeline():
-            for sql, params in statements:
-                raw = _PreparingCursor(db.connection)
-                cursor = db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
-                cursors.append(cursor)
-                cursor.execute(sql, params)
-        with db.wrap_database_errors:
-            return [cursor.fetchall() for cursor in cursors]
-    finally:
-        for cursor in cursors:
-            cursor.close()
-
-
 def fetchall(sql: str, params: Any) -> list[tuple]:
     return _run(sql, params, "fetchall")
 

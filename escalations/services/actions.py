@@ -107,33 +107,19 @@ def _evaluate(
         else:
             policy = policy_services.policy_parsed(context.rules_json, context.default_ladder or "")
         windows = policies.velocity_windows(policy)
-        if broken:
-            raise _EvaluationBroken("the first attempt's evaluation failed in the database")
-        # The velocity lock and queries are the one part that talks to the database: the lock,
-        # then the totals of the policy's windows, in one round trip (selectors.velocity_totals;
-        # a window past its prefetch is read when the evaluation reaches it). Not in a
-        # savepoint (two more round trips on every request): a database error there aborts the
-        # request's transaction, so it is raised as _EvaluationBroken, the request starts over
-        # and escalates without evaluating (`broken`).
-        totals = (
-            selectors.velocity_totals(
-                project_id=project.pk,
-                windows=windows,
-                facts=facts,
-                now=now,
-                after=lock_objects.velocity_keys_lock_statement(
-                    project_id=project.pk, by_values=_window_keys(windows, facts)
-                ),
-            )
-            if windows
-            else {}
-        )
 
         def velocity(window: policies.VelocityWindow, seen: policies.ActionFacts) -> float:
-            if seen is facts and window in totals:
-                return totals[window]
             return selectors.velocity_total(project_id=project.pk, window=window, facts=seen, now=now)
 
+        if broken:
+            raise _EvaluationBroken("the first attempt's evaluation failed in the database")
+        # The velocity lock and queries are the one part that talks to the database. Not in a
+        # savepoint (two more round trips on every request): a database error there aborts the
+        # request's transaction, so it is raised as _EvaluationBroken, the request starts over
+        # and escalates without evaluating (`broken`). (Sending the lock and the totals in one
+        # round trip, in libpq's pipeline mode, cost more CPU and time than it saved: measured.)
+        if windows:
+            lock_objects.velocity_keys_lock(project_id=project.pk, by_values=_window_keys(windows, facts))
         verdict = policies.policy_evaluate(policy, facts, velocity)
         if verdict.outcome not in (Outcome.APPROVE, Outcome.REJECT, Outcome.ESCALATE):
             raise ValueError(f"unknown outcome {verdict.outcome!r}")

@@ -229,22 +229,3 @@ def test_values_of_other_types_are_prepared_by_the_field(project):
     assert [type(v) for v in prepared] == [type(v) for v in expected]
     assert prepared[:2] == expected[:2] and prepared[3:] == expected[3:]
     assert prepared[0] == "5"
-
-
-def test_pipelined_statements_answer_in_order_and_are_each_counted(project):
-    first, second = ConversationFactory(project=project), ConversationFactory(project=project)
-
-    with CaptureQueriesContext(connection) as queries:
-        rows = rawsql.fetchall_pipelined([(_SQL, [second.pk]), ("SELECT 1 WHERE false", []), (_SQL, [first.pk])])
-
-    assert [[rawsql.instance(Conversation, row).pk for row in found] for found in rows] == [[second.pk], [], [first.pk]]
-    assert len(queries) == 3
-
-
-def test_a_pipelined_statement_that_fails_raises_djangos_error_class(project):
-    from django.db import DatabaseError
-
-    with pytest.raises(DatabaseError), transaction.atomic():
-        rawsql.fetchall_pipelined([("SELECT 1", []), ("SELECT no_such_column FROM reviewapp_conversation", [])])
-    # The connection is usable again once the transaction is rolled back.
-    assert rawsql.fetchall_pipelined([("SELECT 1", []), ("SELECT 2", [])]) == [[(1,)], [(2,)]]
