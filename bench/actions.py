@@ -97,7 +97,7 @@ def start_gunicorn(
 ) -> subprocess.Popen:
     """The production command of docs/architecture.md, on a loopback port."""
     env = dict(os.environ, DEBUG="0", LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="bench.settings_actions")
-    app = "reviewapp.wsgi" if server == "wsgi" else "reviewapp.asgi"
+    app = "reviewapp.asgi" if server == "asgi" else "reviewapp.wsgi"
     cmd = [str(VENV_BIN / "gunicorn"), app, "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
     cmd += ["--max-requests", str(max_requests), "--max-requests-jitter", str(max_requests // 10)]
     cmd += ["--timeout", "60", "--log-level", "warning"]
@@ -107,6 +107,8 @@ def start_gunicorn(
         cmd += ["--worker-class", "asgi"]
     else:
         env["ACTION_WAIT_THREADED_MAX"] = "0"
+        if server.startswith("gthread"):  # gthread:N, N threads a worker
+            cmd += ["--worker-class", "gthread", "--threads", server.partition(":")[2] or "4"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -241,7 +243,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300, help="requests/s of the fixed-rate phase")
     parser.add_argument("--clients", type=int, default=8, help="client processes")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (the documented 4)")
-    parser.add_argument("--server", default="wsgi", choices=["wsgi", "asgi"], help="sync workers or ASGI ones")
+    parser.add_argument(
+        "--server", default="wsgi", help="wsgi (sync workers), asgi (gunicorn's ASGI worker) or gthread:N (N threads)"
+    )
     parser.add_argument("--max-requests", type=int, default=2000, help="gunicorn's worker recycling (0: never)")
     parser.add_argument("--preload", action="store_true", help="gunicorn --preload")
     parser.add_argument("--keep-data", action="store_true")
