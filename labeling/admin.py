@@ -31,6 +31,7 @@ from labeling.models import (
     SamplingCounter,
 )
 from reviewapp.admin_scoping import OrganizationScopedAdmin, OrganizationScopedForm, ScopedTabularInline
+from reviewapp.errors import ValidationFailed
 from reviewapp.ingest_schemas import errors_from_pydantic
 
 
@@ -116,12 +117,25 @@ class LabelSchemaAdminForm(OrganizationScopedForm):
                 }
             )
         except PydanticValidationError as exc:
-            for path, messages in errors_from_pydantic(exc).items():
-                field = path.split(".")[0].split("[")[0]
-                field = field if field in ("name", "instructions", "questions") else None
-                for message in messages:
-                    self.add_error(field, f"{path}: {message}" if field == "questions" else message)
+            self._add_rubric_errors(errors_from_pydantic(exc))
+            return data
+        if self.instance.pk:
+            # What only the service knows (the rubric's pairwise queues), asked before saving so
+            # it is a form error; the save asks again under the rubric's lock.
+            try:
+                services.label_schema_version_check(schema=self.instance, rubric_in=self.rubric)
+            except ValidationFailed as exc:
+                self.rubric = None
+                self._add_rubric_errors(exc.errors or {"questions": [exc.message]})
         return data
+
+    def _add_rubric_errors(self, errors: dict[str, list[str]]) -> None:
+        """Errors by the API's paths (`questions[1].options`) beside the form field they are in."""
+        for path, messages in errors.items():
+            field = path.split(".")[0].split("[")[0]
+            field = field if field in ("name", "instructions", "questions") else None
+            for message in messages:
+                self.add_error(field, f"{path}: {message}" if field == "questions" else message)
 
 
 @admin.register(LabelSchema)

@@ -20,6 +20,7 @@ from labeling.models import (
     Assignment,
     AssignmentStatus,
     Label,
+    LabelSchema,
     ProjectBudgetCounter,
     Queue,
     QueueItem,
@@ -282,3 +283,10 @@ def project_budget_counter_lock(*, project_id: int, day: dt.date) -> ProjectBudg
         [ProjectBudgetCounter(project_id=project_id, day=day)], ignore_conflicts=True
     )
     return ProjectBudgetCounter.objects.select_for_update(of=("self",)).get(project_id=project_id, day=day)
+
+
+def label_schema_lock(*, schema_id: int) -> LabelSchema:
+    """The rubric, locked: a new version and a new pairwise queue over it take this lock, so
+    each sees the other (the pairwise queue the version must suit, the version the queue's
+    rubric check reads)."""
+    return LabelSchema.objects.select_for_update(of=("self",)).select_related("latest_version").get(pk=schema_id)

@@ -53,8 +53,28 @@ def question(key: str, label: str, help_text: str = "", *, required: bool = True
     }
 
 
+# Why a rubric is refused for a pairwise queue, by queue creation and by a new rubric version.
+RUBRIC_RULE = (
+    f"A pairwise queue's rubric asks only pairwise questions (single choice of {', '.join(repr(o) for o in OPTIONS)})."
+)
+
+
 def is_pairwise_question(q: dict[str, Any]) -> bool:
     return q.get("type") == "single_choice" and list(q.get("options") or []) == list(OPTIONS)
+
+
+def non_pairwise_fields(questions: list[dict[str, Any]]) -> list[str]:
+    """Where a rubric's questions fall short of a pairwise queue's, as error paths in the
+    rubric's own terms: each question that is not pairwise by the field to change
+    (`questions[1].type` when it is not single choice, else `questions[1].options`), or
+    `questions` when there is none. Empty when the rubric suits a pairwise queue."""
+    if not questions:
+        return ["questions"]
+    return [
+        f"questions[{i}].{'options' if q.get('type') == 'single_choice' else 'type'}"
+        for i, q in enumerate(questions)
+        if not is_pairwise_question(q)
+    ]
 
 
 def candidate_side(seed: int, key: str) -> str:

@@ -95,6 +95,21 @@ def api_client_for(org, member) -> Callable[..., APIClient]:
 
 
 @pytest.fixture
+def browser_for(member) -> Callable[..., Client]:
+    """browser_for("engineer") -> a signed-in Django test Client for a new member of `org`
+    (another org with organization=, a set username with username=), the user as `.user`."""
+
+    def make(role: str, *, username: str | None = None, organization: Organization | None = None) -> Client:
+        user = member(role, username=username, organization=organization)
+        client = Client()
+        client.force_login(user)
+        client.user = user  # type: ignore[attr-defined]
+        return client
+
+    return make
+
+
+@pytest.fixture
 def agent_client(project) -> APIClient:
     """An APIClient holding a project API key for `project`."""
     issued = services.api_key_create(project=project, name="agent")

@@ -61,7 +61,12 @@ from labeling.services.queues import (
     queue_settings_update,
 )
 from labeling.services.review import item_comment_add, item_review
-from labeling.services.rubrics import label_schema_create, label_schema_version_create, schema_version_resolve
+from labeling.services.rubrics import (
+    label_schema_create,
+    label_schema_version_check,
+    label_schema_version_create,
+    schema_version_resolve,
+)
 from labeling.services.sampling import (
     PREVIEW_CONVERSATIONS,
     SamplingPreview,
@@ -140,6 +145,7 @@ __all__ = [
     "item_review",
     "item_skip",
     "label_schema_create",
+    "label_schema_version_check",
     "label_schema_version_create",
     "label_submit",
     "lease_restart",

@@ -11,8 +11,8 @@ from django.db.models import F
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
-from labeling import pairwise, sampling
-from labeling.models import ItemEvent, LabelSchema, Queue, QueueItem, QueueKind, SkipPolicy
+from labeling import lock_objects, pairwise, sampling
+from labeling.models import ItemEvent, LabelSchema, LabelSchemaVersion, Queue, QueueItem, QueueKind, SkipPolicy
 from labeling.services._common import _user
 from labeling.services.backfill import _enqueue_backfill
 from reviewapp import validation
@@ -77,14 +77,12 @@ def _kind_check(spec: QueueSpec) -> None:
     if spec.kind not in QueueKind.values:
         raise validation.InputError(f"One of {', '.join(QueueKind.values)}.", "kind")
     if spec.kind == QueueKind.PAIRWISE:
-        version = spec.schema.latest_version
-        questions = version.questions if version is not None else []
-        if not questions or not all(pairwise.is_pairwise_question(q) for q in questions):
-            raise validation.InputError(
-                "A pairwise queue's rubric asks only pairwise questions (single choice of "
-                f"{', '.join(repr(o) for o in pairwise.OPTIONS)}).",
-                "kind",
-            )
+        _pairwise_rubric_check(spec.schema.latest_version)
+
+
+def _pairwise_rubric_check(version: LabelSchemaVersion | None) -> None:
+    if pairwise.non_pairwise_fields(version.questions if version is not None else []):
+        raise validation.InputError(pairwise.RUBRIC_RULE, "kind")
 
 
 def _max_per_day_check(max_per_day: int | None) -> None:
@@ -114,6 +112,10 @@ def queue_create(*, project: Project, spec: QueueSpec, user: AbstractBaseUser | 
         raise ValidationFailed("Unknown schema.", errors={"schema": ["No such label schema in this project."]})
     _assignees_check(organization_id=project.organization_id, assignee_ids=spec.assignee_ids)
     with transaction.atomic():
+        if spec.kind == QueueKind.PAIRWISE:
+            # Checked again under the rubric's lock, which a new rubric version takes too (it
+            # refuses a version a pairwise queue of the rubric cannot use): neither misses the other.
+            _pairwise_rubric_check(lock_objects.label_schema_lock(schema_id=spec.schema.pk).latest_version)
         queue = Queue.objects.create(
             organization_id=project.organization_id,
             project=project,

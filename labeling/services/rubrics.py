@@ -6,8 +6,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
 
-from labeling import rubric
-from labeling.models import LabelSchema, LabelSchemaVersion, Queue
+from labeling import lock_objects, pairwise, rubric
+from labeling.models import LabelSchema, LabelSchemaVersion, Queue, QueueKind
 from labeling.services._common import _user
 from reviewapp import validation
 from reviewapp.errors import Conflict, ValidationFailed
@@ -37,13 +37,33 @@ def label_schema_create(*, project: Project, rubric_in: rubric.Rubric, user: Abs
     return schema
 
 
+def label_schema_version_check(*, schema: LabelSchema, rubric_in: rubric.Rubric) -> None:
+    """Refuse (400) a version that a queue of the rubric could not use: a pairwise queue reads
+    its answers as comparisons, so its rubric asks only pairwise questions, as queue_create
+    requires of a new pairwise queue. The errors name the fields as the rubric's own validation
+    does (`questions[1].options`). The admin's form asks before saving; label_schema_version_create
+    asks again under the rubric's lock."""
+    queues = list(
+        Queue.objects.filter(schema_id=schema.pk, kind=QueueKind.PAIRWISE).order_by("pk").values_list("name", flat=True)
+    )
+    if not queues:
+        return
+    fields = pairwise.non_pairwise_fields([q.model_dump(exclude_none=True) for q in rubric_in.questions])
+    if fields:
+        more = f" (and {len(queues) - 1} more)" if len(queues) > 1 else ""
+        message = f"{pairwise.RUBRIC_RULE} Used by the pairwise queue {queues[0]!r}{more}."
+        raise ValidationFailed("Invalid rubric.", errors={field: [message] for field in fields})
+
+
 def label_schema_version_create(
     *, schema: LabelSchema, rubric_in: rubric.Rubric, user: AbstractBaseUser | None
 ) -> LabelSchemaVersion:
-    """Editing a rubric adds a version; labels keep pointing at the version they were made with."""
+    """Editing a rubric adds a version; labels keep pointing at the version they were made with.
+    A pairwise queue's rubric stays pairwise (label_schema_version_check)."""
     _rubric_check(rubric_in)
     with transaction.atomic():
-        locked = LabelSchema.objects.select_for_update().get(pk=schema.pk)
+        locked = lock_objects.label_schema_lock(schema_id=schema.pk)
+        label_schema_version_check(schema=locked, rubric_in=rubric_in)
         number = (locked.versions.aggregate(n=Max("version"))["n"] or 0) + 1
         version = LabelSchemaVersion.objects.create(
             schema=locked,

@@ -101,7 +101,12 @@ MEASURE = """() => {
     });
   const wide = [...document.querySelectorAll("body *")]
     .filter((el) => el.getBoundingClientRect().right > doc.clientWidth + 1).slice(0, 3).map(describe);
-  return {scrollWidth: doc.scrollWidth, clientWidth: doc.clientWidth, primaries, wide};
+  // The top bar's links on one line: the row no taller than its tallest link (hidden on a phone).
+  const nav = document.querySelector(".topbar nav[aria-label=Main]");
+  const links = nav ? [...nav.children].filter((el) => el.getClientRects().length > 0) : [];
+  const navWraps = links.length > 0
+    && nav.getBoundingClientRect().height > Math.max(...links.map((el) => el.getBoundingClientRect().height)) + 1;
+  return {scrollWidth: doc.scrollWidth, clientWidth: doc.clientWidth, primaries, wide, navWraps};
 }"""
 
 
@@ -152,6 +157,8 @@ def _check(page, spec: Page, size: tuple[int, int]) -> list[str]:
     problems = []
     if found["scrollWidth"] > found["clientWidth"] + 1:
         problems.append(f"overflows: {found['scrollWidth']} px wide in {found['clientWidth']} ({found['wide']})")
+    if width >= 1366 and found["navWraps"]:
+        problems.append("the top bar's links wrap onto a second line")
     if spec.primary and not found["primaries"]:
         problems.append("no visible [data-primary] action")
     for p in found["primaries"]:

@@ -24,20 +24,6 @@ from tests.factories import ConversationFactory, conversation_payload
 
 
 @pytest.fixture
-def browser_for(org, member):
-    """browser_for("approver", username="alice") -> a signed-in test Client (`.user` set)."""
-
-    def make(role: str, *, username: str | None = None, organization=None) -> Client:
-        user = member(role, **({"username": username} if username else {}), organization=organization)
-        client = Client()
-        client.force_login(user)
-        client.user = user  # type: ignore[attr-defined]
-        return client
-
-    return make
-
-
-@pytest.fixture
 def ladder(project):
     """approvers (15 min) -> lead and cfo, both (1 h) -> admins (2 h)."""
     return make_ladder(

@@ -23,18 +23,6 @@ DASHBOARD = "/escalations/dashboard/"
 POLICY = "/escalations/policy/"
 
 
-@pytest.fixture
-def browser_for(member):
-    def make(role: str, *, username: str | None = None, organization=None) -> Client:
-        user = member(role, username=username, organization=organization)
-        client = Client()
-        client.force_login(user)
-        client.user = user  # type: ignore[attr-defined]
-        return client
-
-    return make
-
-
 @pytest.mark.parametrize("path", [DASHBOARD, POLICY])
 @pytest.mark.parametrize(("role", "status"), [("engineer", 200), ("admin", 200), ("approver", 403), ("annotator", 403)])
 def test_engineers_and_admins_only(browser_for, project, path, role, status):

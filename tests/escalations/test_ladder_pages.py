@@ -26,18 +26,6 @@ def edit(name: str) -> str:
 
 
 @pytest.fixture
-def browser_for(member):
-    def make(role: str, *, username: str | None = None, organization=None) -> Client:
-        user = member(role, username=username, organization=organization)
-        client = Client()
-        client.force_login(user)
-        client.user = user  # type: ignore[attr-defined]
-        return client
-
-    return make
-
-
-@pytest.fixture
 def finance(project) -> LadderVersion:
     return make_ladder(
         project,

@@ -4,7 +4,6 @@ the same services as the API."""
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from evaluation import services_datasets
 from evaluation.models import Dataset, DatasetItem, DatasetVersion
@@ -13,16 +12,6 @@ from tests.labeling.factories import make_queue
 
 pytestmark = pytest.mark.django_db
 HOSTILE = '<script>alert("d")</script>'
-
-
-@pytest.fixture
-def browser_for(member):
-    def make(role: str, *, organization=None) -> Client:
-        client = Client()
-        client.force_login(member(role, organization=organization))
-        return client
-
-    return make
 
 
 @pytest.fixture

@@ -26,18 +26,6 @@ T0 = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
 HOSTILE = '<script>alert("j")</script>'
 
 
-@pytest.fixture
-def browser_for(member):
-    def make(role: str, *, organization=None) -> Client:
-        user = member(role, organization=organization)
-        client = Client()
-        client.force_login(user)
-        client.user = user  # type: ignore[attr-defined]
-        return client
-
-    return make
-
-
 def make_pairs(project, cells: dict[tuple[bool, bool], int], *, judge="gpt", criterion="correctness", confidence=None):
     """Pairs with these (judge_pass, human_pass) counts, one queue item each, a week apart in
     two halves; `confidence(i, judge_pass, human_pass)` gives each its judge confidence."""

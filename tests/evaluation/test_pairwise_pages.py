@@ -5,7 +5,6 @@ win rate, the intervals as SVG and the per-segment table; both stay inside the t
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.utils.html import escape
 
 from evaluation import services_pairwise
@@ -16,18 +15,6 @@ from tests.evaluation.factories_pairwise import make_pairwise_run, make_pairwise
 
 pytestmark = pytest.mark.django_db
 XSS = "<script>window.__xss=1</script>"
-
-
-@pytest.fixture
-def browser_for(member):
-    def make(role: str, *, organization=None) -> Client:
-        user = member(role, organization=organization)
-        client = Client()
-        client.force_login(user)
-        client.user = user  # type: ignore[attr-defined]
-        return client
-
-    return make
 
 
 def _comparison(project):

@@ -16,16 +16,6 @@ HOSTILE = '<script>alert("v")</script>'
 
 
 @pytest.fixture
-def browser_for(member):
-    def make(role: str, *, organization=None) -> Client:
-        client = Client()
-        client.force_login(member(role, organization=organization))
-        return client
-
-    return make
-
-
-@pytest.fixture
 def runs(project):
     items = [{"key": "a", "tags": ["billing"]}, {"key": "b", "critical": True}, {"key": "c"}]
     dataset, version = make_version(project, items=items)

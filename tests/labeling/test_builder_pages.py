@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from labeling.models import LabelSchema, LabelSchemaVersion, Queue
@@ -16,18 +15,6 @@ from tests.labeling.factories import make_queue, make_schema
 
 HX = {"HTTP_HX_REQUEST": "true"}
 XSS = "<script>window.__xss=1</script>"
-
-
-@pytest.fixture
-def browser_for(member):
-    def make(role: str, *, organization=None) -> Client:
-        user = member(role, organization=organization)
-        client = Client()
-        client.force_login(user)
-        client.user = user  # type: ignore[attr-defined]
-        return client
-
-    return make
 
 
 def _rubric_post(project_slug: str = "support", *, name: str = "Refund QA", op: str = "save", **extra) -> dict:

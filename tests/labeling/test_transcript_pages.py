@@ -42,18 +42,6 @@ def _fast_passwords(settings):
 
 
 @pytest.fixture
-def browser_for(member):
-    def make(role: str) -> Client:
-        user = member(role)
-        client = Client()
-        client.force_login(user)
-        client.user = user  # type: ignore[attr-defined]
-        return client
-
-    return make
-
-
-@pytest.fixture
 def pages(project, browser_for):
     """pages(messages) -> {page name: (client, url)} for one conversation with those messages,
     queued, labeled once by an annotator who may still edit it."""

@@ -9,7 +9,6 @@ import json
 
 import pytest
 from django.db.models import F
-from django.test import Client
 from django.utils import timezone
 
 from labeling import services
@@ -19,20 +18,6 @@ from tests.labeling.factories import make_queue, make_schema
 
 HX = {"HTTP_HX_REQUEST": "true"}
 XSS = "<script>window.__xss=1</script>"
-
-
-@pytest.fixture
-def browser_for(member):
-    """browser_for("annotator") -> a logged-in test Client for a new member of `org`."""
-
-    def make(role: str, *, username: str | None = None, organization=None) -> Client:
-        user = member(role, **({"username": username} if username else {}), organization=organization)
-        client = Client()
-        client.force_login(user)
-        client.user = user  # type: ignore[attr-defined]
-        return client
-
-    return make
 
 
 def _add_items(queue, n: int, **conversation) -> list[QueueItem]:

@@ -7,7 +7,6 @@ from urllib.parse import urlencode
 
 import pytest
 from django.db import connection
-from django.test import Client
 
 from labeling.models import ItemStatus, Label, QueueItem
 from reviewapp import services, textsearch
@@ -288,16 +287,6 @@ def test_snippet_marks_words_and_keeps_text_raw():
 
 
 # --- browser --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def browser_for(org, member):
-    def make(role: str) -> Client:
-        client = Client()
-        client.force_login(member(role))
-        return client
-
-    return make
 
 
 def test_search_page_highlights_escaped_snippets(project, browser_for):

@@ -21,20 +21,6 @@ def _ingest(project, external_id: str, **fields: object) -> int:
     return result.id
 
 
-@pytest.fixture
-def browser_for(org, member):
-    """browser_for("engineer") -> a logged-in Django test Client for a new member of `org`."""
-
-    def make(role: str, *, username: str | None = None) -> Client:
-        user = member(role, **({"username": username} if username else {}))
-        client = Client()
-        client.force_login(user)
-        client.user = user  # type: ignore[attr-defined]
-        return client
-
-    return make
-
-
 # --- login and logout ---------------------------------------------------------------------------
 
 
