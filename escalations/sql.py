@@ -20,12 +20,14 @@ from django.db.models import BooleanField, Count, DecimalField, QuerySet
 from django.db.models.expressions import RawSQL
 
 from escalations.models import Action, ActionEvent, ActionStatus, LadderVersion, PolicyVersion
-from reviewapp import sql as core_sql
+from reviewapp.models import ApiKey
 from reviewapp.rawsql import Table, literal
+from reviewapp.selectors import project_key_statement
 
 A = Table(Action)
 E = Table(ActionEvent)
 PV = Table(PolicyVersion)
+K = Table(ApiKey)
 
 _RISK_TAGS = f'"{Action._meta.db_table}"."{Action._meta.get_field("risk_tags").column}"'
 
@@ -159,18 +161,18 @@ REQUEST_CONTEXT = (
     f"WHERE {PV.project} = %s ORDER BY {PV.version} DESC LIMIT 1) p ON x.one = 1"
 )
 
-# The project key (reviewapp.sql.project_key_statement: the key, its organization and project)
+# The project key (the core's project_key_statement: the key, its organization and project)
 # and REQUEST_CONTEXT for its project, in one statement: the lean path of POST /api/v1/actions
 # reads both before it decides. Parameters: external_id, the key's hash. No row: no usable key.
-KEY_AND_REQUEST_CONTEXT = core_sql.project_key_statement(
+KEY_AND_REQUEST_CONTEXT = project_key_statement(
     more_columns=(
-        f", EXISTS (SELECT 1 FROM {A} x WHERE x.{A.project} = a.{core_sql.A.project} AND x.{A.external_id} = %s), "  # noqa: S608
+        f", EXISTS (SELECT 1 FROM {A} x WHERE x.{A.project} = a.{K.project} AND x.{A.external_id} = %s), "  # noqa: S608
         f"v.{PV.version}, v.{PV.rules}, v.{PV.default_ladder}"
     ),
     # A correlated subquery, not LATERAL: SQLite runs it too.
     more_joins=(
         f" LEFT JOIN {PV} v ON v.{PV.id} = (SELECT w.{PV.id} FROM {PV} w "  # noqa: S608
-        f"WHERE w.{PV.project} = a.{core_sql.A.project} ORDER BY w.{PV.version} DESC LIMIT 1)"
+        f"WHERE w.{PV.project} = a.{K.project} ORDER BY w.{PV.version} DESC LIMIT 1)"
     ),
 )
 

@@ -57,6 +57,10 @@ def principal_from_token(*, raw: str) -> Principal | None:
     return None
 
 
+# The project key lookup, for another app's statement that reads what its hottest request
+# needs with the key (escalations/sql.py): one definition of a usable key.
+project_key_statement = sql.project_key_statement
+
 # How many columns of a row of sql.project_key_statement are the key's, organization's and
 # project's (the rest are what its caller added).
 PROJECT_KEY_WIDTH = rawsql.width(ApiKey) + rawsql.width(Organization) + rawsql.width(Project)
