@@ -112,10 +112,34 @@ class ActionWaitApi(APIView):
             response, decided = self.handle_exception(exc), True
         return _rendered(self.finalize_response(self.request, response)), decided
 
+    def release(self) -> None:
+        """Break the reference cycles DRF leaves between this view and its request, once the
+        wait is over: the view holds its Request (`self.request`), its last response and the
+        wait's principal, and the Request's `parser_context` holds the view and the Request
+        itself. A plain API request's cycles die young and the cycle collector's first
+        generation frees them; a wait's live for its whole wait, long enough to be promoted to
+        the oldest generation, which gunicorn.conf.py's thresholds (and its gc.freeze) make
+        the collector visit about once in a million allocations. Left as cycles, every answered
+        wait kept about 7 KB (the view, both requests, the models of the principal, the query
+        dict, the responses) until then, and a worker's memory grew by that much per wait
+        (bench/RESULTS.md, "Waits (issue 9)"). Broken here, reference counting frees it all as
+        the wait ends."""
+        parser_context = getattr(getattr(self, "request", None), "parser_context", None)
+        if isinstance(parser_context, dict):
+            parser_context.clear()
+        self.__dict__.clear()
+
 
 def _rendered(response: HttpResponse) -> HttpResponse:
     render = getattr(response, "render", None)
-    return render() if callable(render) else response
+    if callable(render):
+        response = render()
+    # DRF's render puts the response into its own `renderer_context`, which also holds the view
+    # (and the view holds the response): a cycle that outlives a long wait (see `release`).
+    # Rendered, the response does not need it any more (DRF drops it when pickling one, too).
+    if getattr(response, "renderer_context", None) is not None:
+        response.renderer_context = None
+    return response
 
 
 def _first_read(request: HttpRequest, action_id: int) -> tuple[ActionWaitApi, HttpResponse]:
@@ -218,6 +242,7 @@ async def action_wait(request: HttpRequest, action_id: int, *, threaded: bool = 
     # Registered before the first read, so a decision committed between that read and the
     # wait still wakes us.
     waiter = hub.register(action_id) if slotted else None
+    view: ActionWaitApi | None = None
     try:
         view, response = await run(_first_read)(request, action_id)
         pending = view.pending
@@ -241,6 +266,8 @@ async def action_wait(request: HttpRequest, action_id: int, *, threaded: bool = 
         response, _ = await run(_reread)(view)
         return response
     finally:
+        if view is not None:
+            view.release()
         if waiter is not None:
             hub.unregister(waiter)
         if slotted:
