@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import itertools
 import logging
 import os
 import threading
@@ -112,10 +114,34 @@ class ActionWaitApi(APIView):
             response, decided = self.handle_exception(exc), True
         return _rendered(self.finalize_response(self.request, response)), decided
 
+    def release(self) -> None:
+        """Break the reference cycles DRF leaves between this view and its request, once the
+        wait is over: the view holds its Request (`self.request`), its last response and the
+        wait's principal, and the Request's `parser_context` holds the view and the Request
+        itself. A plain API request's cycles die young and the cycle collector's first
+        generation frees them; a wait's live for its whole wait, long enough to be promoted to
+        the oldest generation, which gunicorn.conf.py's thresholds (and its gc.freeze) make
+        the collector visit about once in a million allocations. Left as cycles, every answered
+        wait kept about 7 KB (the view, both requests, the models of the principal, the query
+        dict, the responses) until then, and a worker's memory grew by that much per wait
+        (bench/RESULTS.md, "Waits (issue 9)"). Broken here, reference counting frees it all as
+        the wait ends."""
+        parser_context = getattr(getattr(self, "request", None), "parser_context", None)
+        if isinstance(parser_context, dict):
+            parser_context.clear()
+        self.__dict__.clear()
+
 
 def _rendered(response: HttpResponse) -> HttpResponse:
     render = getattr(response, "render", None)
-    return render() if callable(render) else response
+    if callable(render):
+        response = render()
+    # DRF's render puts the response into its own `renderer_context`, which also holds the view
+    # (and the view holds the response): a cycle that outlives a long wait (see `release`).
+    # Rendered, the response does not need it any more (DRF drops it when pickling one, too).
+    if getattr(response, "renderer_context", None) is not None:
+        response.renderer_context = None
+    return response
 
 
 def _first_read(request: HttpRequest, action_id: int) -> tuple[ActionWaitApi, HttpResponse]:
@@ -201,6 +227,27 @@ async_slots = _Slots()
 # Waits asleep on their waiter right now (past their first read): what tests wait for.
 asleep = _Slots()
 
+# A full collection of the cycle collector every this many waits answered in a process.
+COLLECT_EVERY = 500
+_answered = itertools.count(1)
+
+
+def _collect_now_and_then() -> None:
+    """Run the cycle collector's full collection after every COLLECT_EVERY-th wait.
+
+    A wait's own objects form no cycle (ActionWaitApi.release), but its connection's may: each
+    connection gunicorn's ASGI worker closes leaves its protocol, parser, task and buffers in a
+    reference cycle (about 6 KB), and a connection held open by a wait lives long enough to
+    reach the oldest generation. gunicorn.conf.py (gc.freeze, thresholds of 10,000) has the
+    collector visit that generation about once in a million allocations, some 40,000 closed
+    connections, so a worker serving waits grew by each connection's until then (bench/wait.py:
+    +6 MB a round of 1,000 waiters). Frozen start-up objects are not scanned, so a full
+    collection walks only what is alive now and costs milliseconds; run every few hundred
+    waits, it holds that garbage to a few MB a process. Scheduled on the loop, after the
+    answer in hand is on its way, not before it."""
+    if next(_answered) % COLLECT_EVERY == 0:
+        asyncio.get_running_loop().call_soon(gc.collect)
+
 
 async def action_wait(request: HttpRequest, action_id: int, *, threaded: bool = False) -> HttpResponse:
     """The wait itself. `threaded`: served under WSGI through async_to_sync, holding a thread."""
@@ -218,6 +265,7 @@ async def action_wait(request: HttpRequest, action_id: int, *, threaded: bool = 
     # Registered before the first read, so a decision committed between that read and the
     # wait still wakes us.
     waiter = hub.register(action_id) if slotted else None
+    view: ActionWaitApi | None = None
     try:
         view, response = await run(_first_read)(request, action_id)
         pending = view.pending
@@ -241,6 +289,9 @@ async def action_wait(request: HttpRequest, action_id: int, *, threaded: bool = 
         response, _ = await run(_reread)(view)
         return response
     finally:
+        if view is not None:
+            view.release()
+        _collect_now_and_then()
         if waiter is not None:
             hub.unregister(waiter)
         if slotted:
