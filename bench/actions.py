@@ -5,7 +5,7 @@
 One run: migrate, provision a tenant with a project key and a policy whose first rule carries a
 velocity condition (the sum of refunds to the same end user over a day: one indexed query per
 request) and whose second auto-approves small confident refunds, start the documented production
-server (sync gunicorn workers, `--workers 4 --max-requests 2000`; `--server asgi` for gunicorn's
+server (sync gunicorn workers, `--workers 4 --max-requests 20000`; `--server asgi` for gunicorn's
 ASGI worker, the one process type docs/architecture.md allows) on a free loopback port with
 `bench.settings_actions` (the app plus `/bench/bare`, a JSON view that touches nothing), then:
 
@@ -93,7 +93,7 @@ def load() -> str:
 
 
 def start_gunicorn(
-    port: int, workers: int, server: str, max_requests: int = 2000, preload: bool = False
+    port: int, workers: int, server: str, max_requests: int = 20000, preload: bool = False
 ) -> subprocess.Popen:
     """The production command of docs/architecture.md, on a loopback port."""
     env = dict(os.environ, DEBUG="0", LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="bench.settings_actions")
@@ -246,7 +246,9 @@ def main() -> None:
     parser.add_argument(
         "--server", default="wsgi", help="wsgi (sync workers), asgi (gunicorn's ASGI worker) or gthread:N (N threads)"
     )
-    parser.add_argument("--max-requests", type=int, default=2000, help="gunicorn's worker recycling (0: never)")
+    parser.add_argument(
+        "--max-requests", type=int, default=20000, help="gunicorn's worker recycling (0: never; documented 20000)"
+    )
     parser.add_argument("--preload", action="store_true", help="gunicorn --preload")
     parser.add_argument("--keep-data", action="store_true")
     args = parser.parse_args()

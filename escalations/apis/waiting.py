@@ -228,7 +228,7 @@ async_slots = _Slots()
 asleep = _Slots()
 
 # A full collection of the cycle collector every this many waits answered in a process.
-COLLECT_EVERY = 500
+COLLECT_EVERY = 100
 _answered = itertools.count(1)
 
 
