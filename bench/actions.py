@@ -4,7 +4,8 @@
 
 One run: migrate, provision a tenant with a project key and a policy whose first rule carries a
 velocity condition (the sum of refunds to the same end user over a day: one indexed query per
-request) and whose second auto-approves small confident refunds, start the documented production
+request) and whose second auto-approves small confident refunds, give the project a history
+(HISTORY earlier actions over two days, then ANALYZE), start the documented production
 server (sync gunicorn workers, `--workers 4 --max-requests 20000`; `--server asgi` for gunicorn's
 ASGI worker, the one process type docs/architecture.md allows) on a free loopback port with
 `bench.settings_actions` (the app plus `/bench/bare`, a JSON view that touches nothing), then:
@@ -19,6 +20,11 @@ ASGI worker, the one process type docs/architecture.md allows) on a free loopbac
    service time (send to answer) is printed next to it. Target: p99 under 15 ms.
 4. The bare view at the same rate, the same way: the latency floor of this server and machine
    at that rate, printed beside the actions' figure.
+
+Each phase also prints the CPU a request costs, by whom: the server's processes, the database's
+backends, the clients (from /proc, Linux). From the actions' cost back to back, the summary
+says how many of the machine's cores the target rate keeps busy: a latency target is only
+meaningful well below 100%.
 
 Every answer must be 201 with status `approved` by the policy (counted as errors otherwise), and
 the run checks afterwards that the database holds exactly as many approved actions as were
@@ -39,13 +45,19 @@ import time
 from pathlib import Path
 
 import httpx
-from harness import free_port, percentile, setup_django
+from harness import cpu_seconds, cpu_used, free_port, percentile, setup_django
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 ORG = "bench-actions"
 PROJECT = "agents"
 USERS = 50_000  # end users the refunds go to: velocity windows hold a few rows each
+# Earlier actions of the project, over the last two days, before the clock starts: a production
+# table has a history, and the velocity query's plan is made against its statistics (on a table
+# just emptied by the last run's clean-up, a plan could be made for an empty table and kept by
+# the workers' prepared statements: PostgreSQL's share of the CPU went from 1.5 to 5 ms a
+# request between runs minutes apart).
+HISTORY = 100_000
 POLICY = {
     "rules": [
         {
@@ -89,7 +101,34 @@ def load() -> str:
     org = core.organization_create(slug=ORG, name="Actions bench")
     project = core.project_create(organization=org, slug=PROJECT)
     services.policy_version_create(principal=None, project=project, data=POLICY)
+    _history(project)
     return core.api_key_create(project=project, name="bench").raw
+
+
+def _history(project) -> None:
+    """HISTORY approved refunds spread over the last two days, to USERS end users (a few each
+    in any day's window), then ANALYZE: the tables as a project in use has them."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO escalations_action (organization_id, project_id, external_id, action, args,
+                confidence, risk_tags, reasoning, end_user_id, conversation_external_id, agent_version,
+                callback_url, status, decided_by, decided_at, reason, comment, matched_rule,
+                policy_outcome, policy_explanation, final_args, args_digest, created_at)
+            SELECT %(org)s, %(project)s, 'seed-' || g, 'refund',
+                jsonb_build_object('amount', 1 + (g * 7919) %% 500, 'currency', 'USD'), 0.9, '[]', '',
+                'user-' || (1 + (g * 104729) %% %(users)s), '', 'v1', '', 'approved', 'policy',
+                now() - make_interval(secs => (g * 172800.0 / %(n)s)), '', '', '', 'approve', '[]',
+                jsonb_build_object('amount', 1 + (g * 7919) %% 500, 'currency', 'USD'), '',
+                now() - make_interval(secs => (g * 172800.0 / %(n)s))
+            FROM generate_series(1::bigint, %(n)s) AS g
+            """,
+            {"org": project.organization_id, "project": project.pk, "users": USERS, "n": HISTORY},
+        )
+        cur.execute("ANALYZE escalations_action")
+        cur.execute("ANALYZE escalations_actionevent")
 
 
 def start_gunicorn(
@@ -155,6 +194,7 @@ def client(
     sent = ok_count = 0
     i = 0
     time.sleep(max(0.0, start_at - time.time()))
+    cpu_at_start = time.process_time()
     next_at = start_at + (interval * client_no / 1000 if interval else 0)
     while True:
         now = time.time()
@@ -193,24 +233,39 @@ def client(
         if interval:
             next_at += interval
     conn.close()
-    return {"latencies": latencies, "service": service, "errors": errors, "sent": sent, "ok": ok_count}
+    cpu = time.process_time() - cpu_at_start
+    return {"latencies": latencies, "service": service, "errors": errors, "sent": sent, "ok": ok_count, "cpu": cpu}
 
 
-def phase(port: int, key: str, target: str, clients: int, seconds: float, rate: float, run: str) -> dict:
+def phase(
+    port: int, key: str, target: str, clients: int, seconds: float, rate: float, run: str, server: int = 0
+) -> dict:
+    """One phase; `server`: the server's session id, whose CPU (and that of the database's
+    backends) is counted over the phase."""
     import multiprocessing
+
+    from django.db import connection
 
     start_at = time.time() + 3  # every process started before the clock
     stop_at = start_at + seconds
     interval = clients / rate if rate else 0.0
     ctx = multiprocessing.get_context("spawn")
+    database = connection.settings_dict["NAME"]
     with ctx.Pool(clients) as pool:
+        cpu_before = (cpu_seconds(session=server), cpu_seconds(database=database))
         parts = pool.starmap(client, [(port, key, target, c, run, start_at, stop_at, interval) for c in range(clients)])
+        cpu_after = (cpu_seconds(session=server), cpu_seconds(database=database))
     merged: dict = {"latencies": [], "service": [], "errors": [], "sent": 0, "ok": 0, "elapsed": seconds}
     for part in parts:
         for k in ("latencies", "service", "errors"):
             merged[k].extend(part[k])
         merged["sent"] += part["sent"]
         merged["ok"] += part["ok"]
+    merged["cpu"] = {
+        "server": cpu_used(cpu_before[0], cpu_after[0]),
+        "database": cpu_used(cpu_before[1], cpu_after[1]),
+        "clients": sum(part["cpu"] for part in parts),
+    }
     return merged
 
 
@@ -218,7 +273,7 @@ def check_database() -> tuple[int, int, int]:
     """(approved by policy, pending, other) actions of the bench tenant."""
     from escalations.models import Action
 
-    actions = Action.objects.filter(organization__slug=ORG)
+    actions = Action.objects.filter(organization__slug=ORG).exclude(external_id__startswith="seed-")
     approved = actions.filter(status="approved", decided_by="policy").count()
     pending = actions.filter(status="pending").count()
     return approved, pending, actions.count() - approved - pending
@@ -231,7 +286,20 @@ def describe(name: str, result: dict) -> str:
         f"p50={percentile(lat, 50):.1f}ms p99={percentile(lat, 99):.1f}ms max={max(lat, default=float('nan')):.1f}ms "
         f"(service p50={percentile(svc, 50):.1f}ms p99={percentile(svc, 99):.1f}ms "
         f"mean={statistics.fmean(svc) if svc else 0:.1f}ms) errors={len(result['errors'])}"
+        f"\n    CPU a request: {cpu_split(result)}"
     )
+
+
+def cpu_ms(result: dict) -> dict[str, float]:
+    """CPU milliseconds a request, by whom: the server's processes, the database's backends,
+    the clients."""
+    sent = max(result["sent"], 1)
+    return {who: 1000 * seconds / sent for who, seconds in result["cpu"].items()}
+
+
+def cpu_split(result: dict) -> str:
+    ms = cpu_ms(result)
+    return " ".join(f"{who} {value:.2f} ms" for who, value in ms.items()) + f" (total {sum(ms.values()):.2f} ms)"
 
 
 def main() -> None:
@@ -261,13 +329,14 @@ def main() -> None:
     run = f"r{int(time.time())}"
     try:
         # Warm-up, unmeasured: every worker opens its connection and loads the policy.
-        warm = phase(port, key, "actions", args.clients, 2, 0, run + "w")
-        phase(port, key, "bare", args.clients, 2, 0, run + "wb")
-        bare = phase(port, key, "bare", args.clients, args.seconds, 0, run + "b")
-        saturated = phase(port, key, "actions", args.clients, args.seconds, 0, run + "s")
-        paced = phase(port, key, "actions", args.clients, args.seconds, args.rate, run + "p")
+        sid = proc.pid  # start_new_session: the arbiter leads the server's session
+        warm = phase(port, key, "actions", args.clients, 2, 0, run + "w", sid)
+        phase(port, key, "bare", args.clients, 2, 0, run + "wb", sid)
+        bare = phase(port, key, "bare", args.clients, args.seconds, 0, run + "b", sid)
+        saturated = phase(port, key, "actions", args.clients, args.seconds, 0, run + "s", sid)
+        paced = phase(port, key, "actions", args.clients, args.seconds, args.rate, run + "p", sid)
         # The latency floor at the same rate: the bare view paced like the actions.
-        bare_paced = phase(port, key, "bare", args.clients, args.seconds, args.rate, run + "bp")
+        bare_paced = phase(port, key, "bare", args.clients, args.seconds, args.rate, run + "bp", sid)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -296,6 +365,15 @@ def main() -> None:
         and (approved, pending, other) == (answered, 0, 0)
         and achieved >= 0.95 * args.rate
         else "MISS"
+    )
+    # What the target rate asks of the machine: the CPU an action costs (server, database,
+    # clients), measured back to back, times the rate, against the cores there are.
+    per_action = sum(cpu_ms(saturated).values())
+    cores = os.cpu_count() or 1
+    print(
+        f"load at {args.rate:.0f}/s: {args.rate * per_action / 1000:.2f} of {cores} cores busy "
+        f"({args.rate * per_action / 1000 / cores:.0%}; the bare view at that rate: "
+        f"{args.rate * sum(cpu_ms(bare).values()) / 1000 / cores:.0%})"
     )
     print(
         f"SUMMARY actions_p99_ms={p99:.1f} target<15 at {achieved:.0f}/s "

@@ -39,3 +39,38 @@ def setup_django(settings_module: str | None = None) -> None:
     import django
 
     django.setup()
+
+
+def cpu_seconds(*, session: int | None = None, database: str | None = None) -> dict[int, float]:
+    """CPU seconds (user + system) used so far, by process id, by the live processes of one
+    session (a server started with start_new_session: its arbiter and workers), or by the
+    PostgreSQL backends connected to one database. Linux /proc only; empty elsewhere."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    found: dict[int, float] = {}
+    for pid in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if session is not None:
+                if int(fields[3]) != session:
+                    continue
+            else:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+                # A backend's title: "postgres: <user> <database> <client> <state>".
+                if not cmdline.startswith("postgres: ") or cmdline.split()[2:3] != [database]:
+                    continue
+            found[int(pid)] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two cpu_seconds readings: what each process alive at the second used
+    since the first (all of it, if it started since). A process that exited in between drops
+    out with what it used (a database connection closed at CONN_MAX_AGE): a slight undercount."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
