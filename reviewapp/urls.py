@@ -19,6 +19,13 @@ REDOC_CONTENT_SECURITY_POLICY = (
 admin.site.login_form = ThrottledAdminAuthenticationForm
 
 api_v1 = [
+    # What agents call on every action and conversation comes first: Django tries the patterns
+    # in order, and the action request used to match after ~50 others (0.2 ms of a 4 ms request,
+    # in-process). No pattern here can match another's paths (tests/test_urls.py), so the order
+    # is only speed.
+    path("", include("escalations.urls_api")),
+    path("conversations", apis.ConversationsApi.as_view(), name="conversations"),
+    path("judge-scores", apis.JudgeScoreAddApi.as_view(), name="judge-scores"),
     path("auth/token", apis.AuthTokenCreateApi.as_view(), name="auth-token"),
     path("auth/token/current", apis.AuthTokenRevokeApi.as_view(), name="auth-token-current"),
     path("auth/tokens", apis.PersonalTokenListApi.as_view(), name="auth-tokens"),
@@ -33,11 +40,8 @@ api_v1 = [
     ),
     path("api-keys", apis.ApiKeyListCreateApi.as_view(), name="api-keys"),
     path("api-keys/<id:key_id>/revoke", apis.ApiKeyRevokeApi.as_view(), name="api-key-revoke"),
-    path("conversations", apis.ConversationsApi.as_view(), name="conversations"),
     path("conversations/<id:conversation_id>", apis.ConversationDetailApi.as_view(), name="conversation-detail"),
-    path("judge-scores", apis.JudgeScoreAddApi.as_view(), name="judge-scores"),
     path("", include("labeling.urls_api")),
-    path("", include("escalations.urls_api")),
     path("", include("escalations.urls_decisions")),
     path("", include("escalations.urls_api_webhooks")),
     path("", include("escalations.urls_api_insight")),
