@@ -116,7 +116,8 @@ def _args(data: dict[str, Any]) -> dict[str, Any]:
         return {}
     if not isinstance(args, dict):
         raise InputError("Must be a JSON object.", "args")
-    validation.check_json(args, path="args", max_depth=ARGS_MAX_DEPTH)
+    # Already checked (NUL, surrogates, finite numbers, depth) with the whole body in
+    # action_input_parse, the only caller: one level deeper there is the same bound here.
     args = json_numbers_normalise(args)
     try:
         size = len(orjson.dumps(args))

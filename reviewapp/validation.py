@@ -128,34 +128,47 @@ def _text_problem(text: str) -> str | None:
 def json_problem(value: Any, *, path: str = "", max_depth: int = MAX_JSON_DEPTH) -> InputError | None:
     """The first problem in a decoded JSON value, or None: nesting deeper than `max_depth`, a
     NUL in a string or key, a NaN or infinite float, or something JSON cannot hold. Iterative
-    (an explicit stack), so any depth is checked in linear time without recursing."""
-    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    (an explicit stack), so any depth is checked in linear time without recursing. A node's
+    path is kept as (its parent's, its key) and spelled out only for the problem found: most
+    values have none, and formatting every node's path was most of the walk."""
+    stack: list[tuple[Any, Any, int]] = [(value, path, 0)]
     while stack:
         node, where, depth = stack.pop()
         if isinstance(node, str):
             if (message := _text_problem(node)) is not None:
-                return InputError(message, where)
+                return InputError(message, _path(where))
         elif isinstance(node, bool) or node is None or isinstance(node, int):
             continue
         elif isinstance(node, float):
             if not math.isfinite(node):
-                return InputError("Numbers must be finite (no NaN or infinity).", where)
+                return InputError("Numbers must be finite (no NaN or infinity).", _path(where))
         elif isinstance(node, dict | list | tuple):
             if depth >= max_depth:
-                return InputError(f"Nested too deeply; at most {max_depth} levels.", where)
+                return InputError(f"Nested too deeply; at most {max_depth} levels.", _path(where))
             items: Iterator[tuple[Any, Any]] = iter(node.items()) if isinstance(node, dict) else enumerate(node)
             children = []
             for key, child in items:
                 if isinstance(node, dict):
                     if not isinstance(key, str):
-                        return InputError("Object keys must be text.", where)
+                        return InputError("Object keys must be text.", _path(where))
                     if (message := _text_problem(key)) is not None:
-                        return InputError(message.replace("Text", "Keys", 1), where)
-                children.append((child, _join(where, key), depth + 1))
+                        return InputError(message.replace("Text", "Keys", 1), _path(where))
+                children.append((child, (where, key), depth + 1))
             stack.extend(reversed(children))  # depth-first, in document order
         else:
-            return InputError(f"Not a JSON value: {type(node).__name__}.", where)
+            return InputError(f"Not a JSON value: {type(node).__name__}.", _path(where))
     return None
+
+
+def _path(where: Any) -> str:
+    """The path json_problem kept as nested (parent, key) pairs around the starting path."""
+    keys = []
+    while isinstance(where, tuple):
+        where, key = where
+        keys.append(key)
+    for key in reversed(keys):
+        where = _join(where, key)
+    return where
 
 
 def check_json(value: Any, *, path: str = "", max_depth: int = MAX_JSON_DEPTH) -> None:
