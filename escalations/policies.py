@@ -723,11 +723,21 @@ def _explain(rule: Rule, facts: ActionFacts, confidence: float | None, totals: l
         entry = {"condition": f"{_describe_window(vcond.window)} {vcond.op} {_show(vcond.value)}"}
         if math.isinf(total):
             entry["observed"] = None
-            entry["note"] = "no end_user_id: the total is unknown and counted as unbounded"
+            if vcond.window.by == "end_user_id" and not facts.end_user_id:
+                entry["note"] = "no end_user_id: the total is unknown and counted as unbounded"
+            else:
+                entry["note"] = "the total is past a float's range: counted as unbounded"
         else:
             entry["observed"] = int(total) if float(total).is_integer() else total
         out.append(entry)
     return tuple(out)
+
+
+def _int_as_float(value: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _velocity_total(
@@ -752,9 +762,16 @@ def _velocity_total(
             else:
                 assert window.path is not None
                 found, got = _lookup(facts.args, tuple(window.path.split(".")))
-                if found and _is_number(got) and math.isfinite(got):
+                if found and isinstance(got, int) and not isinstance(got, bool):
+                    # Args may hold integers beyond a float's range (JSON decoding keeps them
+                    # exact): math.isfinite() and float addition raise on those, which made
+                    # the whole policy unevaluable. Such an amount is off the scale: +-inf.
+                    own = _int_as_float(got)
+                elif found and isinstance(got, float) and math.isfinite(got):
                     own = got
         total = earlier + own
+        if math.isnan(total):  # inf + -inf: as an unknown total, treated as risky
+            total = math.inf
     cache[window] = total
     return total
 

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from escalations import converters as escalations_converters  # noqa: F401 - registers <ladder:>
 from escalations.views import approvals, insight, ladders, webhooks
 from reviewapp import converters  # noqa: F401 - registers the <id:> path converter
 
@@ -17,5 +18,5 @@ urlpatterns = [
     path("policy/", insight.policy_page, name="policy"),
     path("ladders/", ladders.ladder_list, name="ladders"),
     path("ladders/new", ladders.ladder_new, name="ladder-new"),
-    path("ladders/<str:ladder_name>/", ladders.ladder_edit, name="ladder-edit"),
+    path("ladders/<ladder:ladder_name>/", ladders.ladder_edit, name="ladder-edit"),
 ]

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from escalations import services
 from escalations.serializers import ActionOutputSerializer, action_payload
-from escalations.services.decisions import COMMENT_MAX
+from escalations.services.decisions import COMMENT_MAX, DECISION_FIELDS
 from reviewapp.fields import BoundedDictField
 from reviewapp.permissions import principal_of
 from reviewapp.serializers import ERROR_RESPONSE
@@ -29,7 +29,7 @@ class ActionDecisionApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         """Documentation of the body; the service checks it (after finding the action, so that
-        another organization's id is a 404 whatever the body)."""
+        another organization's id is a 404 whatever the body). Any other key is a 400 naming it."""
 
         decision = serializers.ChoiceField(choices=["approve", "reject"])
         args = BoundedDictField(required=False, help_text="Approve only: the args to run instead (the diff is kept).")
@@ -59,6 +59,7 @@ class ActionDecisionApi(APIView):
             args=body.get("args"),
             comment=body.get("comment", ""),
             expected_digest=body.get("expected_digest"),
+            unknown_fields=tuple(sorted(str(k) for k in body if k not in DECISION_FIELDS)),
         )
         return Response(action_payload(action))
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
 clock: Callable[[], dt.datetime] = timezone.now
 
 DECISIONS = ("approve", "reject")
+# The fields of a decision's body (POST /api/v1/actions/{id}/decision).
+DECISION_FIELDS = ("args", "comment", "decision", "expected_digest")
+_FIELD_NAME = re.compile(r"[A-Za-z0-9_]{1,50}")
 COMMENT_MAX = 10_000
 # Edited args are bounded like the args an agent may send: JSON depth and size.
 ARGS_MAX_BYTES = 64 * 1024
@@ -140,9 +144,21 @@ def already_decided_message(action: Action) -> str:
     return f"Already {status} at {at}."
 
 
-def _decision_input(*, decision: Any, args: Any, comment: Any) -> tuple[dict[str, Any] | None, str]:
+def _decision_input(
+    *, decision: Any, args: Any, comment: Any, unknown_fields: tuple[str, ...] = ()
+) -> tuple[dict[str, Any] | None, str]:
     """The decision's input checked (400 naming the field): the args to approve, if edited,
     and the comment."""
+    if unknown_fields:
+        # A misspelt `expected_digest` or `args` must not pass silently: the approval would
+        # skip the check the approver asked for, or approve args they meant to edit. The key
+        # is named when it looks like a field name, not echoed whatever it holds.
+        first = unknown_fields[0]
+        field = first if _FIELD_NAME.fullmatch(first) else "body"
+        raise ValidationFailed(
+            "Unknown field.",
+            errors={field: [f"Unknown field; the fields are: {', '.join(DECISION_FIELDS)}."]},
+        )
     if decision not in DECISIONS:
         raise ValidationFailed("Unknown decision.", errors={"decision": ['Must be "approve" or "reject".']})
     comment = _clean_comment(comment)
@@ -213,13 +229,15 @@ def action_decide(
     args: Any = None,
     comment: Any = "",
     expected_digest: Any = None,
+    unknown_fields: tuple[str, ...] = (),
     now: dt.datetime | None = None,
 ) -> Action:
     """A person approves (optionally with edited `args`) or rejects a pending action at its
     current tier. One transaction, holding the action's row lock.
 
     400: a decision other than approve/reject, a reject without a comment, `args` on a reject
-    or not a bounded JSON object, an `expected_digest` that is not 64 hex digits. 404: not an
+    or not a bounded JSON object, an `expected_digest` that is not 64 hex digits, any
+    `unknown_fields` (an API body's keys besides DECISION_FIELDS). 404: not an
     action of the person's organization. 409: already decided (naming who decided and how),
     this person already voted on it at this tier, or (an approval) the args on the table are
     not those `expected_digest` names. 403: the person may not decide at the action's current
@@ -232,7 +250,7 @@ def action_decide(
     with transaction.atomic():
         # Found first, then checked: another organization's id is a 404 whatever the body.
         action = _action_lock(principal=principal, action_id=action_id)
-        args, comment = _decision_input(decision=decision, args=args, comment=comment)
+        args, comment = _decision_input(decision=decision, args=args, comment=comment, unknown_fields=unknown_fields)
         _check_pending(action)
         if action.due_at is not None and action.due_at <= now:
             # Past its tier's deadline and the sweep has not run yet: the tier is over, so

@@ -239,6 +239,18 @@ def test_another_tenants_ladder_is_not_found(engineer, agent_client, other_proje
     assert agent_client.get("/api/v1/ladders").json() == []
 
 
+@pytest.mark.parametrize("name", ["fin%00ance", "finance%00", "%00"])
+def test_a_ladder_name_holding_nul_is_a_json_404_on_either_database(engineer, agent_client, project, name):
+    # A NUL in a name reached PostgreSQL, which refuses it in a text parameter: a 500.
+    ladder_create(project)
+
+    for client in (engineer, agent_client):
+        response = client.get(f"/api/v1/ladders/{name}?project=support")
+        assert (response.status_code, response["Content-Type"]) == (404, "application/json"), name
+        assert response.json() == {"message": "Not found.", "errors": {}}
+    assert engineer.get(f"/api/v1/ladders/{name}").status_code == 404
+
+
 def test_the_default_ladder_appears_once_an_action_needed_it(agent_client, project):
     assert agent_client.get("/api/v1/ladders").json() == []
 

@@ -90,6 +90,29 @@ def test_bad_bodies(api_client_for, action, body, field):
     assert list(response.json()["errors"]) == [field]
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        # A misspelt expected_digest approved without the check the approver asked for.
+        ({"decision": "approve", "expected_digst": "0" * 64}, "expected_digst"),
+        # A misspelt args approved the args as requested, not the edit.
+        ({"decision": "approve", "arg": {"amount": 1}}, "arg"),
+        ({"decision": "reject", "comment": "no", "project": "support"}, "project"),
+        ({"decision": "approve", "a b": 1}, "body"),
+    ],
+)
+def test_an_unknown_field_is_a_400_naming_it_and_decides_nothing(api_client_for, action, body, field):
+    response = api_client_for("approver").post(_url(action), body, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "message": "Unknown field.",
+        "errors": {field: ["Unknown field; the fields are: args, comment, decision, expected_digest."]},
+    }
+    assert Action.objects.get(pk=action.pk).status == ActionStatus.PENDING
+    assert not Vote.objects.exists()
+
+
 def test_a_non_object_body_is_a_400(api_client_for, action):
     response = api_client_for("approver").post(_url(action), [1, 2], format="json")
 
@@ -136,6 +159,7 @@ def test_another_tenants_action_is_404(api_client_for, other_project):
     for response in (
         approver.post(_url(theirs), {"decision": "approve"}, format="json"),
         approver.post(_url(theirs), {"decision": "nonsense"}, format="json"),
+        approver.post(_url(theirs), {"decision": "approve", "bogus": 1}, format="json"),
         approver.post(_url(theirs, "claim")),
         approver.delete(_url(theirs, "claim")),
     ):

@@ -103,6 +103,15 @@ def test_another_tenants_project_and_ladder_are_404(browser_for, project, other_
     assert LadderVersion.objects.filter(name="theirs").count() == 1
 
 
+def test_a_ladder_name_holding_nul_is_a_404_on_either_database(browser_for, finance):
+    # A NUL in a name reached PostgreSQL, which refuses it in a text parameter: a 500.
+    client = browser_for("engineer")
+    for name in ("fin%00ance", "finance%00", "%00"):
+        assert client.get(edit(name), {"project": "support"}).status_code == 404, name
+        assert client.post(edit(name), _form(project="support", base_version="1")).status_code == 404, name
+    assert LadderVersion.objects.filter(project=finance.project).count() == 1
+
+
 def test_posts_need_the_csrf_token(member, finance):
     client = Client(enforce_csrf_checks=True)
     client.force_login(member("engineer"))

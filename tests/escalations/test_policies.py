@@ -430,6 +430,33 @@ def test_sum_adds_zero_for_a_missing_or_non_numeric_own_value():
     assert p.policy_evaluate(pol, facts(args={"amount": 1}), lambda w, f: 999).outcome == "escalate"
 
 
+def test_sum_of_an_own_integer_past_a_floats_range_is_off_the_scale():
+    # Args keep integers exact, and float(10**400) raises: that made the whole policy
+    # unevaluable (escalated "could not be evaluated"), so a reject rule below did not reject.
+    sums = {"window": {"of": "sum", "path": "amount", "by": "end_user_id", "seconds": 60}}
+    pol = policy(
+        {"name": "big", "if": {"velocity": [{**sums, "op": ">", "value": 1000}]}, "then": "escalate"},
+        {"name": "tiny", "if": {"velocity": [{**sums, "op": "<", "value": -1000}]}, "then": "reject"},
+        {"then": "approve"},
+    )
+
+    huge = p.policy_evaluate(pol, facts(args={"amount": 10**400}), lambda w, f: 0.0)
+    negative = p.policy_evaluate(pol, facts(args={"amount": -(10**400)}), lambda w, f: 0.0)
+    # An earlier total off the scale one way and this one the other: unknown, so risky.
+    both = p.policy_evaluate(pol, facts(args={"amount": -(10**400)}), lambda w, f: math.inf)
+
+    assert (huge.outcome, huge.rule_name) == ("escalate", "big")
+    assert huge.explanation == (
+        {
+            "condition": "sum of args.amount by end_user_id over 60 s > 1000",
+            "observed": None,
+            "note": "the total is past a float's range: counted as unbounded",
+        },
+    )
+    assert (negative.outcome, negative.rule_name) == ("reject", "tiny")
+    assert (both.outcome, both.rule_name) == ("escalate", "big")
+
+
 def test_count_includes_the_action_being_evaluated():
     pol = policy(
         {
