@@ -1,0 +1,40 @@
+"""The approver's action page on a phone (390 px) in Chromium: the trail's details stay readable
+rather than squeezed to a word a line beside the other columns."""
+
+from __future__ import annotations
+
+import pytest
+
+from escalations.models import ActionEvent
+from tests.browser.conftest import login
+from tests.escalations.factories_decisions import make_ladder, make_pending_action
+from tests.factories import DEFAULT_PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.backend_independent, pytest.mark.django_db(transaction=True)]
+
+
+def test_the_trail_details_are_readable_on_a_phone(page, live_server, project, member):
+    member("approver", username="alice")
+    action = make_pending_action(project, make_ladder(project))
+    ActionEvent.objects.create(
+        organization=project.organization,
+        action=action,
+        kind="escalated",
+        data={
+            "policy_version": 2,
+            "rule": None,
+            "rule_index": None,
+            "reason": "No rule matched; escalated to the default ladder",
+            "ladder": "default",
+            "ladder_version": 1,
+        },
+    )
+    page.set_viewport_size({"width": 390, "height": 844})
+    login(page, live_server, "alice", DEFAULT_PASSWORD)
+
+    page.goto(f"{live_server.url}/escalations/actions/{action.pk}/")
+    detail = page.locator("table.trail td.detail").first.bounding_box()
+    # Squeezed beside the date, the kind and the actor, the cell was 75 px wide and its one
+    # line of JSON 540 px tall; the table scrolls sideways instead.
+    assert detail["width"] >= 220
+    assert detail["height"] <= 200
