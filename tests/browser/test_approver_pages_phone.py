@@ -1,5 +1,5 @@
-"""The approver's action page on a phone (390 px) in Chromium: the trail's details stay readable
-rather than squeezed to a word a line beside the other columns."""
+"""The approver's pages on a phone (390 px) in Chromium: the inbox's args preview and the action
+page's trail details stay readable rather than squeezed beside the other columns."""
 
 from __future__ import annotations
 
@@ -38,3 +38,14 @@ def test_the_trail_details_are_readable_on_a_phone(page, live_server, project, m
     # line of JSON 540 px tall; the table scrolls sideways instead.
     assert detail["width"] >= 220
     assert detail["height"] <= 200
+
+
+def test_the_inbox_args_preview_is_readable_on_a_phone(page, live_server, project, member):
+    member("approver", username="alice")
+    make_pending_action(project, make_ladder(project), args={"amount": 160.0, "currency": "USD", "booking_ref": "AX"})
+    page.set_viewport_size({"width": 390, "height": 844})
+    login(page, live_server, "alice", DEFAULT_PASSWORD)
+
+    page.goto(f"{live_server.url}/escalations/")
+    # The table scrolls sideways on a phone; the preview was squeezed to 40 px ('{"am oun…').
+    assert page.locator("table.inbox .args-preview").first.bounding_box()["width"] >= 140
