@@ -49,3 +49,22 @@ def test_the_inbox_args_preview_is_readable_on_a_phone(page, live_server, projec
     page.goto(f"{live_server.url}/escalations/")
     # The table scrolls sideways on a phone; the preview was squeezed to 40 px ('{"am oun…').
     assert page.locator("table.inbox .args-preview").first.bounding_box()["width"] >= 140
+
+
+def test_with_the_editor_open_the_bottom_bar_offers_no_approval_of_the_unedited_args(
+    page, live_server, project, member
+):
+    member("approver", username="alice")
+    action = make_pending_action(project, make_ladder(project), args={"amount": 450, "currency": "EUR"})
+    page.set_viewport_size({"width": 390, "height": 844})
+    login(page, live_server, "alice", DEFAULT_PASSWORD)
+    page.goto(f"{live_server.url}/escalations/actions/{action.pk}/")
+    assert page.locator("#approve-form").is_visible()
+
+    page.keyboard.press("e")
+    # The bar's Approve would send the agent's args under the edit form's own button.
+    assert page.locator("#edit-form button[type=submit]").is_visible()
+    assert not page.locator("#approve-form").is_visible()
+    page.keyboard.press("Escape")
+    page.locator("#edit-panel summary").click()
+    assert page.locator("#approve-form").is_visible()
