@@ -484,6 +484,9 @@ def _action_page(
         ],
         "trail_truncated": trail.truncated,
         "turns": transcript_turns(action.conversation.messages) if action.conversation is not None else None,
+        # The conversation's own page needs conversations.read, which approvers lack: they read
+        # the transcript here, and a link would only lead them to a 403.
+        "conversation_link": action.conversation is not None and principal.can("conversations.read"),
         "earlier": [
             EarlierRow(action=e, args_preview=_args_preview(e.args))
             for e in selectors_action_page.actions_earlier_for_end_user(action=action)

@@ -78,3 +78,25 @@ def test_dashboard_and_policy_page_under_the_policy(page, live_server, project, 
     page.wait_for_selector("#draft-errors")
     assert "rules[0].then" in page.locator("#draft-errors").inner_text()
     _shot(page, "policy-error")
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (390, 844)])
+def test_a_dry_run_opens_at_its_report_and_an_error_at_the_draft(page, live_server, project, member, size):
+    member("engineer", username="eve")
+    _history(project, member)
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    login(page, live_server, "eve", DEFAULT_PASSWORD)
+    page.goto(f"{live_server.url}/escalations/policy/")
+
+    page.click("button[value=simulate]")
+    page.wait_for_selector("#report")
+    # The report sits below the draft and the version in force: it used to render off screen,
+    # the page seemingly unchanged by the click.
+    top = page.locator("#report").bounding_box()["y"]
+    assert 0 <= top < size[1] / 2
+
+    page.fill("#draft", '{"rules": [{"then": "sometimes"}]}')
+    page.click("button[value=simulate]")
+    page.wait_for_selector("#draft-errors")
+    assert page.locator("#draft-errors").is_visible()
+    assert page.evaluate("window.scrollY") == 0

@@ -608,3 +608,21 @@ def test_an_approval_of_args_that_changed_since_the_page_loaded_is_refused(proje
     )
     action.refresh_from_db()
     assert (action.status, action.final_args) == (ActionStatus.APPROVED, {"amount": 45000})
+
+
+def test_the_conversation_link_shows_only_to_those_who_may_open_it(project, ladder, browser_for):
+    conversation = ConversationFactory(project=project, external_id="conv-812")
+    action = make_pending_action(project, ladder)
+    Action.objects.filter(pk=action.pk).update(conversation=conversation)
+    link = f'href="/conversations/{conversation.pk}/"'
+
+    approver = browser_for("approver", username="alice")
+    page = approver.get(_url(action))
+    # The transcript is on the page; its own page is a 403 for an approver, so no link to it.
+    assert page.context["turns"]
+    assert link not in page.content.decode()
+    assert approver.get(f"/conversations/{conversation.pk}/").status_code == 403
+
+    engineer = browser_for("engineer", username="eve")
+    assert link in engineer.get(_url(action)).content.decode()
+    assert engineer.get(f"/conversations/{conversation.pk}/").status_code == 200
