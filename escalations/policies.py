@@ -55,6 +55,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit
@@ -733,7 +734,9 @@ def _explain(rule: Rule, facts: ActionFacts, confidence: float | None, totals: l
     return tuple(out)
 
 
-def _int_as_float(value: int) -> float:
+def number_as_float(value: int | Decimal) -> float:
+    """A number as a float; one past a float's range (an exact integer or decimal of JSON args,
+    or their total) as +-inf, where float() raises."""
     try:
         return float(value)
     except OverflowError:
@@ -766,7 +769,7 @@ def _velocity_total(
                     # Args may hold integers beyond a float's range (JSON decoding keeps them
                     # exact): math.isfinite() and float addition raise on those, which made
                     # the whole policy unevaluable. Such an amount is off the scale: +-inf.
-                    own = _int_as_float(got)
+                    own = number_as_float(got)
                 elif found and isinstance(got, float) and math.isfinite(got):
                     own = got
         total = earlier + own

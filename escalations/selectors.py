@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from django.db import connection
@@ -130,7 +128,7 @@ def velocity_total(
     path = window.path or ""
     if connection.vendor == "postgresql" and sql.jsonb_path_exact(path):
         total = qs.aggregate(total=Sum(sql.arg_number_pg(path)))["total"]
-        return _as_float(total or 0)
+        return policies.number_as_float(total or 0)
     # Integers exactly (args may hold ones beyond 64 bits), floats apart: float() of a huge
     # integer raises, and the window's total must never be the reason a request fails.
     integers, floats = 0, 0.0
@@ -142,7 +140,7 @@ def velocity_total(
             integers += value
         elif isinstance(value, float):
             floats += value
-    return _as_float(integers) + floats
+    return policies.number_as_float(integers) + floats
 
 
 def _velocity_total_pg(
@@ -165,14 +163,7 @@ def _velocity_total_pg(
     key = f"{by}/{'regex' if pattern is not None else 'eq'}/{'count' if window.of == 'count' else 'sum'}"
     row = rawsql.fetchone(sql.VELOCITY[key], params)
     total = row[0] if row is not None else None
-    return float(total or 0) if window.of == "count" else _as_float(total or 0)
-
-
-def _as_float(value: int | Decimal) -> float:
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf if value > 0 else -math.inf
+    return float(total or 0) if window.of == "count" else policies.number_as_float(total or 0)
 
 
 # --- policy and ladders ----------------------------------------------------------------------
