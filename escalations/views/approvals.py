@@ -193,7 +193,7 @@ def _tier_views(action: Action) -> list[TierView]:
 
 def _tier_label(action: Action, *, short: bool = False) -> str:
     """'Tier 1/3 · any approver (and admins)' on an action's page; '1/3 · approver' in the
-    inbox's narrow column (named users: the first three)."""
+    inbox's narrow column (named users: the first three; 'x2' when two must approve)."""
     tiers = decisions.ladder_tiers(action.ladder)
     if action.tier is None:
         return "—"
@@ -205,8 +205,9 @@ def _tier_label(action: Action, *, short: bool = False) -> str:
         label = f"{action.tier + 1}/{len(tiers)} · {who or tier.role}"
     else:
         label = f"Tier {action.tier + 1}/{len(tiers)} · {_who(tier)}"
-    if tier.approvals_required > 1:
-        label += f" · {tier.approvals_required} approvals" if not short else f" \u00d7{tier.approvals_required}"
+    # The action page says "1 of 2 approvals" beside the label; the inbox's column only "x2".
+    if short and tier.approvals_required > 1:
+        label += f" \u00d7{tier.approvals_required}"
     return label
 
 

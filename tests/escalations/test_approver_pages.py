@@ -392,6 +392,7 @@ def test_four_eyes_from_the_page_the_first_approval_waits_for_the_second(project
     assert "Your approval is recorded; this tier needs 2 approvals of the same args." in page
     assert "You already approved this action (at tier 2); each person decides once per tier." in page
     assert "1 of 2 approvals" in page
+    assert "2 approvals · 1 of 2" not in page  # the count once, with its progress
 
     # The second pair of eyes gets the edit on the table, and approving it decides.
     second_page = cfo.get(_url(action))
