@@ -157,6 +157,17 @@ def _subscribers() -> int:
         client.close()
 
 
+def _quiet_for_a_second() -> bool:
+    """Whether the server held at most two connections at each of 20 readings over a second:
+    the stragglers' first reads are done (under CI's parallel load a burst of 50 requests can
+    take seconds to arrive; ten readings within a few milliseconds once passed between two)."""
+    for _ in range(20):
+        if _server_connections() > 2:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _server_connections() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_clear_snapshot()")
@@ -243,7 +254,7 @@ def test_fifty_waiters_hold_no_database_connection_and_no_thread(server_polling,
     # take seconds, so wait for them to settle; a server holding a connection per waiter (50)
     # never would.
     time.sleep(1.0)
-    assert wait_for(lambda: all(_server_connections() <= 2 for _ in range(10)), timeout=20)
+    assert wait_for(_quiet_for_a_second, timeout=30)
     assert all(waiter.is_alive() for waiter in waiters)
     samples = []
     for _ in range(20):
